@@ -1,0 +1,1 @@
+"""Mosaics: add them (pixelate), describe them (Grid, Region), find them (detect)."""
