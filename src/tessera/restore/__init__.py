@@ -1,0 +1,1 @@
+"""Restoration: crop with context -> model -> mosaic-consistency projection -> feathered blend."""

@@ -1,0 +1,163 @@
+"""Make a restored image agree with the mosaic it came from.
+
+For a mean mosaic every cell of the restoration must average to the observed cell value, per
+channel; for a centre-sampled mosaic every cell's centre pixel must equal it. We correct with a
+smooth field first (iterative back-projection: the per-cell residual is interpolated bilinearly
+through the cell centres and added, so no new cell edges appear), then remove what is left with an
+exact per-cell step that respects clipping to [0, 255] and rounding to integers.
+
+Only cells that lie entirely inside ``mask`` are constrained (a cell cut by a feathered edge was
+not observed as a clean cell value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.region import Grid
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Result of a projection: the image and how far it still is from the observation (grey levels)."""
+
+    image: np.ndarray
+    residual_max: float
+    residual_mean: float
+    cells: int
+
+
+def _interp_matrix(n: int, centres: np.ndarray) -> np.ndarray:
+    """(n, k) matrix of linear-interpolation weights through the k cell centres (constant beyond them)."""
+    k = len(centres)
+    M = np.zeros((n, k), dtype=np.float64)
+    if k == 1:
+        M[:, 0] = 1.0
+        return M
+    pos = np.arange(n, dtype=np.float64)
+    j = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, k - 2)
+    c0, c1 = centres[j], centres[j + 1]
+    t = np.clip((pos - c0) / np.maximum(c1 - c0, 1e-9), 0.0, 1.0)
+    M[np.arange(n), j] = 1.0 - t
+    M[np.arange(n), j + 1] = t
+    return M
+
+
+class _Cells:
+    """The lattice of one grid over an (H, W) image, with fast per-cell reductions."""
+
+    def __init__(self, shape: tuple[int, int], grid: Grid):
+        H, W = shape
+        self.ri, self.rs, self.re, self.rc = lattice(H, grid.cell_h, grid.phase_y)
+        self.ci, self.cs, self.ce, self.cc = lattice(W, grid.cell_w, grid.phase_x)
+        self.counts = ((self.re - self.rs)[:, None] * (self.ce - self.cs)[None, :]).astype(np.float64)
+        self.Wy = _interp_matrix(H, ((self.rs + self.re - 1) / 2.0).astype(np.float64))
+        self.Wx = _interp_matrix(W, ((self.cs + self.ce - 1) / 2.0).astype(np.float64))
+
+    def means(self, img: np.ndarray) -> np.ndarray:
+        sums = np.add.reduceat(np.add.reduceat(img, self.rs, axis=0), self.cs, axis=1)
+        return sums / self.counts[..., None]
+
+    def centres(self, img: np.ndarray) -> np.ndarray:
+        return img[self.rc][:, self.cc]
+
+    def expand(self, per_cell: np.ndarray) -> np.ndarray:
+        return per_cell[self.ri][:, self.ci]
+
+    def smooth(self, per_cell: np.ndarray) -> np.ndarray:
+        return np.einsum("hr,rcz,wc->hwz", self.Wy, per_cell, self.Wx, optimize=True)
+
+    def inside(self, mask: np.ndarray) -> np.ndarray:
+        """(nR, nC) bool: cells entirely inside the mask."""
+        m = mask.astype(np.float64)
+        full = np.add.reduceat(np.add.reduceat(m, self.rs, axis=0), self.cs, axis=1)
+        return full >= self.counts - 0.5
+
+
+def observed_cells(observed: np.ndarray, mask: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The cell values read off the degraded image (mean or centre pixel), and which cells are constrained."""
+    cells = _Cells(mask.shape, grid)
+    obs = observed.astype(np.float64)
+    values = cells.centres(obs) if grid.sampling == "centre" else cells.means(obs)
+    return values, cells.inside(mask)
+
+
+def project(
+    restored: np.ndarray,
+    observed: np.ndarray,
+    mask: np.ndarray,
+    grid: Grid,
+    *,
+    smooth_iters: int = 6,
+) -> Consistency:
+    """Adjust ``restored`` (uint8 (H, W, 3)) inside ``mask`` so that re-mosaicking it with ``grid``
+    gives ``observed`` again. Pixels outside the constrained cells are not changed."""
+    cells = _Cells(mask.shape, grid)
+    target, active = observed_cells(observed, mask, grid)
+    n_active = int(active.sum())
+    if n_active == 0:
+        return Consistency(restored.copy(), 0.0, 0.0, 0)
+    centre = grid.sampling == "centre"
+    measure = cells.centres if centre else cells.means
+    act = active[..., None].astype(np.float64)
+    region = cells.expand(active)  # (H, W) pixels of constrained cells
+    out = restored.astype(np.float64)
+
+    # 1. smooth corrections (iterative back-projection), clipped to the valid range
+    for _ in range(smooth_iters):
+        r = (target - measure(out)) * act
+        if np.abs(r).max() < 0.25:
+            break
+        out = np.where(region[..., None], np.clip(out + cells.smooth(r), 0.0, 255.0), out)
+
+    # 2. exact per-cell step: put the residual on the pixels that are not clipped in its direction
+    if centre:
+        out[cells.rc[:, None], cells.cc[None, :]] = np.where(active[..., None], target, out[cells.rc[:, None], cells.cc[None, :]])
+    else:
+        for _ in range(4):
+            r = (target - measure(out)) * act  # (nR, nC, 3)
+            if np.abs(r).max() < 1e-6:
+                break
+            up = cells.expand(r)
+            free = np.where(up > 0, out < 255.0, out > 0.0) & region[..., None]
+            nfree = np.add.reduceat(np.add.reduceat(free.astype(np.float64), cells.rs, axis=0), cells.cs, axis=1)
+            scale = np.where(nfree > 0, cells.counts[..., None] / np.maximum(nfree, 1), 0.0)
+            out = np.clip(out + cells.expand(r * scale) * free, 0.0, 255.0)
+    out = np.rint(out)
+    # 3. rounding: nudge a few pixels by one level so that each cell's integer sum hits its target
+    if not centre:
+        out = _fix_rounding(out, target, active, cells)
+    result = out.astype(np.uint8)
+    res = np.abs(measure(result.astype(np.float64)) - target)[active]
+    return Consistency(result, float(res.max()), float(res.mean()), n_active)
+
+
+def _fix_rounding(out: np.ndarray, target: np.ndarray, active: np.ndarray, cells: _Cells) -> np.ndarray:
+    """After rounding, a cell's mean can be off by up to half a level; move single pixels by one
+    level (those with the most room) until the integer sum is as close as possible to the target."""
+    sums = np.add.reduceat(np.add.reduceat(out, cells.rs, axis=0), cells.cs, axis=1)
+    want = np.rint(target * cells.counts[..., None])
+    diff = (want - sums) * active[..., None]
+    for (i, j, ch) in zip(*np.nonzero(diff)):
+        d = int(diff[i, j, ch])
+        block = out[cells.rs[i] : cells.re[i], cells.cs[j] : cells.ce[j], ch]
+        flat = block.reshape(-1)
+        ok = np.flatnonzero(flat < 255) if d > 0 else np.flatnonzero(flat > 0)
+        take = ok[: abs(d)]
+        flat[take] += np.sign(d)
+        block[...] = flat.reshape(block.shape)
+    return out
+
+
+def remosaic_residual(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray, grid: Grid) -> float:
+    """Mean absolute difference (grey levels) between the restored image's cell values and the
+    observed ones, over the cells entirely inside the mask. 0 = perfectly consistent."""
+    cells = _Cells(mask.shape, grid)
+    target, active = observed_cells(observed, mask, grid)
+    if not active.any():
+        return 0.0
+    measure = cells.centres if grid.sampling == "centre" else cells.means
+    return float(np.abs(measure(restored.astype(np.float64)) - target)[active].mean())

@@ -1,0 +1,252 @@
+"""restore_image: regions -> crop with context -> model (tiled, native scale) -> blend -> mosaic consistency.
+
+Restoration is imagination, not recovery: what a model puts behind a mosaic is a plausible guess,
+and the returned ``mask`` marks every pixel that may differ from the input.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from tessera.mosaic.region import Grid, Region, mask_box
+from tessera.restore.blend import blend, tile_weight
+from tessera.restore.classical import CLASSICAL
+from tessera.restore.consistency import project
+
+Kind = Literal["auto", "mosaic", "blur", "hole"]
+Restorer = Callable[[np.ndarray, np.ndarray, "Grid | None", str], np.ndarray]
+
+# Shipped learned models: name -> file in weights/. "default" is the general scenes model.
+SHIPPED = {"scenes": "restore-scenes.safetensors", "faces": "restore-faces.safetensors"}
+DEFAULT_MODEL = "scenes"
+
+
+def weights_dir() -> Path:
+    """Where shipped weights live: $TESSERA_WEIGHTS, else the repository's weights/ folder."""
+    env = os.environ.get("TESSERA_WEIGHTS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "weights"
+
+
+def model_names() -> list[str]:
+    """Every name ``restore_image(model=...)`` accepts (besides a path to a .safetensors file)."""
+    return ["default", *SHIPPED, *CLASSICAL]
+
+
+@dataclass
+class Restoration:
+    """image: the restored RGB uint8 image. mask: bool (H, W), True = synthesized (may differ from
+    the input). regions: what was restored, with grids. residual: the largest re-mosaic residual in
+    grey levels over regions with a known grid (None when there was none)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    regions: list[Region] = field(default_factory=list)
+    residual: float | None = None
+    model: str = ""
+
+
+# ----------------------------------------------------------------------------- learned models
+
+
+class NetRestorer:
+    """Runs a restoration network on a crop at native scale, in overlapping tiles when large."""
+
+    def __init__(self, net, name: str, tile: int = 512, overlap: int = 32):
+        import torch
+
+        self.net = net.eval()
+        self.name = name
+        self.tile = int(tile)
+        self.overlap = int(overlap)
+        self.multiple = int(getattr(net, "size_multiple", 32))
+        self.torch = torch
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """x: float32 (4, h, w) -> (3, h, w), padding to the model's size multiple by reflection."""
+        torch = self.torch
+        _, h, w = x.shape
+        m = self.multiple
+        ph, pw = (-h) % m, (-w) % m
+        t = torch.from_numpy(x)[None]
+        if ph or pw:
+            mode = "reflect" if (ph < h and pw < w) else "replicate"
+            t = torch.nn.functional.pad(t, (0, pw, 0, ph), mode=mode)
+        with torch.inference_mode():
+            y = self.net(t)
+        return y[0, :, :h, :w].float().numpy()
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str) -> np.ndarray:
+        H, W = mask.shape
+        x = image.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+        if kind == "hole":
+            x = x * ~mask[None]
+        x = np.concatenate([x, mask[None].astype(np.float32)], axis=0)
+        T, ov = self.tile, self.overlap
+        if H <= T and W <= T:
+            y = self._run(x)
+        else:
+            acc = np.zeros((3, H, W), np.float32)
+            wsum = np.zeros((H, W), np.float32)
+            step = T - 2 * ov
+            ys = list(range(0, max(H - T, 0) + 1, step)) + ([H - T] if H > T and (H - T) % step else [])
+            xs = list(range(0, max(W - T, 0) + 1, step)) + ([W - T] if W > T and (W - T) % step else [])
+            for y0 in ys:
+                for x0 in xs:
+                    y1, x1 = min(y0 + T, H), min(x0 + T, W)
+                    if not mask[y0:y1, x0:x1].any():
+                        continue
+                    wgt = tile_weight(y1 - y0, x1 - x0, ov)
+                    acc[:, y0:y1, x0:x1] += self._run(x[:, y0:y1, x0:x1]) * wgt
+                    wsum[y0:y1, x0:x1] += wgt
+            y = acc / np.maximum(wsum, 1e-6)
+        out = np.clip(np.rint((y.transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        return np.where(mask[..., None], out, image)
+
+
+def resolve_model(model: str | os.PathLike) -> tuple[str, Restorer]:
+    """A model name (see :func:`model_names`) or a .safetensors path -> (name, restorer)."""
+    name = str(model)
+    if name in CLASSICAL:
+        fn = CLASSICAL[name]
+        return name, lambda img, m, g, kind: fn(img, m, g)
+    if name == "default":
+        name = DEFAULT_MODEL
+    if name in SHIPPED:
+        path = weights_dir() / SHIPPED[name]
+        if not path.exists():
+            warnings.warn(f"shipped weights {path} are missing; using the classical 'smooth' restorer", stacklevel=3)
+            return "smooth", lambda img, m, g, kind: CLASSICAL["smooth"](img, m, g)
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"unknown model {name!r}: use one of {', '.join(model_names())} or a .safetensors file")
+    from tessera.models import load_model
+
+    return name, NetRestorer(load_model(path), name)
+
+
+# ----------------------------------------------------------------------------- regions
+
+
+def estimate_grid(image: np.ndarray, mask: np.ndarray) -> Grid | None:
+    """The mosaic lattice under ``mask``, or None when the pixels there do not look like a mosaic."""
+    try:
+        from tessera.mosaic import grid as grid_mod
+    except ImportError:  # grid analysis not available
+        return None
+    fn = getattr(grid_mod, "estimate_grid", None)
+    if fn is None:
+        return None
+    return fn(image, mask)
+
+
+def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: Kind) -> list[Region]:
+    """Split a user mask into connected regions (at most 64; more become one region), each with a grid."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    parts = [labels == i for i in range(1, n)] if 1 < n <= 65 else [mask]
+    regions = []
+    for part in parts:
+        g = grid
+        k = kind
+        if k in ("auto", "mosaic") and g is None:
+            g = estimate_grid(image, part)
+        if k == "auto":
+            k = "mosaic" if g is not None else "hole"
+        regions.append(Region(mask=part, box=mask_box(part), grid=g if k == "mosaic" else None, kind=k))
+    return regions
+
+
+def context_box(box: tuple[int, int, int, int], shape: tuple[int, int], context: int) -> tuple[int, int, int, int]:
+    """The region's box grown by max(context, half the region's size, capped at 256) on every side, clipped."""
+    x, y, w, h = box
+    H, W = shape
+    margin = max(context, min(max(w, h) // 2, 256))
+    x0, y0 = max(x - margin, 0), max(y - margin, 0)
+    x1, y1 = min(x + w + margin, W), min(y + h + margin, H)
+    return x0, y0, x1, y1
+
+
+def _shift_grid(grid: Grid | None, x0: int, y0: int) -> Grid | None:
+    if grid is None:
+        return None
+    return replace(grid, phase_y=(grid.phase_y - y0) % grid.cell_h, phase_x=(grid.phase_x - x0) % grid.cell_w)
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def restore_image(
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    model: str | os.PathLike = "default",
+    grid: Grid | None = None,
+    kind: Kind = "auto",
+    regions: list[Region] | None = None,
+    context: int = 32,
+    feather: int = 0,
+    consistency: bool = True,
+) -> Restoration:
+    """Restore the hidden parts of ``image`` (RGB uint8 (H, W, 3)).
+
+    mask: bool (H, W) of what to restore; without it (and without ``regions``) mosaics are detected.
+    model: a name from :func:`model_names` or a .safetensors path. grid: the mosaic lattice when
+    known (else estimated per region). kind: what hides the pixels ('auto' = mosaic if a grid is
+    found, else a hole whose pixels are ignored). Pixels outside the mask are byte-identical.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    H, W = image.shape[:2]
+    if mask is not None:
+        mask = np.asarray(mask).astype(bool)
+        if mask.shape != (H, W):
+            raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {W}x{H}")
+    name, restorer = resolve_model(model)
+
+    if regions is None:
+        if mask is None:
+            from tessera.mosaic.detect import detect
+
+            regions = detect(image)
+        elif mask.any():
+            regions = regions_from_mask(image, mask, grid, kind)
+        else:
+            regions = []
+    total = np.zeros((H, W), bool)
+    for r in regions:
+        total |= r.mask
+    if not regions or not total.any():
+        return Restoration(image.copy(), total, regions, None, name)
+
+    out = image.copy()
+    residuals = []
+    for region in regions:
+        # 1. crop with context
+        x0, y0, x1, y1 = context_box(region.box, (H, W), context)
+        crop, m = out[y0:y1, x0:x1], region.mask[y0:y1, x0:x1]
+        observed = image[y0:y1, x0:x1]
+        g = _shift_grid(region.grid, x0, y0)
+        # 2. model at native scale
+        restored = restorer(crop, m, g, region.kind)
+        # 3. feathered paste inside the mask
+        restored = blend(observed, restored, m, feather)
+        # 4. mosaic consistency: each cell averages to what was observed again
+        if consistency and g is not None:
+            proj = project(restored, observed, m, g)
+            restored = proj.image
+            residuals.append(proj.residual_max)
+        piece = out[y0:y1, x0:x1]
+        piece[m] = restored[m]
+    out[~total] = image[~total]
+    return Restoration(out, total, regions, max(residuals) if residuals else None, name)
