@@ -235,6 +235,167 @@ def pixelate(
     raise typer.Exit(run_jobs(jobs, lambda job: pixelate_file(job, cfg), "pixelate"))
 
 
+# ============================================================ restore
+
+
+@dataclass(frozen=True)
+class RestoreConfig:
+    model: str = "default"
+    mask: Path | None = None
+    mask_dir: Path | None = None
+    cell: tuple[int, int] | None = None
+    phase: tuple[int, int] = (0, 0)
+    sampling: str = "mean"
+    kind: str = "auto"
+    feather: int = 0
+    save_mask: bool = False
+    overwrite: bool = False
+    quality: int = 95
+
+
+MASK_TEXT_KEY = "tessera:synthesized-mask"
+
+
+def find_mask(job: Job, cfg: RestoreConfig, rel: Path | None) -> Path | None:
+    """The mask for one input: --mask, or the file in --mask-dir with the input's stem (mirrored sub-folder first)."""
+    from tessera.imaging import IMAGE_EXTS
+
+    if cfg.mask is not None:
+        return cfg.mask
+    if cfg.mask_dir is None:
+        return None
+    stem = job.source.stem
+    folders = [cfg.mask_dir / rel.parent, cfg.mask_dir] if rel is not None else [cfg.mask_dir]
+    for folder in folders:
+        for ext in sorted(IMAGE_EXTS):
+            for name in (f"{stem}{ext}", f"{stem}.mask{ext}"):
+                if (folder / name).is_file():
+                    return folder / name
+    raise ValueError(f"no mask named {stem}.* in {cfg.mask_dir}")
+
+
+def restore_file(job: Job, cfg: RestoreConfig, rel: Path | None = None) -> None:
+    from tessera.imaging import read_image, read_mask, write_image
+    from tessera.mosaic.region import Grid
+    from tessera.restore.pipeline import restore_image
+
+    check_not_input(job)
+    rgb, info = read_image(job.source)
+    mask_path = find_mask(job, cfg, rel)
+    mask = read_mask(mask_path, shape=rgb.shape[:2]) if mask_path else None
+    grid = None
+    if cfg.cell is not None:
+        ch, cw = cfg.cell
+        grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, cfg.sampling)  # type: ignore[arg-type]
+    result = restore_image(rgb, mask, model=cfg.model, grid=grid, kind=cfg.kind, feather=cfg.feather)  # type: ignore[arg-type]
+    text = {"tessera:notice": DISCLAIMER, "tessera:model": result.model}
+    mask_out = job.target.with_name(job.target.stem + ".synthesized.png")
+    if cfg.save_mask:
+        text[MASK_TEXT_KEY] = mask_out.name
+    write_image(job.target, result.image, alpha=info.alpha, overwrite=cfg.overwrite, quality=cfg.quality, text=text)
+    if cfg.save_mask:
+        write_image(mask_out, result.mask, overwrite=cfg.overwrite)
+
+
+@app.command()
+def restore(
+    inputs: list[Path] = typer.Argument(..., help="Image files or folders (walked recursively).", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="Output file (for one input) or folder (names mirrored)."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image (white = restore) for every input."),
+    mask_dir: Optional[Path] = typer.Option(None, "--mask-dir", help="Folder of masks matched to inputs by file stem."),
+    model: str = typer.Option("default", "--model", help="scenes, faces, smooth, telea, ns, or a .safetensors file."),
+    cell: Optional[str] = typer.Option(None, "--cell", help="Known mosaic cell size N or HxW (else estimated)."),
+    phase: str = typer.Option("0,0", "--phase", help="Known grid phase y,x (with --cell)."),
+    sampling: str = typer.Option("mean", "--sampling", help="Known cell sampling: mean or centre (with --cell)."),
+    kind: str = typer.Option("auto", "--kind", help="What hides the pixels: auto, mosaic, blur or hole."),
+    feather: int = typer.Option(0, "--feather", min=0, help="Blend the restoration in over N pixels inside the mask."),
+    save_mask: bool = typer.Option(False, "--save-mask", help="Write NAME.synthesized.png (255 = synthesized) and name it in the output's PNG text."),
+    quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+) -> None:
+    """Restore mosaicked, blurred or missing regions. Without --mask the mosaics are detected.
+
+    Restored pixels are imagined, not recovered: they are not the hidden original.
+    """
+    from tessera.restore.pipeline import model_names
+
+    if mask is not None and mask_dir is not None:
+        raise typer.BadParameter("give --mask or --mask-dir, not both", param_hint="--mask")
+    if mask is not None and not mask.is_file():
+        raise typer.BadParameter(f"mask {mask} is not a file", param_hint="--mask")
+    if mask_dir is not None and not mask_dir.is_dir():
+        raise typer.BadParameter(f"{mask_dir} is not a folder", param_hint="--mask-dir")
+    if model not in model_names() and not Path(model).is_file():
+        raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(model_names())} or a .safetensors file", param_hint="--model")
+    if kind not in ("auto", "mosaic", "blur", "hole"):
+        raise typer.BadParameter("must be auto, mosaic, blur or hole", param_hint="--kind")
+    if sampling not in ("mean", "centre", "center"):
+        raise typer.BadParameter("must be 'mean' or 'centre'", param_hint="--sampling")
+    cfg = RestoreConfig(
+        model=model,
+        mask=mask,
+        mask_dir=mask_dir,
+        cell=parse_cell(cell) if cell else None,
+        phase=parse_ints(phase, 2, "--phase"),  # type: ignore[arg-type]
+        sampling="centre" if sampling == "center" else sampling,
+        kind=kind,
+        feather=feather,
+        save_mask=save_mask,
+        overwrite=overwrite,
+        quality=quality,
+    )
+    jobs = plan_outputs(inputs, output)
+    rels = _relative_names(inputs, jobs)
+    code = run_jobs(jobs, lambda job: restore_file(job, cfg, rels.get(job.source)), "restore")
+    console.print(f"[dim]{DISCLAIMER}[/]", highlight=False)
+    raise typer.Exit(code)
+
+
+def _relative_names(inputs: Sequence[Path], jobs: Sequence[Job]) -> dict[Path, Path]:
+    from tessera.imaging import collect_inputs
+
+    return {src: rel for src, rel in collect_inputs(list(inputs))}
+
+
+# ============================================================ eval
+
+
+@app.command("eval")
+def eval_(
+    data: Path = typer.Option(..., "--data", help="Folder of clean photos to make seeded test cases from."),
+    models: str = typer.Option("smooth,telea,ns,default", "--models", help="Comma-separated model names or .safetensors files."),
+    output: Path = typer.Option(Path("eval"), "--output", "-o", help="Report folder: report.md, scores.json, psnr.png, samples.png."),
+    cases: int = typer.Option(40, "--cases", min=1, help="Number of seeded cases."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the case generator."),
+    kinds: str = typer.Option(",".join(("box", "ellipse", "polygon", "rect", "border")), "--kinds", help="Case generators (see tessera.mosaic.synth)."),
+    jpeg: Optional[int] = typer.Option(None, "--jpeg", min=1, max=100, help="JPEG-compress the degraded inputs at this quality."),
+    auto: bool = typer.Option(False, "--auto", help="Also restore with detected masks instead of the true ones."),
+) -> None:
+    """Score models against each other on seeded synthetic mosaics: PSNR and SSIM inside the
+    region, blockiness, re-mosaic residual and time, with a chart and a sample sheet."""
+    from rich.progress import Progress
+
+    from tessera.evaluate import EvalConfig, markdown_table, run_eval
+    from tessera.restore.pipeline import model_names
+
+    if not data.is_dir():
+        raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    for m in names:
+        if m not in model_names() and not Path(m).is_file():
+            raise typer.BadParameter(f"unknown model {m!r}; choose from {', '.join(model_names())}", param_hint="--models")
+    cfg = EvalConfig(
+        data=data, models=names, output=output, cases=cases, seed=seed,
+        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), jpeg=jpeg, auto=auto,
+    )
+    total = cases * len(names) * (2 if auto else 1)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("eval", total=total)
+        summary, _ = run_eval(cfg, progress=lambda _msg: progress.advance(task))
+    typer.echo(markdown_table(summary))
+    console.print(f"report written to {output}/report.md", highlight=False)
+
+
 # ============================================================ entry point
 
 
