@@ -16,14 +16,10 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def photo() -> np.ndarray:
-    """A real photo (Set5/Set14 val image) when the shared data is there, else a seeded texture."""
+    """The bundled example photo (352x288, Set14 boat)."""
     from PIL import Image
 
-    files = sorted((DATA / "scenes" / "val").glob("*.png"))
-    if files:
-        return np.asarray(Image.open(files[0]).convert("RGB"))
-    g = np.random.default_rng(0)
-    return (g.random((96, 128, 3)) * 255).astype(np.uint8)
+    return np.asarray(Image.open(ROOT / "examples" / "boat.png").convert("RGB"))
 
 
 def needs_data():

@@ -219,6 +219,14 @@ def test_cmyk_approx(tmp_path, ext):
     assert np.abs(got - want).max() <= (2 if ext == ".tif" else 12), got
 
 
+def test_cmyk_with_unusable_icc_profile_falls_back(tmp_path):
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(tmp_path / "c.jpg", quality=100, icc_profile=b"not a profile")
+    with pytest.warns(TesseraWarning, match="ICC profile not applied"):
+        out, info = read_image(tmp_path / "c.jpg")
+    assert info.icc_profile == b"not a profile"
+    assert np.abs(out.astype(int) - (255, 0, 0)).max() <= 12
+
+
 def test_exif_orientation_6_rotates_clockwise(tmp_path):
     # 8 wide x 4 high: left half red, right half blue. Orientation 6 = display rotated 90 deg CW,
     # so the left half ends on top (orientation 8 would put it at the bottom).
@@ -377,6 +385,41 @@ def test_broken_files_raise_read_error(tmp_path, name):
     assert err.path == p and reason in err.reason
     assert err.__cause__ is None  # no chained Pillow traceback for the caller
     assert sha(p) == before
+
+
+def test_fuzzed_files_raise_only_read_error(tmp_path):
+    # Truncate or flip bytes of small valid files in every format: each read either succeeds with
+    # RGB uint8 or raises ImageReadError, never a Pillow/OSError/struct error.
+    import io
+
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    seeds = []
+    for fmt in ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, fmt)
+        seeds.append(buf.getvalue())
+    p = tmp_path / "fuzz.img"
+    outcomes = {"ok": 0, "error": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TesseraWarning)
+        for data in seeds:
+            for _ in range(25):
+                d = bytearray(data)
+                if rng.random() < 0.5:
+                    d = d[: rng.integers(1, len(d))]
+                else:
+                    for _ in range(rng.integers(1, 5)):
+                        d[rng.integers(0, len(d))] = rng.integers(0, 256)
+                p.write_bytes(bytes(d))
+                try:
+                    out, _ = read_image(p)
+                    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+                    outcomes["ok"] += 1
+                except ImageReadError as err:
+                    assert str(err).startswith(f"{p}: ")
+                    outcomes["error"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0
 
 
 def test_directory_and_missing(tmp_path):

@@ -109,7 +109,7 @@ def project(
     # 1. smooth corrections (iterative back-projection), clipped to the valid range
     for _ in range(smooth_iters):
         r = (target - measure(out)) * act
-        if np.abs(r).max() < 0.25:
+        if ((r > -0.5) & (r <= 0.5)).all():  # already re-mosaics to the observation
             break
         out = np.where(region[..., None], np.clip(out + cells.smooth(r), 0.0, 255.0), out)
 
@@ -119,6 +119,7 @@ def project(
     else:
         for _ in range(4):
             r = (target - measure(out)) * act  # (nR, nC, 3)
+            r = r - np.clip(r, -0.5 + 1e-6, 0.5)  # only what re-mosaicking would see (mean rounded half up)
             if np.abs(r).max() < 1e-6:
                 break
             up = cells.expand(r)
@@ -131,16 +132,26 @@ def project(
     if not centre:
         out = _fix_rounding(out, target, active, cells)
     result = out.astype(np.uint8)
-    res = np.abs(measure(result.astype(np.float64)) - target)[active]
+    res = _remosaic_errors(result, target, active, cells, centre)
     return Consistency(result, float(res.max()), float(res.mean()), n_active)
 
 
+def _remosaic_errors(image: np.ndarray, target: np.ndarray, active: np.ndarray, cells: _Cells, centre: bool) -> np.ndarray:
+    """|re-mosaicked value - observed value| per constrained cell and channel (re-mosaic = pixelate's rule:
+    the centre pixel, or the cell mean rounded half up)."""
+    img = image.astype(np.float64)
+    values = cells.centres(img) if centre else np.floor(cells.means(img) + 0.5)
+    return np.abs(values - target)[active]
+
+
 def _fix_rounding(out: np.ndarray, target: np.ndarray, active: np.ndarray, cells: _Cells) -> np.ndarray:
-    """After rounding, a cell's mean can be off by up to half a level; move single pixels by one
-    level (those with the most room) until the integer sum is as close as possible to the target."""
+    """After rounding to integers a cell's mean can leave the interval that re-mosaics to the
+    observed value (mean rounded half up == target); move single pixels by one level until it is back."""
     sums = np.add.reduceat(np.add.reduceat(out, cells.rs, axis=0), cells.cs, axis=1)
-    want = np.rint(target * cells.counts[..., None])
-    diff = (want - sums) * active[..., None]
+    n = cells.counts[..., None]
+    lo = np.ceil((np.rint(target) - 0.5) * n)  # smallest integer sum whose mean rounds (half up) to target
+    hi = np.ceil((np.rint(target) + 0.5) * n) - 1  # largest
+    diff = (np.where(sums < lo, lo - sums, 0) + np.where(sums > hi, hi - sums, 0)) * active[..., None]
     for (i, j, ch) in zip(*np.nonzero(diff)):
         d = int(diff[i, j, ch])
         block = out[cells.rs[i] : cells.re[i], cells.cs[j] : cells.ce[j], ch]
@@ -153,11 +164,10 @@ def _fix_rounding(out: np.ndarray, target: np.ndarray, active: np.ndarray, cells
 
 
 def remosaic_residual(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray, grid: Grid) -> float:
-    """Mean absolute difference (grey levels) between the restored image's cell values and the
-    observed ones, over the cells entirely inside the mask. 0 = perfectly consistent."""
+    """Mean absolute difference (grey levels) between re-mosaicking the restored image with ``grid``
+    and the observed cell values, over the cells entirely inside the mask. 0 = perfectly consistent."""
     cells = _Cells(mask.shape, grid)
     target, active = observed_cells(observed, mask, grid)
     if not active.any():
         return 0.0
-    measure = cells.centres if grid.sampling == "centre" else cells.means
-    return float(np.abs(measure(restored.astype(np.float64)) - target)[active].mean())
+    return float(_remosaic_errors(restored, target, active, cells, grid.sampling == "centre").mean())

@@ -1,0 +1,92 @@
+"""restore_image end to end with the classical restorers (the learned ones are tested in test_weights.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tessera.evaluate import blockiness, psnr
+from tessera.mosaic.pixelate import pixelate
+from tessera.mosaic.region import Grid
+from tessera.restore.classical import cubic_matrix, smooth
+from tessera.restore.pipeline import NetRestorer, restore_image
+
+
+def test_outside_mask_is_byte_identical(photo):
+    degraded, mask = pixelate(photo, boxes=[(40, 30, 100, 80)], cell=12)
+    for model in ("smooth", "telea", "ns"):
+        res = restore_image(degraded, mask, model=model, grid=Grid(12, 12))
+        assert (res.image[~mask] == degraded[~mask]).all()
+        assert (res.mask == mask).all()
+        assert res.residual == 0.0
+
+
+def test_smooth_beats_the_mosaic_and_removes_the_lattice(photo):
+    grid = Grid(12, 12, 4, 7)
+    degraded, mask = pixelate(photo, boxes=[(40, 30, 120, 96)], cell=12, phase=(4, 7))
+    res = restore_image(degraded, mask, model="smooth", grid=grid)
+    assert psnr(res.image, photo, mask) > psnr(degraded, photo, mask) + 0.3
+    assert blockiness(degraded, mask, grid) > 3.0
+    assert blockiness(res.image, mask, grid) < 1.5
+
+
+def test_empty_mask_returns_input_unchanged(photo):
+    res = restore_image(photo, np.zeros(photo.shape[:2], bool), model="smooth")
+    assert (res.image == photo).all() and not res.mask.any() and res.regions == []
+
+
+def test_all_masked_tiny_and_grey_images():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    res = restore_image(img, np.ones((40, 40), bool), model="telea", kind="hole")
+    assert res.image.shape == img.shape and res.mask.all()
+    one = np.array([[[10, 20, 30]]], np.uint8)
+    for model in ("smooth", "telea"):
+        assert restore_image(one, np.ones((1, 1), bool), model=model).image.shape == (1, 1, 3)
+    grey = np.repeat(rng.integers(0, 256, (32, 32, 1), dtype=np.uint8), 3, axis=2)
+    deg, m = pixelate(grey, cell=8, boxes=[(8, 8, 16, 16)])
+    out = restore_image(deg, m, model="smooth", grid=Grid(8, 8)).image
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+
+
+def test_bad_inputs_give_clear_errors(photo):
+    with pytest.raises(ValueError, match="mask is"):
+        restore_image(photo, np.zeros((3, 3), bool), model="smooth")
+    with pytest.raises(ValueError, match="unknown model"):
+        restore_image(photo, np.zeros(photo.shape[:2], bool), model="nope")
+    with pytest.raises(ValueError, match="uint8"):
+        restore_image(photo.astype(float), None, model="smooth")
+
+
+def test_cubic_matrix_interpolates_through_the_centres():
+    centres = np.array([2.5, 8.5, 14.5, 20.5])
+    M = cubic_matrix(24, centres)
+    assert np.allclose(M.sum(1), 1)
+    v = np.array([1.0, 5.0, -2.0, 7.0])
+    y = M @ v
+    assert np.allclose(y[[3, 9, 15, 21]], v, atol=0.6)  # half a pixel off the centre
+    lin = M @ (2 * centres + 1)  # a linear ramp is reproduced exactly between the centres
+    assert np.allclose(lin[9:15], 2 * np.arange(9, 15) + 1)
+
+
+class _Shift(__import__("torch").nn.Module):
+    """A toy 'network' whose output depends on position: it reports each pixel's tile-local column."""
+
+    size_multiple = 8
+
+    def forward(self, x):
+        import torch
+
+        n, _, h, w = x.shape
+        return torch.zeros(n, 3, h, w) + 0.5
+
+
+def test_tiling_covers_a_huge_region():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (300, 700, 3), dtype=np.uint8)
+    mask = np.zeros((300, 700), bool)
+    mask[10:290, 20:690] = True
+    restorer = NetRestorer(_Shift(), "toy", tile=128, overlap=16)
+    out = restorer(img, mask, None, "hole")
+    # 0.5 in [-1, 1] is 191 everywhere in the mask: every masked pixel was covered by some tile
+    assert (out[mask] == 191).all() and (out[~mask] == img[~mask]).all()
