@@ -84,7 +84,10 @@ def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str | None = None
     for p in inputs:
         if not p.exists():
             raise typer.BadParameter(f"input {p} does not exist")
-    pairs = collect_inputs(list(inputs))
+    try:
+        pairs = collect_inputs(list(inputs))
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(_one_line(exc)) from None
     if not pairs:
         raise typer.BadParameter("no images found in the given inputs (looked for " + ", ".join(sorted(IMAGE_EXTS)) + ")")
     single_file = len(inputs) == 1 and inputs[0].is_file()
@@ -150,7 +153,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def check_not_input(job: Job) -> None:
-    if job.target.exists() and job.target.resolve() == job.source.resolve():
+    from tessera.imaging import same_file
+
+    if job.target.exists() and same_file(job.target, job.source):
         raise ValueError("output would overwrite the input file; choose another output path")
 
 
