@@ -1,0 +1,130 @@
+"""U-Net generators: the autoencoder baseline and the pix2pix generator.
+
+Both read ``x`` = cat([degraded RGB in [-1, 1], mask in {0, 1}]) shaped (N, 4, H, W) and
+return the full predicted image (N, 3, H, W) in [-1, 1]; the caller composites it inside
+the mask. H and W must be multiples of ``size_multiple`` (= 2 ** depth).
+
+The layers follow pix2pix (Isola et al. 2017, "U-Net 256"): 4x4 stride-2 convolutions with
+LeakyReLU(0.2) down, 4x4 stride-2 transposed convolutions with ReLU up, a norm after every
+layer except the outermost ones and the innermost down layer, dropout in the three innermost
+up layers, tanh at the end, and skip connections that concatenate encoder features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("batch", "instance", "none")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+class UNet(nn.Module):
+    """U-Net autoencoder baseline (the source article's model; trained with MSE).
+
+    base: channels of the first layer; each level doubles them up to ``base * max_mult``.
+    depth: number of stride-2 levels (the input shrinks to H / 2**depth).
+    skip: concatenate encoder features into the decoder (False gives a plain autoencoder).
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 4,
+        out_channels: int = 3,
+        base: int = 32,
+        depth: int = 5,
+        max_mult: int = 8,
+        norm: str = "batch",
+        dropout: float = 0.0,
+        skip: bool = True,
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.size_multiple = 2**depth
+        self.depth = depth
+        self.skip = skip
+        ch = [base * min(2**i, max_mult) for i in range(depth)]
+
+        self.down = nn.ModuleList()
+        for i in range(depth):
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
+            layers.append(nn.Conv2d(in_channels if i == 0 else ch[i - 1], ch[i], 4, 2, 1, bias=norm != "batch" or i in (0, depth - 1)))
+            if 0 < i < depth - 1:
+                layers.append(make_norm(norm, ch[i]))
+            self.down.append(nn.Sequential(*layers))
+
+        self.up = nn.ModuleList()
+        for i in range(depth):
+            cin = ch[i] * (2 if skip and i < depth - 1 else 1)
+            cout = ch[i - 1] if i > 0 else out_channels
+            layers = [nn.ReLU(), nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm != "batch" or i == 0)]
+            if i > 0:
+                layers.append(make_norm(norm, cout))
+                if dropout > 0 and i >= depth - 3:
+                    layers.append(nn.Dropout(dropout))
+            else:
+                layers.append(nn.Tanh())
+            self.up.append(nn.Sequential(*layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[-2:]
+        if H % self.size_multiple or W % self.size_multiple:
+            raise ValueError(f"input {H}x{W} must be a multiple of {self.size_multiple} (pad it first)")
+        # 1. encoder: feats[i] is (N, ch[i], H / 2**(i+1), W / 2**(i+1))
+        feats = []
+        h = x
+        for layer in self.down:
+            h = layer(h)
+            feats.append(h)
+        # 2. decoder from the innermost level, concatenating the encoder feature of each level
+        for i in reversed(range(self.depth)):
+            if self.skip and i < self.depth - 1:
+                h = torch.cat([h, feats[i]], dim=1)  # (N, 2 * ch[i], H / 2**(i+1), ...)
+            h = self.up[i](h)
+        return h  # (N, out_channels, H, W) in [-1, 1]
+
+
+class Pix2PixGenerator(UNet):
+    """The pix2pix U-Net generator (base 64, 8 levels for 256x256, dropout 0.5).
+
+    The paper's size has 54 M parameters; ``PRESETS['pix2pix']['small']`` in
+    :mod:`tessera.models` is the CPU-friendly size we ship.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 4,
+        out_channels: int = 3,
+        base: int = 64,
+        depth: int = 8,
+        max_mult: int = 8,
+        norm: str = "batch",
+        dropout: float = 0.5,
+        skip: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            base=base,
+            depth=depth,
+            max_mult=max_mult,
+            norm=norm,
+            dropout=dropout,
+            skip=skip,
+        )

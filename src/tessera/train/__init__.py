@@ -1,0 +1,1 @@
+"""Training: image folders -> degraded triples (data), losses, one step per model (recipes), fit (loop)."""

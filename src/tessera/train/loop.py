@@ -1,0 +1,462 @@
+"""fit(): the training loop. Devices, autocast, channels_last, torch.compile, data-parallel
+processes (torchrun), checkpoints and exact resume, JSONL/TensorBoard logs, sample grids,
+validation PSNR/SSIM inside the hidden region.
+
+Processes: under ``torchrun --nproc_per_node N`` each process trains on its own batches
+(``rng([seed, rank, step])``); parameters start equal (broadcast from rank 0), gradients are
+averaged with all-reduce after every backward (gloo on CPU, nccl on GPU) and buffers (batch-norm
+statistics) are broadcast from rank 0 after every step, so the replicas stay identical. Only
+rank 0 writes files.
+
+Determinism: every step reseeds torch from ``(seed, rank, step)`` and the data of a step is
+a pure function of the same triple, so a run resumed from a checkpoint at step s takes
+exactly the same step s as the uninterrupted run (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from tessera.models import model_kwargs as preset_kwargs
+from tessera.models import save_model
+from tessera.train.data import AugmentConfig, DegradeConfig, ImageFolder, StepBatches, make_batch, validation_set
+from tessera.train.losses import composite, masked_psnr, masked_ssim
+from tessera.train.recipes import Recipe, RecipeConfig, build_recipe
+
+CHECKPOINT_FORMAT = "tessera-train-1"
+
+
+class TrainError(RuntimeError):
+    """A training run that cannot start or resume (bad folder, mismatching checkpoint)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. CLI flags map one to one onto these fields."""
+
+    data: Path
+    out: Path
+    model: str = "unet"
+    val: Path | None = None
+    preset: str = "paper"  # model size: paper | small | tiny (see tessera.models.PRESETS)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # overrides of the preset
+    steps: int = 100_000
+    batch: int = 16
+    crop: int = 256
+    region: int = 128
+    cell: int = 12
+    cell_range: tuple[int, int] = (4, 24)
+    lr: float = 1e-4
+    decay_from: float = 0.5  # linear LR decay to 0 over the last (1 - decay_from) of the steps
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:1
+    amp: str = "none"  # none | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    augment: bool = True
+    small: str = "upscale"  # images smaller than the crop: upscale | skip
+    workers: int = 2
+    threads: int | None = None
+    log_every: int = 10
+    eval_every: int = 500
+    sample_every: int = 500
+    ckpt_every: int = 500
+    val_count: int = 16
+    resume: bool = False
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    degrade: DegradeConfig | None = None  # None: built from region/cell/cell_range
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def degrade_config(self) -> DegradeConfig:
+        if self.degrade is not None:
+            return self.degrade
+        return DegradeConfig(region=self.region, cell=self.cell, cell_range=self.cell_range)
+
+
+# ---------------------------------------------------------------- processes
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_dist(device_kind: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def all_reduce_grads(module: nn.Module, world: int) -> None:
+    """Average the gradients of ``module`` over all processes (one flat all-reduce)."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    i = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[i : i + n].view_as(g))
+        i += n
+
+
+def broadcast_state(recipe: Recipe, buffers_only: bool = False) -> None:
+    for net in recipe.nets.values():
+        tensors = list(net.buffers()) if buffers_only else list(net.parameters()) + list(net.buffers())
+        for t in tensors:
+            dist.broadcast(t.data, 0)
+
+
+def pick_device(name: str, d: Dist) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and d.world > 1:
+        name = f"cuda:{d.local_rank}"
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError("--device cuda was asked for but this torch has no CUDA device; use --device cpu")
+        torch.cuda.set_device(dev)
+    return dev
+
+
+# ---------------------------------------------------------------- rng and checkpoints
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step, 7]).generate_state(1, dtype=np.uint64)[0] % (2**63))
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    out = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    random.setstate(state["python"] if isinstance(state["python"], tuple) else tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _config_json(cfg: TrainConfig) -> dict[str, Any]:
+    def conv(v):
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(asdict(cfg))
+
+
+def save_checkpoint(path: Path, recipe: Recipe, schedulers: dict, step: int, cfg: TrainConfig, kwargs: dict) -> None:
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "model": cfg.model,
+        "model_kwargs": json.dumps(kwargs),
+        "config": json.dumps(_config_json(cfg)),
+        "step": step,
+        "recipe": recipe.state_dict(),
+        "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+        "rng": rng_state(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a training checkpoint (tensors and plain data only: no code is unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainError(f"{path} is not a Tessera training checkpoint: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise TrainError(f"{path} is not a Tessera training checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def export_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Write the generator of a training checkpoint as a safetensors weight file with its
+    model name, kwargs, step and training config in the metadata."""
+    from tessera.models import build_model
+
+    state = load_checkpoint(ckpt)
+    kwargs = json.loads(state["model_kwargs"])
+    if "dilations" in kwargs:
+        kwargs["dilations"] = tuple(kwargs["dilations"])
+    model = build_model(state["model"], **kwargs)
+    model.load_state_dict(state["recipe"]["nets"]["generator"])
+    meta = {"step": state["step"], "train_config": json.loads(state["config"]), **(metadata or {})}
+    return save_model(model, out, state["model"], kwargs, meta)
+
+
+# ---------------------------------------------------------------- logs
+
+
+class Logger:
+    """JSONL metrics, TensorBoard event files (when tensorboard is installed), sample PNGs."""
+
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.out = out
+        self.tb = None
+        if enabled:
+            out.mkdir(parents=True, exist_ok=True)
+            self.jsonl = open(out / "metrics.jsonl", "a", encoding="utf-8")
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tb"))
+            except Exception:  # tensorboard missing: JSONL only
+                self.tb = None
+
+    def log(self, step: int, values: dict[str, Any], kind: str = "train") -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"step": step, "kind": kind, "time": round(time.time(), 3), **values}) + "\n")
+        self.jsonl.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def grid(self, step: int, x: torch.Tensor, out: torch.Tensor, target: torch.Tensor) -> Path | None:
+        """Write samples/step_XXXXXXX.png: one row per image, input | output | target."""
+        if not self.enabled:
+            return None
+        import cv2
+
+        rows = torch.cat([x[:, :3], out, target], dim=3)  # (N, 3, H, 3W)
+        img = torch.cat(list(rows), dim=1)  # (3, N*H, 3W)
+        arr = ((img.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        path = self.out / "samples" / f"step_{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+        if self.tb is not None:
+            self.tb.add_image("samples", arr, step, dataformats="HWC")
+        return path
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            if self.tb is not None:
+                self.tb.close()
+
+
+@torch.no_grad()
+def evaluate(recipe: Recipe, val: tuple[torch.Tensor, ...], device, batch: int) -> tuple[dict[str, float], torch.Tensor]:
+    """PSNR and SSIM inside the hidden region of the composited output, over the validation set."""
+    x_all, m_all, t_all = val
+    recipe.generator.eval()
+    outs, psnr, ssim = [], [], []
+    for i in range(0, len(x_all), batch):
+        x, m, t = (a[i : i + batch].to(device) for a in (x_all, m_all, t_all))
+        with recipe.autocast():
+            y = recipe.generator(x).float()
+        comp = composite(y, x[:, :3], m)
+        psnr.append(masked_psnr(comp, t, m).cpu())
+        ssim.append(masked_ssim(comp, t, m).cpu())
+        outs.append(comp.cpu())
+    recipe.generator.train()
+    base = masked_psnr(x_all[:, :3], t_all, m_all)
+    return (
+        {"psnr": float(torch.cat(psnr).mean()), "ssim": float(torch.cat(ssim).mean()), "psnr_input": float(base.mean())},
+        torch.cat(outs),
+    )
+
+
+# ---------------------------------------------------------------- fit
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.stop = False
+        self.old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.stop:  # a second signal: give up at once
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data``; write checkpoints and logs under ``cfg.out``.
+
+    on_step(step, total, losses) is called after every step on rank 0 (for a progress bar).
+    Returns a summary: final step, last losses, last validation scores, whether interrupted.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    kind = "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    d = setup_dist(kind)
+    device = pick_device(cfg.device, d)
+    if cfg.amp not in ("none", "bf16", "fp16"):
+        raise TrainError(f"amp must be none, bf16 or fp16, got {cfg.amp!r}")
+    out = Path(cfg.out)
+    ckpt_path = out / "checkpoint.pt"
+
+    # 1. networks, optimizers, schedules (same init on every rank, then broadcast)
+    kwargs = preset_kwargs(cfg.model, cfg.preset, cfg.model_kwargs)
+    torch.manual_seed(cfg.seed)
+    rcfg = RecipeConfig(**{**asdict(cfg.recipe), "lr": cfg.lr, "amp": cfg.amp, "local_size": min(cfg.recipe.local_size, cfg.region)})
+    recipe = build_recipe(cfg.model, kwargs, rcfg, device)
+    multiple = recipe.generator.size_multiple
+    if cfg.crop % multiple:
+        raise TrainError(f"crop {cfg.crop} must be a multiple of {multiple} for {cfg.model} {kwargs}")
+    recipe.to(device, channels_last=cfg.channels_last)
+    decay_start = int(cfg.steps * cfg.decay_from)
+
+    def lr_factor(step: int) -> float:
+        if step < decay_start:
+            return 1.0
+        return max(0.0, 1.0 - (step - decay_start) / max(1, cfg.steps - decay_start))
+
+    schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor) for k, o in recipe.optimizers.items()}
+    start = 0
+    if cfg.resume:
+        state = load_checkpoint(ckpt_path)
+        if state["model"] != cfg.model or json.loads(state["model_kwargs"]) != json.loads(json.dumps(kwargs)):
+            raise TrainError(
+                f"{ckpt_path} holds {state['model']} {state['model_kwargs']}, not {cfg.model} {json.dumps(kwargs)}; "
+                "use the same --model/--preset or another --out"
+            )
+        recipe.load_state_dict(state["recipe"])
+        for k, s in schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        set_rng_state(state["rng"])
+        start = int(state["step"])
+    if d.world > 1:
+        broadcast_state(recipe)
+        recipe.reduce_grads = lambda module: all_reduce_grads(module, d.world)
+    if cfg.compile:
+        recipe.compile()
+
+    # 2. data: batches are a pure function of (seed, rank, step)
+    dcfg = cfg.degrade_config()
+    folder = ImageFolder(cfg.data, crop=cfg.crop, small=cfg.small)
+    batches = StepBatches(folder, cfg.batch, dcfg, seed=cfg.seed, rank=d.rank)
+    loader = torch.utils.data.DataLoader(
+        batches,
+        batch_size=None,
+        sampler=range(start, cfg.steps),
+        num_workers=cfg.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    val = None
+    if cfg.val is not None and d.main:
+        val = validation_set(cfg.val, crop=cfg.crop, degrade_cfg=dcfg, count=cfg.val_count, seed=cfg.seed + 1234, small=cfg.small)
+    logger = Logger(out, d.main)
+    if d.main:
+        (out / "config.json").write_text(json.dumps({"model_kwargs": kwargs, **_config_json(cfg)}, indent=2))
+
+    # 3. the loop
+    step, losses, scores, interrupted = start, {}, {}, False
+    t_last, n_last = time.perf_counter(), 0
+    try:
+        with _StopFlag() as flag:
+            it = iter(loader)
+            while step < cfg.steps and not flag.stop:
+                try:
+                    raw = next(it)
+                except StopIteration:
+                    break
+                except Exception:
+                    if flag.stop:  # a loader worker died of the same signal
+                        break
+                    raise
+                assert raw["step"] == step, (raw["step"], step)
+                torch.manual_seed(step_seed(cfg.seed, d.rank, step))
+                x, m, t = make_batch(raw, device, cfg.aug if cfg.augment else None, step_seed(cfg.seed, d.rank, step) + 1)
+                if cfg.channels_last:
+                    x, m, t = (a.contiguous(memory_format=torch.channels_last) for a in (x, m, t))
+                recipe.train()
+                losses = recipe.step(x, m, t)
+                for s in schedulers.values():
+                    s.step()
+                if d.world > 1:
+                    broadcast_state(recipe, buffers_only=True)
+                step += 1
+                n_last += cfg.batch * d.world
+                if not d.main:
+                    continue
+                if on_step is not None:
+                    on_step(step, cfg.steps, losses)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    ips = n_last / max(now - t_last, 1e-9)
+                    t_last, n_last = now, 0
+                    lr = next(iter(recipe.optimizers.values())).param_groups[0]["lr"]
+                    logger.log(step, {**losses, "lr": lr, "img_per_s": round(ips, 3)})
+                if val is not None and (step % cfg.eval_every == 0 or step % cfg.sample_every == 0 or step == cfg.steps):
+                    scores, outs = evaluate(recipe, val, device, cfg.batch)
+                    if step % cfg.eval_every == 0 or step == cfg.steps:
+                        logger.log(step, scores, kind="val")
+                    if step % cfg.sample_every == 0 or step == cfg.steps:
+                        logger.grid(step, val[0][:4], outs[:4], val[2][:4])
+                elif val is None and (step % cfg.sample_every == 0 or step == cfg.steps):
+                    with torch.no_grad():
+                        y = recipe.predict(x[:4]).float()
+                    logger.grid(step, x[:4].cpu(), composite(y, x[:4, :3], m[:4]).cpu(), t[:4].cpu())
+                if step % cfg.ckpt_every == 0:
+                    save_checkpoint(ckpt_path, recipe, schedulers, step, cfg, kwargs)
+            interrupted = flag.stop and step < cfg.steps
+        if d.main:
+            save_checkpoint(ckpt_path, recipe, schedulers, step, cfg, kwargs)
+    finally:
+        logger.close()
+        del loader
+    return {"step": step, "losses": losses, "val": scores, "interrupted": interrupted, "checkpoint": str(ckpt_path)}

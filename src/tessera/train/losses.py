@@ -1,0 +1,74 @@
+"""Losses and validation metrics. Pure functions of tensors.
+
+Reconstruction losses weigh the hidden pixels (mask = 1) and the visible ones separately:
+``hole_mean + valid_weight * valid_mean``, so a small region is not drowned by the many
+visible pixels that the caller copies from the input anyway.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _masked_mean(err: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    w = weight.expand_as(err)
+    return (err * w).sum() / w.sum().clamp_min(1.0)
+
+
+def masked_recon(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, kind: str = "l1", valid_weight: float = 0.1) -> torch.Tensor:
+    """L1 or MSE: mean over hidden pixels + ``valid_weight`` * mean over visible pixels."""
+    diff = pred.float() - target.float()
+    err = diff.abs() if kind == "l1" else diff.square()
+    m = mask.float()
+    return _masked_mean(err, m) + valid_weight * _masked_mean(err, 1 - m)
+
+
+def composite(pred: torch.Tensor, x_rgb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The model's output inside the mask, the input outside."""
+    return pred * mask + x_rgb * (1 - mask)
+
+
+def gan_bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """Vanilla GAN loss (pix2pix): binary cross-entropy with logits against all-real or all-fake."""
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, alpha: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad_x critic(x_hat)||_2 - 1)^2] at random points
+    ``x_hat = alpha * real + (1 - alpha) * fake`` (alpha ~ U(0, 1) per sample unless given)."""
+    N = real.shape[0]
+    if alpha is None:
+        alpha = torch.rand(N, 1, 1, 1, device=real.device, generator=generator)
+    alpha = alpha.to(real.dtype).reshape(N, *([1] * (real.dim() - 1)))
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    out = critic(x_hat)
+    (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
+
+
+def feature_matching(real_feats: list[torch.Tensor], fake_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Perceptual loss on critic features: mean L1 between each layer's activations for the real
+    image (detached) and the generated one, averaged over layers."""
+    losses = [(f.float() - r.detach().float()).abs().mean() for r, f in zip(real_feats, fake_feats)]
+    return torch.stack(losses).mean()
+
+
+# ---------------------------------------------------------------- validation metrics
+
+
+def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) per image over the hidden pixels only; images in [-1, 1] (peak 2). (N,)"""
+    m = mask.float().expand_as(pred)
+    mse = ((pred.float() - target.float()).square() * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)
+    return 10 * torch.log10(4.0 / mse.clamp_min(1e-10))
+
+
+def masked_ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, window: int = 11) -> torch.Tensor:
+    """Mean SSIM (Gaussian window, on [0, 1] images) per image over the hidden pixels. (N,)"""
+    from kornia.metrics import ssim
+
+    smap = ssim((pred.float() + 1) / 2, (target.float() + 1) / 2, window, max_val=1.0)  # (N, 3, H, W)
+    m = mask.float().expand_as(smap)
+    return (smap * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)
