@@ -147,7 +147,10 @@ def estimate_grid(image: np.ndarray, mask: np.ndarray) -> Grid | None:
     fn = getattr(grid_mod, "estimate_grid", None)
     if fn is None:
         return None
-    return fn(image, mask)
+    est = fn(image, mask)
+    if est is None:
+        return None
+    return getattr(est, "grid", est)
 
 
 def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: Kind) -> list[Region]:

@@ -1,0 +1,86 @@
+"""Restoration benchmark: `tessera eval` on the val folders, plus model time per 256x256 region.
+
+Writes its section of benchmarks/RESULTS.md (between the '<!-- restore -->' markers) and the
+report folders under benchmarks/restore/ (report.md, psnr.png, samples.png).
+
+    python benchmarks/restore.py [--cases 40] [--models smooth,telea,ns,scenes,faces]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tessera.evaluate import EvalConfig, markdown_table, run_eval
+from tessera.restore.pipeline import SHIPPED, resolve_model, weights_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+
+
+def machine() -> str:
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, no GPU"
+
+
+def model_time(name: str, size: int = 256, repeats: int = 5) -> float:
+    """ms for the model alone on one size x size region (median of ``repeats``)."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    mask = np.ones((size, size), bool)
+    _, restorer = resolve_model(name)
+    restorer(img, mask, None, "mosaic")  # warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        restorer(img, mask, None, "mosaic")
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def write_section(text: str, tag: str = "restore") -> None:
+    start, end = f"<!-- {tag} -->", f"<!-- /{tag} -->"
+    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    if start in old:
+        new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, old, flags=re.S)
+    else:
+        new = old.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(new)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=40)
+    ap.add_argument("--models", default="smooth,telea,ns," + ",".join(n for n in SHIPPED if (weights_dir() / SHIPPED[n]).exists()))
+    ap.add_argument("--auto", action="store_true", help="also score auto-detected masks")
+    args = ap.parse_args()
+    models = tuple(m for m in args.models.split(",") if m)
+    out = [f"## Restoration (`benchmarks/restore.py`)\n\nMachine: {machine()}. {args.cases} seeded cases per folder "
+           "(kinds box, ellipse, polygon, rect, border; cells 4-32 px, random phase, mean or centre sampling), true mask and grid given; "
+           "PSNR/SSIM inside the hidden region.\n"]
+    for folder in ("faces/val", "scenes/val"):
+        cfg = EvalConfig(
+            data=DATA / folder, models=models, output=ROOT / "benchmarks" / "restore" / folder.replace("/", "-"),
+            cases=args.cases, seed=0, auto=args.auto,
+        )
+        t0 = time.time()
+        summary, _ = run_eval(cfg)
+        out.append(f"### {folder} ({time.time() - t0:.0f} s)\n\n{markdown_table(summary)}\n")
+        print(out[-1], flush=True)
+    rows = ["| model | ms per 256x256 region (model only) |", "|---|---|"]
+    for m in models:
+        rows.append(f"| {m} | {model_time(m):.0f} |")
+    out.append("### Model time\n\n" + "\n".join(rows) + "\n")
+    print(out[-1])
+    write_section("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
