@@ -15,10 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tessera.models.dcgan import DCGAN
 from tessera.models.deepfill import DeepFill
 from tessera.models.unet import Pix2PixGenerator, UNet
 
-MODELS = {"unet": UNet, "pix2pix": Pix2PixGenerator, "deepfill": DeepFill}
+# dcgan is no image-to-image model (it maps a latent z to an image, for completion by latent
+# search in restore/latent.py); the others follow the restoration contract above.
+MODELS = {"unet": UNet, "pix2pix": Pix2PixGenerator, "deepfill": DeepFill, "dcgan": DCGAN}
+RESTORATION_MODELS = ("unet", "pix2pix", "deepfill")
 
 # Named sizes per model. "paper" is the published size; "small" fits the CPU budget
 # (<= 30 MB of float32 weights, a 256x256 region in a few hundred ms on 2 cores); "tiny" is for tests.
@@ -42,7 +46,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "weights"
 
-__all__ = ["MODELS", "PRESETS", "build_model", "model_kwargs", "save_model", "load_model", "ModelLoadError"]
+__all__ = ["MODELS", "RESTORATION_MODELS", "PRESETS", "build_model", "model_kwargs", "save_model", "load_model", "ModelLoadError"]
 
 
 class ModelLoadError(ValueError):
