@@ -440,11 +440,11 @@ def train(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from tessera.models import MODELS, PRESETS
+    from tessera.models import PRESETS, RESTORATION_MODELS
     from tessera.train.loop import TrainConfig, fit
 
-    if model not in MODELS:
-        raise typer.BadParameter(f"must be one of {', '.join(MODELS)}", param_hint="--model")
+    if model not in RESTORATION_MODELS:
+        raise typer.BadParameter(f"must be one of {', '.join(RESTORATION_MODELS)}", param_hint="--model")
     if preset not in PRESETS[model]:
         raise typer.BadParameter(f"must be one of {', '.join(PRESETS[model])}", param_hint="--preset")
     if amp not in ("none", "bf16", "fp16"):

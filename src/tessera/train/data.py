@@ -432,7 +432,8 @@ def degrade_batch(clean, plan: dict[str, Any]):
     for i, k in enumerate(kind):
         if KINDS[k] == "blur":
             s = float(plan["sigma"][i])
-            ks = 2 * int(np.ceil(4 * s)) + 1
+            ks = int(round(6 * s + 1)) | 1  # OpenCV's kernel size for uint8 images
+            ks = min(ks, 2 * min(clean.shape[-2:]) - 1)  # reflection needs a pad below the size
             eff = KF.gaussian_blur2d(clean[i : i + 1].float(), (ks, ks), (s, s), border_type="reflect")
             eff = eff.round().clamp(0, 255).to(torch.uint8)[0]
             out[i], mask[i] = _feather_blend(clean[i], eff, region[i], int(plan["feather"][i]))

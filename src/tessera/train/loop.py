@@ -336,7 +336,8 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
     """Train ``cfg.model`` on ``cfg.data``; write checkpoints and logs under ``cfg.out``.
 
     on_step(step, total, losses) is called after every step on rank 0 (for a progress bar).
-    Returns a summary: final step, last losses, last validation scores, whether interrupted.
+    Returns a summary: final step, last losses, last validation scores, whether interrupted,
+    the checkpoint path and the trained ``recipe`` (its ``generator`` is the model).
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -459,4 +460,4 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
     finally:
         logger.close()
         del loader
-    return {"step": step, "losses": losses, "val": scores, "interrupted": interrupted, "checkpoint": str(ckpt_path)}
+    return {"step": step, "losses": losses, "val": scores, "interrupted": interrupted, "checkpoint": str(ckpt_path), "recipe": recipe}

@@ -1,0 +1,290 @@
+"""Training: degradations, image folders, losses, recipes, checkpoint/resume, export."""
+
+from __future__ import annotations
+
+import os
+import signal
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tessera.models import load_model, model_kwargs
+from tessera.train.data import (
+    HOLE_FILL,
+    KINDS,
+    DegradeConfig,
+    ImageFolder,
+    StepBatches,
+    apply_plan,
+    degrade,
+    degrade_batch,
+    make_batch,
+    plans_to_tensors,
+    sample_plan,
+)
+from tessera.train.losses import gradient_penalty, masked_psnr, masked_recon
+from tessera.train.loop import TrainConfig, export_checkpoint, fit, load_checkpoint
+from tessera.train.recipes import RecipeConfig, build_recipe
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def photo(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
+    """A smooth synthetic photo (gradients + a disc) as RGB uint8."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.random.default_rng(seed)
+    a = r.uniform(0.5, 2.0, 3)
+    img = np.stack([128 + 100 * np.sin(a[c] * xx / w * 3 + c) * np.cos(a[c] * yy / h * 2) for c in range(3)], -1)
+    img[(yy - h / 2) ** 2 + (xx - w / 3) ** 2 < (h / 5) ** 2] = [220, 40, 60]
+    return img.clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A folder with good photos, a grey one, a small one, a broken one, in sub folders."""
+    root = tmp_path / "photos"
+    (root / "a" / "b").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(photo(80, 96, i)).save(root / "a" / f"p{i}.png")
+    Image.fromarray(photo(72, 72, 9)[..., 0]).save(root / "a" / "b" / "grey.png")
+    Image.fromarray(photo(40, 50, 5)).save(root / "small.jpg")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+# ---------------------------------------------------------------- degradations
+
+
+def test_degrade_is_pure_and_seeded():
+    img = photo(128, 128)
+    cfg = DegradeConfig(region=64)
+    a = degrade(img, np.random.default_rng(3), cfg)
+    b = degrade(img, np.random.default_rng(3), cfg)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert img.sum() == photo(128, 128).sum()  # input untouched
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_degradation_changes_only_the_mask(kind):
+    img = photo(128, 128, 1)
+    cfg = DegradeConfig(region=64, kinds=(kind,), kind_weights=(1.0,), jpeg_prob=0.0)
+    for seed in range(5):
+        out, mask, info = degrade(img, np.random.default_rng(seed), cfg)
+        assert info["kind"] == kind and out.shape == img.shape and out.dtype == np.uint8
+        assert mask.dtype == bool and mask.any()
+        assert np.array_equal(out[~mask], img[~mask])
+        x, y, w, h = info["box"]
+        assert w <= 64 and h <= 64
+        if kind == "hole":
+            assert (out[mask] == HOLE_FILL).all()
+        if kind == "mosaic":
+            assert 4 <= min(info["cell"]) and max(info["cell"]) <= 24
+
+
+def test_jpeg_changes_the_whole_image_but_keeps_holes():
+    img = photo(96, 96, 2)
+    cfg = DegradeConfig(region=48, kinds=("hole",), kind_weights=(1.0,), jpeg_prob=1.0, jpeg_quality=(30, 30))
+    out, mask, info = degrade(img, np.random.default_rng(0), cfg)
+    assert info["quality"] == 30
+    assert (out[mask] == HOLE_FILL).all()
+    assert not np.array_equal(out[~mask], img[~mask])
+
+
+def test_torch_batch_path_matches_numpy_for_mosaics_and_holes():
+    cfg = DegradeConfig(region=48, kinds=("mosaic", "hole"), kind_weights=(0.7, 0.3), jpeg_prob=0.0, feather_prob=0.5)
+    rng = np.random.default_rng(11)
+    crops = [photo(96, 96, s) for s in range(8)]
+    plans = [sample_plan((96, 96), rng, cfg) for _ in crops]
+    clean = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+    out, mask = degrade_batch(clean, plans_to_tensors(plans))
+    for i, (c, p) in enumerate(zip(crops, plans)):
+        ref, ref_mask, _ = apply_plan(c, p)
+        assert np.array_equal(out[i].permute(1, 2, 0).numpy(), ref)
+        assert np.array_equal(mask[i].numpy(), ref_mask)
+
+
+def test_blur_batch_path_is_close_to_numpy():
+    cfg = DegradeConfig(region=48, kinds=("blur",), kind_weights=(1.0,), jpeg_prob=0.0)
+    rng = np.random.default_rng(4)
+    c = photo(96, 96, 3)
+    p = sample_plan((96, 96), rng, cfg)
+    out, mask = degrade_batch(torch.from_numpy(c).permute(2, 0, 1)[None].contiguous(), plans_to_tensors([p]))
+    ref, ref_mask, _ = apply_plan(c, p)
+    assert np.array_equal(mask[0].numpy(), ref_mask)
+    assert np.abs(out[0].permute(1, 2, 0).numpy().astype(int) - ref).max() <= 3
+
+
+# ---------------------------------------------------------------- folders and batches
+
+
+def test_folder_skips_broken_converts_grey_and_handles_small(folder):
+    f = ImageFolder(folder, crop=64, small="skip")
+    assert len(f) == 7  # 4 photos + grey + small + broken, recursively; the .txt is ignored
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        crops = [f.random_crop(np.random.default_rng(s)) for s in range(40)]
+    assert any("broken.jpg" in str(w.message) for w in caught)
+    assert all(c.shape == (64, 64, 3) and c.dtype == np.uint8 for c in crops)
+    names = {f.files[i].name for i in f._bad}
+    assert names == {"broken.jpg", "small.jpg"}
+    grey = f.load([i for i, p in enumerate(f.files) if p.name == "grey.png"][0])
+    assert grey.shape == (72, 72, 3) and (grey[..., 0] == grey[..., 1]).all()
+    up = ImageFolder(folder, crop=64, small="upscale")
+    small = up.load([i for i, p in enumerate(up.files) if p.name == "small.jpg"][0])
+    assert min(small.shape[:2]) == 64 and small.shape[2] == 3
+
+
+def test_step_batches_are_a_function_of_the_step(folder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = StepBatches(ImageFolder(folder, crop=64), 3, DegradeConfig(region=32), seed=5)
+        a, b, c = ds[7], ds[7], ds[8]
+    assert torch.equal(a["clean"], b["clean"]) and torch.equal(a["region"], b["region"])
+    assert not torch.equal(a["clean"], c["clean"])
+    x, m, t = make_batch(a, "cpu", None, 0)
+    assert x.shape == (3, 4, 64, 64) and m.shape == (3, 1, 64, 64) and t.shape == (3, 3, 64, 64)
+    assert torch.equal(x[:, 3:], m)
+    assert float(x.abs().max()) <= 1 and float(t.abs().max()) <= 1
+    holes = [i for i, k in enumerate(a["kind"].tolist()) if KINDS[k] == "hole"]
+    for i in holes:
+        assert float(x[i, :3][m[i].expand(3, -1, -1) > 0].abs().max()) == 0.0
+
+
+# ---------------------------------------------------------------- losses
+
+
+def test_gradient_penalty_matches_hand_computation():
+    # linear critic f(x) = <w, x>: the gradient is w everywhere, so GP = (|w| - 1)^2
+    w = torch.tensor([[[[3.0, 0.0], [0.0, 4.0]]]])  # |w| = 5
+    linear = lambda x: (x * w).flatten(1).sum(1)  # noqa: E731
+    real, fake = torch.rand(3, 1, 2, 2), torch.rand(3, 1, 2, 2)
+    assert torch.allclose(gradient_penalty(linear, real, fake), torch.tensor(16.0))
+    # quadratic critic f(x) = 0.5 |x|^2: the gradient at x_hat is x_hat itself
+    quad = lambda x: 0.5 * x.flatten(1).square().sum(1)  # noqa: E731
+    alpha = torch.tensor([0.0, 0.5, 1.0])
+    x_hat = alpha.view(3, 1, 1, 1) * real + (1 - alpha.view(3, 1, 1, 1)) * fake
+    hand = ((x_hat.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    gp = gradient_penalty(quad, real, fake, alpha=alpha)
+    assert torch.allclose(gp, hand)
+    # and it is differentiable for the critic's parameters
+    lin = torch.nn.Linear(4, 1)
+    gp = gradient_penalty(lambda x: lin(x.flatten(1)), real, fake)
+    gp.backward()
+    assert lin.weight.grad is not None and float(lin.weight.grad.abs().sum()) > 0
+
+
+def test_masked_losses_and_psnr():
+    t = torch.zeros(1, 3, 4, 4)
+    p = t.clone()
+    m = torch.zeros(1, 1, 4, 4)
+    m[..., :2, :] = 1
+    p[..., :2, :] = 0.2  # error 0.2 inside, 0 outside
+    assert torch.allclose(masked_recon(p, t, m), torch.tensor(0.2))
+    assert torch.allclose(masked_recon(p, t, m, kind="mse"), torch.tensor(0.04))
+    assert torch.allclose(masked_psnr(p, t, m), torch.tensor([10 * np.log10(4 / 0.04)], dtype=torch.float32))
+
+
+# ---------------------------------------------------------------- recipes
+
+
+@pytest.mark.parametrize("name", ["unet", "pix2pix", "deepfill"])
+def test_twenty_steps_on_a_fixed_batch_lower_the_loss(name):
+    torch.manual_seed(0)
+    imgs = np.stack([photo(32, 32, s) for s in range(4)])
+    target = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    mask = torch.zeros(4, 1, 32, 32)
+    mask[..., 8:24, 10:26] = 1
+    x = torch.cat([target * (1 - mask), mask], 1)
+    cfg = RecipeConfig(lr=1e-3, d_base=8, local_size=16)
+    recipe = build_recipe(name, model_kwargs(name, "tiny"), cfg)
+    key = {"unet": "mse", "pix2pix": "l1", "deepfill": "l1"}[name]
+    first = recipe.step(x, mask, target)
+    for _ in range(19):
+        last = recipe.step(x, mask, target)
+    assert all(np.isfinite(v) for v in last.values())
+    assert last[key] < 0.8 * first[key], (first, last)
+
+
+def test_bf16_autocast_and_channels_last_step():
+    recipe = build_recipe("unet", model_kwargs("unet", "tiny"), RecipeConfig(amp="bf16"))
+    recipe.to("cpu", channels_last=True)
+    x = torch.rand(2, 4, 32, 32).contiguous(memory_format=torch.channels_last)
+    out = recipe.step(x, x[:, 3:], x[:, :3])
+    assert np.isfinite(out["loss"])
+
+
+# ---------------------------------------------------------------- fit, resume, export
+
+
+def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=data, out=out, model="pix2pix", preset="tiny", steps=4, batch=2, crop=32, region=16,
+                workers=0, log_every=1, eval_every=2, sample_every=2, ckpt_every=100, val_count=2,
+                recipe=RecipeConfig(d_base=8))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_checkpoint_resume_gives_a_bit_identical_next_step(folder, tmp_path):
+    # run A: 4 steps straight. run B: SIGINT during step 3 (saves, stops), then --resume.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seen_a: dict[int, dict] = {}
+        fit(_cfg(folder, tmp_path / "a", val=folder), lambda s, n, l: seen_a.__setitem__(s, l))
+
+        def interrupt(step, total, losses):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        summary = fit(_cfg(folder, tmp_path / "b", val=folder), interrupt)
+        assert summary["interrupted"] and summary["step"] == 3
+        assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 3
+        seen_b: dict[int, dict] = {}
+        summary = fit(_cfg(folder, tmp_path / "b", val=folder, resume=True), lambda s, n, l: seen_b.__setitem__(s, l))
+    assert summary["step"] == 4 and list(seen_b) == [4]
+    assert seen_b[4] == seen_a[4]
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["recipe"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["recipe"]
+    for net in a["nets"]:
+        for k, v in a["nets"][net].items():
+            assert torch.equal(v, b["nets"][net][k]), (net, k)
+    assert torch.equal(a["optimizers"]["generator"]["state"][0]["exp_avg"], b["optimizers"]["generator"]["state"][0]["exp_avg"])
+    # logs: JSONL metrics with validation scores, sample grids
+    lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    assert any('"kind": "val"' in line and '"psnr"' in line for line in lines)
+    grid = Image.open(tmp_path / "a" / "samples" / "step_0000004.png")
+    assert grid.size == (3 * 32, 2 * 32)
+
+
+def test_export_then_load_model(folder, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = fit(_cfg(folder, tmp_path / "run", model="deepfill", steps=2, recipe=RecipeConfig(d_base=8, local_size=16)))
+    path = export_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "w.safetensors")
+    model = load_model(path)
+    assert model.name == "deepfill" and model.kwargs == {"base": 4, "dilations": (2, 4)}
+    assert model.metadata["step"] == "2"
+    g = summary["recipe"].generator.eval()
+    x = torch.rand(1, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), g(x))
+
+
+def test_resume_refuses_another_model(folder, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit(_cfg(folder, tmp_path / "r", model="unet", steps=1))
+        with pytest.raises(Exception, match="holds unet"):
+            fit(_cfg(folder, tmp_path / "r", model="pix2pix", steps=2, resume=True))
+
+
+@pytest.mark.skipif(not (DATA / "faces" / "train").is_dir(), reason="bundled photos not present")
+def test_real_photos_batch():
+    f = ImageFolder(DATA / "faces" / "train", crop=64)
+    ds = StepBatches(f, 4, DegradeConfig(region=32), seed=0)
+    x, m, t = make_batch(ds[0], "cpu", None, 0)
+    assert x.shape == (4, 4, 64, 64) and float(m.mean()) > 0
