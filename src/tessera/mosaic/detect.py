@@ -1,0 +1,295 @@
+"""Find mosaicked (and blurred) regions in an image by themselves, each with its grid.
+
+Two parts, each doing what it is best at:
+
+- the segmentation net (:mod:`tessera.mosaic.segnet`) says *where*: a per-pixel probability
+  that is good at outlines (feathered, pasted, non grid-aligned) and at small mosaics;
+- grid analysis (:mod:`tessera.mosaic.grid`) says *what*: the cell size, phase and sampling of
+  each proposed region, and vetoes proposals without a lattice (a region with a clear lattice
+  is a mosaic; one without is kept only as a confident ``blur`` region). Where the grid is
+  known, outline cells that are flat as a whole are filled in completely.
+
+Without weights (none shipped, or ``weights=""``) detection falls back to grid analysis only:
+windows of the image are searched for a lattice and the flat cells of each lattice found are
+the mosaic. That finds grid-aligned mosaics on clean (PNG) images, not blurs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tessera.mosaic.grid import GridEstimate, estimate_grid
+from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.region import Grid, Region, mask_box
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """min_area: smallest region kept (pixels). sensitivity: 0..1, higher finds fainter regions
+    (and more false ones). weights: a detector .safetensors path; None = the shipped weights;
+    "" = no net (grid analysis only). blur: also report blurred regions (no grid)."""
+
+    min_area: int = 64
+    sensitivity: float = 0.5
+    weights: str | None = None
+    blur: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sensitivity <= 1.0:
+            raise ValueError(f"sensitivity must be within 0..1, got {self.sensitivity}")
+        if self.min_area < 1:
+            raise ValueError(f"min_area must be at least 1 pixel, got {self.min_area}")
+
+
+def default_weights() -> Path:
+    import tessera
+
+    return Path(tessera.__file__).resolve().parents[2] / "weights" / "detector.safetensors"
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float):
+    from tessera.mosaic.segnet import load_segnet
+
+    return load_segnet(path)
+
+
+def load_detector(weights: str | Path | None = None):
+    """The segmentation net from ``weights`` (default: the shipped file), or None with a warning
+    when the default file is missing. An explicit path that does not exist raises."""
+    if weights == "":
+        return None
+    path = Path(weights) if weights is not None else default_weights()
+    if not path.is_file():
+        if weights is not None:
+            raise FileNotFoundError(f"detector weights {path} not found; pass an existing .safetensors file")
+        warnings.warn(
+            f"no detector weights at {path}; detecting with grid analysis only "
+            "(train them with `python -m tessera.mosaic.train_detector`)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return _load(str(path), path.stat().st_mtime)
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def probability_map(image: np.ndarray, model) -> np.ndarray:
+    """Per-pixel mosaic probability (H, W) float32 from the segmentation net."""
+    import torch
+
+    x = torch.from_numpy(_as_rgb(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.inference_mode():
+        logits = model(x)[0, 0]
+    return torch.sigmoid(logits).numpy()
+
+
+# ------------------------------------------------------------------ grid helpers
+
+
+def _cell_index(shape: tuple[int, int], grid: Grid):
+    H, W = shape
+    ri, rs, re, _ = lattice(H, grid.cell_h, grid.phase_y)
+    ci, cs, ce, _ = lattice(W, grid.cell_w, grid.phase_x)
+    return ri, ci, len(rs), len(cs)
+
+
+def cell_flatness(image: np.ndarray, grid: Grid, tol: float) -> np.ndarray:
+    """bool (nR, nC): cells whose pixels all lie within ``tol`` (per channel, sum) of the cell median-ish
+    value, i.e. cells that are flat as a whole. JPEG noise is tolerated through ``tol``."""
+    H, W = image.shape[:2]
+    ri, ci, nR, nC = _cell_index((H, W), grid)
+    img = image.astype(np.float32)
+    ids = (ri[:, None] * nC + ci[None, :]).ravel()
+    n = np.bincount(ids, minlength=nR * nC).astype(np.float32)
+    dev = np.zeros(nR * nC, np.float32)
+    for c in range(img.shape[2]):
+        ch = img[..., c].ravel()
+        mean = np.bincount(ids, weights=ch, minlength=nR * nC) / np.maximum(n, 1)
+        dev += np.bincount(ids, weights=np.abs(ch - mean[ids]), minlength=nR * nC) / np.maximum(n, 1)
+    return (dev <= tol).reshape(nR, nC)
+
+
+def _snap_to_cells(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, fill: float = 0.3) -> np.ndarray:
+    """Fill outline cells that are flat as a whole and at least ``fill`` covered by ``mask``."""
+    H, W = mask.shape
+    ri, ci, nR, nC = _cell_index((H, W), grid)
+    ids = (ri[:, None] * nC + ci[None, :]).ravel()
+    n = np.bincount(ids, minlength=nR * nC)
+    cover = np.bincount(ids, weights=mask.ravel().astype(np.float32), minlength=nR * nC) / np.maximum(n, 1)
+    flat = cell_flatness(image, grid, tol).ravel()
+    full = (cover >= fill) & flat
+    drop = (cover < fill) & flat  # a flat cell mostly outside: a sliver of mask over a flat cell
+    out = mask.ravel() | full[ids]
+    out &= ~drop[ids] | ~mask.ravel() | (cover[ids] > 0.999)
+    return out.reshape(H, W)
+
+
+def _tolerance(image: np.ndarray) -> float:
+    """Flatness tolerance: grows with the image's JPEG-like noise (mean abs Laplacian in flat areas)."""
+    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    lap = np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=1))
+    low = np.quantile(lap, 0.5) if lap.size else 0.0
+    return float(np.clip(2.0 + 2.0 * low, 2.0, 12.0))
+
+
+# ------------------------------------------------------------------ net + grid
+
+
+def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectConfig) -> list[Region]:
+    H, W = prob.shape
+    thr = float(np.clip(1.0 - cfg.sensitivity, 0.05, 0.95))
+    binary = (prob >= thr).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    tol = _tolerance(image)
+    regions: list[Region] = []
+    for k in range(1, n):
+        if stats[k, cv2.CC_STAT_AREA] < cfg.min_area:
+            continue
+        comp = labels == k
+        p_mean = float(prob[comp].mean())
+        est = _grid_in(image, comp)
+        grid_score = est.score if est is not None else 0.0
+        if est is not None and grid_score >= 0.15:
+            mask = _snap_to_cells(image, comp, est.grid, tol)
+            score = float(np.clip(0.6 * p_mean + 0.4 * max(grid_score, 0.5), 0, 1))
+            region = Region(mask, mask_box(mask), est.grid, score, "mosaic", {"net": round(p_mean, 4), "grid": round(grid_score, 4)})
+        else:
+            # no lattice seen: a blur (or a mosaic too small or too compressed to measure)
+            need = 0.85 - 0.3 * (cfg.sensitivity - 0.5)
+            if p_mean < need:
+                continue
+            if not cfg.blur:
+                continue
+            region = Region(comp, mask_box(comp), None, p_mean, "blur", {"net": round(p_mean, 4), "grid": round(grid_score, 4)})
+        if region.mask.sum() >= cfg.min_area:
+            regions.append(region)
+    return regions
+
+
+def _grid_in(image: np.ndarray, comp: np.ndarray) -> GridEstimate | None:
+    """Grid of the mosaic under a component, measured on its bounding box (plus a margin)."""
+    x, y, w, h = mask_box(comp)
+    m = 4
+    y0, x0 = max(y - m, 0), max(x - m, 0)
+    y1, x1 = min(y + h + m, comp.shape[0]), min(x + w + m, comp.shape[1])
+    est = estimate_grid(image[y0:y1, x0:x1], comp[y0:y1, x0:x1], erode=2)
+    if est is None:
+        return None
+    g = est.grid
+    grid = Grid(g.cell_h, g.cell_w, (g.phase_y + y0) % g.cell_h, (g.phase_x + x0) % g.cell_w, g.sampling)
+    return GridEstimate(grid, est.score, est.y, est.x)
+
+
+# ------------------------------------------------------------------ grid only
+
+
+def _grid_only(image: np.ndarray, cfg: DetectConfig, window: int = 96) -> list[Region]:
+    """Classical detection: windows with a clear lattice vote for it; the flat cells of each
+    voted lattice inside its windows (with a jump to a neighbour cell) are the mosaic."""
+    H, W = image.shape[:2]
+    win = min(window, H, W)
+    if win < 12:
+        return []
+    stride = max(win // 2, 1)
+    ys = sorted(set(list(range(0, H - win + 1, stride)) + [H - win]))
+    xs = sorted(set(list(range(0, W - win + 1, stride)) + [W - win]))
+    need = 0.55 - 0.4 * (cfg.sensitivity - 0.5)
+    votes: dict[Grid, np.ndarray] = {}
+    for y in ys:
+        for x in xs:
+            est = estimate_grid(image[y : y + win, x : x + win], None, max_cell=32, min_lines=2)
+            if est is None or est.score < need:
+                continue
+            g = est.grid
+            key = Grid(g.cell_h, g.cell_w, (g.phase_y + y) % g.cell_h, (g.phase_x + x) % g.cell_w, "mean")
+            area = votes.setdefault(key, np.zeros((H, W), bool))
+            area[y : y + win, x : x + win] = True
+    tol = _tolerance(image)
+    regions: list[Region] = []
+    taken = np.zeros((H, W), bool)
+    for key, area in sorted(votes.items(), key=lambda kv: -int(kv[1].sum())):
+        ri, ci, nR, nC = _cell_index((H, W), key)
+        flat = cell_flatness(image, key, tol)
+        # a mosaic cell differs from at least one neighbour (flat skies do not jump)
+        vals = _cell_means(image, ri, ci, nR, nC)
+        jump = np.zeros((nR, nC), bool)
+        dv = np.abs(np.diff(vals, axis=0)).sum(-1) > 2 * tol
+        jump[1:] |= dv
+        jump[:-1] |= dv
+        dh = np.abs(np.diff(vals, axis=1)).sum(-1) > 2 * tol
+        jump[:, 1:] |= dh
+        jump[:, :-1] |= dh
+        cells = flat & jump
+        # grow from the voted windows over connected flat, jumping cells
+        mask = cells[ri][:, ci] & ~taken
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        seeded = np.unique(labels[area & mask])
+        for k in seeded[seeded > 0]:
+            if stats[k, cv2.CC_STAT_AREA] < max(cfg.min_area, 4 * key.cell_h * key.cell_w):
+                continue
+            comp = labels == k
+            est = _grid_in(image, comp)
+            if est is None or est.score < need:
+                continue
+            comp = _snap_to_cells(image, comp, est.grid, tol)
+            taken |= comp
+            regions.append(Region(comp, mask_box(comp), est.grid, float(est.score), "mosaic", {"grid": round(est.score, 4)}))
+    return regions
+
+
+def _cell_means(image: np.ndarray, ri, ci, nR: int, nC: int) -> np.ndarray:
+    ids = (ri[:, None] * nC + ci[None, :]).ravel()
+    n = np.maximum(np.bincount(ids, minlength=nR * nC), 1)
+    chans = [np.bincount(ids, weights=image[..., c].ravel().astype(np.float64), minlength=nR * nC) / n for c in range(image.shape[2])]
+    return np.stack(chans, -1).reshape(nR, nC, -1)
+
+
+# ------------------------------------------------------------------ public
+
+
+def detect(
+    image: np.ndarray,
+    *,
+    config: DetectConfig | None = None,
+    model=None,
+    **overrides,
+) -> list[Region]:
+    """All mosaicked regions of ``image`` (RGB uint8 (H, W, 3)), largest first.
+
+    Each :class:`Region` has its mask (bool, True = mosaic), box (x, y, w, h), grid (cell size,
+    phase, sampling; None for blurs), score (0..1) and kind ("mosaic" | "blur").
+    ``model``: a loaded segmentation net (default: loaded from ``config.weights``);
+    keyword overrides (``min_area=``, ``sensitivity=``, ``weights=``) update the config.
+    """
+    cfg = config or DetectConfig()
+    if overrides:
+        cfg = DetectConfig(**{**cfg.__dict__, **overrides})
+    image = _as_rgb(image)
+    H, W = image.shape[:2]
+    if H < 4 or W < 4:
+        return []
+    if model is None:
+        model = load_detector(cfg.weights)
+    if model is None:
+        regions = _grid_only(image, cfg)
+    else:
+        regions = _regions_from_probability(image, probability_map(image, model), cfg)
+    return sorted(regions, key=lambda r: -int(r.mask.sum()))

@@ -1,0 +1,236 @@
+"""Estimate a mosaic's lattice (cell size, phase, sampling) from pixels alone.
+
+A mosaic is flat inside its cells and jumps on a lattice. Per axis we take the absolute
+colour differences between neighbouring pixels inside the region (horizontal differences
+for the column lattice, vertical ones for the row lattice), project them on that axis, and
+fold the profile modulo every candidate period p: for the true cell size one phase holds
+nearly all the energy. Divisors of the cell fold just as well (their lattice contains the
+true one) and multiples hold about 1/k of it, so we keep the largest period whose folded
+energy is close to the best. A second, robust check asks that the lattice lines be
+*consistently* strong (a low quantile of the per-line energy against the mean off-lattice
+energy), which a single strong natural edge, JPEG's faint 8x8 block seams, a flat sky or a
+flat UI panel cannot fake. Rows and columns are estimated independently (rectangular cells).
+
+Sampling (mean vs centre) is a statistical guess: a centre-sampled mosaic keeps single-pixel
+noise and aliasing, so the differences between neighbouring cells are rougher than for a
+mean-sampled one (see :func:`estimate_sampling`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tessera.mosaic.region import Grid
+
+
+@dataclass(frozen=True)
+class AxisFit:
+    """The lattice along one axis: ``period`` pixels, edges at ``phase + k * period``."""
+
+    period: int
+    phase: int
+    fraction: float  # share of the edge energy on the lattice lines, 0..1
+    consistency: float  # how uniformly strong the lines are vs. the off-lattice energy, 0..1
+    lines: int  # lattice lines inside the region
+
+    @property
+    def score(self) -> float:
+        return float(min(self.fraction, self.consistency))
+
+
+@dataclass(frozen=True)
+class GridEstimate:
+    grid: Grid
+    score: float  # 0..1, min of both axes' scores
+    y: AxisFit
+    x: AxisFit
+
+
+def _diffs(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|I(y, x) - I(y, x-1)| and |I(y, x) - I(y-1, x)| summed over channels, float32; index 0 unused (0)."""
+    img = image.astype(np.int16)
+    if img.ndim == 2:
+        img = img[..., None]
+    dx = np.zeros(img.shape[:2], np.float32)
+    dy = np.zeros(img.shape[:2], np.float32)
+    dx[:, 1:] = np.abs(img[:, 1:] - img[:, :-1]).sum(-1)
+    dy[1:] = np.abs(img[1:] - img[:-1]).sum(-1)
+    return dx, dy
+
+
+def _profile(d: np.ndarray, valid: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Energy per line along the other axis (sum over ``axis``) and the number of valid pixels per line."""
+    return (d * valid).sum(axis=axis, dtype=np.float64), valid.sum(axis=axis, dtype=np.float64)
+
+
+def fit_axis(
+    energy: np.ndarray, count: np.ndarray, *, min_cell: int = 3, max_cell: int = 64, keep: float = 0.45
+) -> AxisFit | None:
+    """Best lattice of a 1-D edge-energy profile (``energy[i]``: energy of the edge between i-1 and i).
+
+    ``count[i]`` is the number of pixels behind ``energy[i]`` (0 = outside the region).
+    Returns None when the region has too few edges to say anything.
+    """
+    n = energy.size
+    support = np.nonzero(count > 0)[0]
+    if support.size < 2 * min_cell:
+        return None
+    lo, hi = int(support[0]), int(support[-1]) + 1
+    span = hi - lo
+    total = float(energy.sum())
+    if total <= 1e-6:
+        return None
+    max_cell = min(max_cell, span // 2)  # need at least two lattice lines inside
+    if max_cell < min_cell:
+        return None
+    idx = np.arange(n)
+    per_px = np.where(count > 0, energy / np.maximum(count, 1), 0.0)
+    # lines at the region's extreme ends see few pixels; judge consistency on well-supported lines
+    supported = count >= 0.25 * count.max()
+    folded_all = {p: np.bincount(idx % p, weights=energy, minlength=p) for p in range(min_cell, max_cell + 1)}
+    shares = {p: float(f.max()) / total for p, f in folded_all.items()}
+    best = max(shares.values())
+    # candidates hold a good share of the energy (divisors and multiples of the cell do too);
+    # among them the true cell has the most uniformly strong lines over the quietest gaps
+    fits: dict[int, tuple[int, float, float, int]] = {}
+    for p, share in shares.items():
+        if share < keep * best:
+            continue
+        ph = int(np.argmax(folded_all[p]))
+        on = idx % p == ph
+        lines = per_px[on & supported]
+        off = per_px[~on & supported]
+        if lines.size == 0:
+            continue
+        low = float(np.quantile(lines, 0.25))
+        off_mean = float(off.mean()) if off.size else 0.0
+        # how much stronger the weaker lattice lines are than the mean off-lattice level
+        ratio = low / (off_mean + 1e-3 + 0.002 * float(lines.mean()))
+        fits[p] = (ph, share, ratio, int(lines.size))
+    if not fits:
+        return None
+    period = max(fits, key=lambda p: (round(fits[p][2], 6), p))
+    period = _refine_divisors(period, fits[period][0], per_px, supported, min_cell)
+    phase, fraction, ratio, nlines = fits[period]
+    consistency = float(np.clip((ratio - 1.5) / 6.5, 0.0, 1.0))
+    frac = float(np.clip((fraction - 1.0 / period) / (1 - 1.0 / period), 0, 1))
+    return AxisFit(period, phase, frac, consistency, nlines)
+
+
+def _refine_divisors(period: int, phase: int, per_px: np.ndarray, supported: np.ndarray, min_cell: int) -> int:
+    """Step down from a multiple of the cell to the cell: a divisor d of ``period`` is the better
+    lattice when its extra lines (not on the ``period`` lattice) are about as strong as the
+    ``period`` lines and clearly stronger than the d-lattice's gaps."""
+    idx = np.arange(per_px.size)
+    on_p = (idx % period == phase % period) & supported
+    if not on_p.any():
+        return period
+    line_mean = float(per_px[on_p].mean())
+    best = period
+    for d in range(min_cell, period // 2 + 1):
+        if period % d:
+            continue
+        on_d = (idx % d == phase % d) & supported
+        extra = on_d & ~on_p
+        off = ~on_d & supported
+        if not extra.any() or not off.any():
+            continue
+        e = float(per_px[extra].mean())
+        if e >= 0.3 * line_mean and e >= 3.0 * float(per_px[off].mean()) + 1e-3:
+            return d  # the smallest divisor that passes
+    return best
+
+
+def estimate_grid(
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    min_cell: int = 3,
+    max_cell: int = 64,
+    erode: int = 1,
+    min_lines: int = 2,
+) -> GridEstimate | None:
+    """Cell size, phase and sampling of the mosaic in ``image`` (RGB or grey uint8) within ``mask``.
+
+    ``erode`` pixels of the mask's edge are ignored (a pasted mosaic's outline is no lattice line).
+    Returns None when no lattice can be seen on one of the axes (e.g. a flat or too small region).
+    """
+    image = np.asarray(image)
+    H, W = image.shape[:2]
+    if H < 2 * min_cell or W < 2 * min_cell:
+        return None
+    region = np.ones((H, W), bool) if mask is None else np.asarray(mask, bool)
+    if erode > 0 and mask is not None:
+        region = cv2.erode(region.astype(np.uint8), np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)).astype(bool)
+    if not region.any():
+        return None
+    dx, dy = _diffs(image)
+    vx = np.zeros_like(region)
+    vx[:, 1:] = region[:, 1:] & region[:, :-1]
+    vy = np.zeros_like(region)
+    vy[1:] = region[1:] & region[:-1]
+    ex, cx = _profile(dx, vx, axis=0)
+    ey, cy = _profile(dy, vy, axis=1)
+    fx = fit_axis(ex, cx, min_cell=min_cell, max_cell=max_cell)
+    fy = fit_axis(ey, cy, min_cell=min_cell, max_cell=max_cell)
+    if fx is None or fy is None or fx.lines < min_lines or fy.lines < min_lines:
+        return None
+    grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period, "mean")
+    sampling = estimate_sampling(image, region, grid)
+    grid = Grid(grid.cell_h, grid.cell_w, grid.phase_y, grid.phase_x, sampling)
+    return GridEstimate(grid, float(min(fx.score, fy.score)), fy, fx)
+
+
+def cell_values(image: np.ndarray, region: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell median colour (nR, nC, C) float and whether the whole cell lies in ``region`` (nR, nC)."""
+    from tessera.mosaic.pixelate import lattice
+
+    img = image if image.ndim == 3 else image[..., None]
+    H, W = img.shape[:2]
+    _, rs, re, _ = lattice(H, grid.cell_h, grid.phase_y)
+    _, cs, ce, _ = lattice(W, grid.cell_w, grid.phase_x)
+    full_r = (re - rs) == grid.cell_h
+    full_c = (ce - cs) == grid.cell_w
+    # sample each cell at its inner points (away from the edges JPEG smears)
+    my, mx = grid.cell_h // 2, grid.cell_w // 2
+    ys = np.clip(rs + my, 0, H - 1)
+    xs = np.clip(cs + mx, 0, W - 1)
+    vals = img[ys][:, xs].astype(np.float32)
+    inside = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    ok = inside[np.ix_(rs.clip(0, H - 1), cs.clip(0, W - 1))] & inside[np.ix_((re - 1).clip(0, H - 1), (ce - 1).clip(0, W - 1))]
+    ok &= full_r[:, None] & full_c[None, :]
+    return vals, ok
+
+
+def estimate_sampling(image: np.ndarray, region: np.ndarray, grid: Grid, threshold: float = 1.57) -> str:
+    """Guess 'mean' or 'centre' sampling from the roughness of neighbouring cell values.
+
+    Roughness = mean |second difference| / mean |first difference| of cell values (both axes);
+    point samples (centre) alias and keep noise, so they are rougher than cell means.
+    """
+    vals, ok = cell_values(image, region, grid)
+    v = vals.mean(-1)
+    num, den = 0.0, 0.0
+    for a in (0, 1):
+        if v.shape[a] < 3:
+            continue
+        sl = [slice(None)] * 2
+        d1 = np.diff(v, axis=a)
+        d2 = np.diff(v, n=2, axis=a)
+        ok1 = ok[tuple(slice(1, None) if i == a else slice(None) for i in range(2))] & ok[
+            tuple(slice(None, -1) if i == a else slice(None) for i in range(2))
+        ]
+        ok2 = ok1[tuple(slice(1, None) if i == a else slice(None) for i in range(2))] & ok1[
+            tuple(slice(None, -1) if i == a else slice(None) for i in range(2))
+        ]
+        del sl
+        if ok2.sum() < 4:
+            continue
+        num += float(np.abs(d2[ok2]).mean())
+        den += float(np.abs(d1[ok1]).mean())
+    if den <= 1e-6:
+        return "mean"
+    return "centre" if num / den > threshold else "mean"

@@ -1,0 +1,116 @@
+"""A small U-Net that segments mosaicked / blurred regions (a few hundred thousand parameters).
+
+The image is seen at full resolution through a space-to-depth step: RGB plus the absolute
+horizontal and vertical differences of its grey level (5 channels, the differences make
+"flat inside, jumps on a lattice" easy to see) are folded into ``fold x fold`` blocks, so all
+convolutions run at 1/fold of the resolution; the head predicts ``fold * fold`` logits per
+block and unfolds them back to one logit per pixel. This keeps a 512x512 image well under
+100 ms on one CPU core while edges stay pixel-accurate.
+
+Weights are stored as safetensors with the constructor kwargs in the metadata
+(``{"model": "segnet", "kwargs": "<json>"}``); see :func:`load_segnet`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class MosaicSegNet(nn.Module):
+    """U-Net over a space-to-depth view of the image; returns per-pixel logits (N, 1, H, W).
+
+    fold: space-to-depth factor; base: channels at the first level; depth: number of 2x downsamplings.
+    Input: float32 (N, 3, H, W) in [-1, 1], any H, W (padded internally).
+    """
+
+    def __init__(self, fold: int = 4, base: int = 16, depth: int = 3) -> None:
+        super().__init__()
+        self.fold, self.base, self.depth = fold, base, depth
+        chans = [base * 2**i for i in range(depth + 1)]
+        self.stem = _block(5 * fold * fold, chans[0])
+        self.down = nn.ModuleList(_block(chans[i], chans[i + 1]) for i in range(depth))
+        self.up = nn.ModuleList(_block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(chans[0], fold * fold, 1)
+
+    @property
+    def multiple(self) -> int:
+        return self.fold * 2**self.depth
+
+    @staticmethod
+    def features(x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1] -> (N, 5, H, W): RGB, |d/dx grey|, |d/dy grey| (scaled)."""
+        g = x.mean(dim=1, keepdim=True)
+        dx = F.pad((g[..., :, 1:] - g[..., :, :-1]).abs(), (1, 0, 0, 0))
+        dy = F.pad((g[..., 1:, :] - g[..., :-1, :]).abs(), (0, 0, 1, 0))
+        return torch.cat([x, 4 * dx, 4 * dy], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, _, H, W = x.shape
+        m = self.multiple
+        ph, pw = (-H) % m, (-W) % m
+        # 1. features and padding to a multiple of fold * 2**depth, (N, 5, H', W')
+        f = self.features(x)
+        if ph or pw:
+            f = F.pad(f, (0, pw, 0, ph), mode="replicate")
+        # 2. space to depth, (N, 5 * fold^2, H'/fold, W'/fold)
+        h = self.stem(F.pixel_unshuffle(f, self.fold))
+        skips = [h]
+        # 3. encoder, (N, base * 2^i, H'/(fold 2^i), ...)
+        for blk in self.down:
+            h = blk(F.max_pool2d(h, 2))
+            skips.append(h)
+        # 4. decoder with skips back to (N, base, H'/fold, W'/fold)
+        for blk, skip in zip(self.up, reversed(skips[:-1])):
+            h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = blk(torch.cat([h, skip], dim=1))
+        # 5. fold^2 logits per block -> one per pixel, (N, 1, H, W)
+        out = F.pixel_shuffle(self.head(h), self.fold)
+        return out[..., :H, :W]
+
+
+def segnet_kwargs(model: MosaicSegNet) -> dict:
+    return {"fold": model.fold, "base": model.base, "depth": model.depth}
+
+
+def save_segnet(model: MosaicSegNet, path: str | Path, extra: dict | None = None) -> None:
+    """Save weights (float32) as safetensors with the constructor kwargs in the metadata."""
+    from safetensors.torch import save_file
+
+    meta = {"model": "segnet", "kwargs": json.dumps(segnet_kwargs(model))}
+    for k, v in (extra or {}).items():
+        meta[str(k)] = json.dumps(v)
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=meta)
+
+
+def load_segnet(path: str | Path) -> MosaicSegNet:
+    """Build a :class:`MosaicSegNet` from a safetensors file written by :func:`save_segnet` (eval mode)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"detector weights not found at {path}; pass an existing .safetensors file")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("model") != "segnet" or "kwargs" not in meta:
+        raise ValueError(f"{path} is not a Tessera detector checkpoint (metadata lacks model='segnet' and kwargs)")
+    model = MosaicSegNet(**json.loads(meta["kwargs"]))
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()

@@ -1,0 +1,258 @@
+"""Synthetic mosaic cases for training and evaluating detection (and restoration).
+
+``make_case(image, rng, kind)`` hides part of a clean RGB uint8 image and returns
+``(degraded, mask, grid)``: the degraded image, the bool ground-truth mask (True = hidden)
+and the mosaic's :class:`Grid` (None for blurs, clean images and multi-grid cases).
+Every kind is a pure function of the image and the rng. Pass ``jpeg=q`` to JPEG-compress
+the result (quality q) as a last step; ``random_case`` draws kind and JPEG quality.
+
+Kinds (``KINDS``):
+
+- ``box``, ``ellipse``, ``polygon``, ``strokes``: square cells (4-32 px) on a random phase,
+  mean or centre sampling, the region snapped to whole cells (grid-aligned; pixelate's rule).
+- ``rect``: like ``box`` with rectangular cells (height and width drawn independently).
+- ``feather``: a grid-aligned region whose edge is feathered over 2-8 px.
+- ``pasted``: the whole image pixelated, then pasted through an arbitrary shape whose edge is
+  hard or soft (cells are cut by the shape: not grid-aligned).
+- ``soft``: a mosaic whose cells were then slightly blurred (a "smoothed" mosaic).
+- ``blur``: a Gaussian-blurred region (no grid).
+- ``multi``: two separate mosaics with different cells (grid = None).
+- ``border``: a mosaic touching the image border.
+- ``clean``: nothing hidden (empty mask), for false-positive counts.
+- ``posterized``, ``ui``: hard negatives, nothing hidden: the image posterized to a few
+  levels (flat areas with sharp steps), or a synthetic screenshot (flat panels, bars, text).
+
+For feathered or soft edges the mask holds the pixels whose blend weight is at least one
+half (the restorer may dilate it).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from tessera.mosaic.masks import random_box, random_ellipse, random_polygon, random_strokes
+from tessera.mosaic.pixelate import cell_image, feather_weight, pixelate
+from tessera.mosaic.region import Grid
+
+KINDS: tuple[str, ...] = (
+    "box",
+    "ellipse",
+    "polygon",
+    "strokes",
+    "rect",
+    "feather",
+    "pasted",
+    "soft",
+    "blur",
+    "multi",
+    "border",
+    "clean",
+    "posterized",
+    "ui",
+)
+#: kinds whose mask is a union of whole cells of a single grid (cell-size accuracy is measured on them)
+GRID_ALIGNED: tuple[str, ...] = ("box", "ellipse", "polygon", "rect", "border")
+
+CELL_RANGE = (4, 32)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip of an RGB uint8 image at ``quality`` (4:2:0, like most encoders)."""
+    ok, buf = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+
+def _cell(rng: np.random.Generator, H: int, W: int, square: bool = True) -> tuple[int, int]:
+    hi = max(CELL_RANGE[0], min(CELL_RANGE[1], min(H, W) // 4))
+    ch = int(rng.integers(CELL_RANGE[0], hi + 1))
+    cw = ch if square else int(rng.integers(CELL_RANGE[0], hi + 1))
+    return ch, cw
+
+
+def _grid(rng: np.random.Generator, H: int, W: int, square: bool = True, sampling: str | None = None) -> Grid:
+    ch, cw = _cell(rng, H, W, square)
+    samp = sampling or ("mean" if rng.random() < 0.6 else "centre")
+    return Grid(ch, cw, int(rng.integers(0, ch)), int(rng.integers(0, cw)), samp)  # type: ignore[arg-type]
+
+
+def _shape(rng: np.random.Generator, H: int, W: int, kind: str, grid: Grid | None = None) -> np.ndarray:
+    """A random region of a kind, big enough to hold a few cells."""
+    lo = 0.2 if grid is None else None
+    min_side = min(H, W)
+    c = max(grid.cell_h, grid.cell_w) if grid is not None else 8
+    for _ in range(20):
+        frac = rng.uniform(lo or 0.15, 0.7)
+        h = int(np.clip(frac * H * rng.uniform(0.7, 1.3), max(3 * c, 12), H))
+        w = int(np.clip(frac * W * rng.uniform(0.7, 1.3), max(3 * c, 12), W))
+        if kind == "box":
+            m = random_box((H, W), (h, w), rng)
+        elif kind == "ellipse":
+            m = random_ellipse((H, W), (h, w), rng)
+        elif kind == "polygon":
+            m = random_polygon((H, W), (h, w), rng)
+        elif kind == "strokes":
+            m = random_strokes((H, W), rng, strokes=(1, 3), width=(max(12, 2 * c), max(16, 3 * c)))
+        else:
+            raise ValueError(f"unknown shape kind {kind!r}")
+        if m.sum() >= max(16 * c * c, 0.02 * H * W) or min_side < 48:
+            return m
+    return m
+
+
+def _mosaic(image: np.ndarray, region: np.ndarray, grid: Grid, feather: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    out, changed = pixelate(image, region, cell=grid.cell, phase=grid.phase, sampling=grid.sampling, feather=feather)
+    if feather:
+        from tessera.mosaic.pixelate import selected_cells
+
+        sel = selected_cells(region, grid.cell, grid.phase)
+        weight = feather_weight(sel, feather)
+        changed = 2 * weight >= feather + 1
+    return out, changed
+
+
+def _paste(image: np.ndarray, effect: np.ndarray, shape: np.ndarray, soft: float) -> tuple[np.ndarray, np.ndarray]:
+    alpha = shape.astype(np.float32)
+    if soft > 0:
+        alpha = cv2.GaussianBlur(alpha, (0, 0), soft)
+    a = alpha[..., None]
+    out = np.clip(a * effect.astype(np.float32) + (1 - a) * image.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+    return out, alpha >= 0.5
+
+
+def synthetic_screenshot(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A flat, UI-like RGB image: panels, bars, buttons, rules and text (a hard negative)."""
+    H, W = shape
+    out = np.empty((H, W, 3), np.uint8)
+    out[:] = rng.integers(200, 256, 3) if rng.random() < 0.6 else rng.integers(0, 60, 3)
+    for _ in range(int(rng.integers(3, 12))):
+        x0, y0 = int(rng.integers(0, W)), int(rng.integers(0, H))
+        x1, y1 = x0 + int(rng.integers(8, max(9, W // 2))), y0 + int(rng.integers(6, max(7, H // 3)))
+        cv2.rectangle(out, (x0, y0), (x1, y1), [int(v) for v in rng.integers(0, 256, 3)], -1)
+    for _ in range(int(rng.integers(0, 6))):
+        y = int(rng.integers(0, H))
+        cv2.line(out, (0, y), (W, y), [int(v) for v in rng.integers(0, 256, 3)], 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for _ in range(int(rng.integers(2, 15))):
+        text = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789 "), int(rng.integers(3, 20))))
+        org = (int(rng.integers(0, W)), int(rng.integers(8, H + 8)))
+        cv2.putText(out, text, org, font, float(rng.uniform(0.3, 0.8)), [int(v) for v in rng.integers(0, 256, 3)], 1, cv2.LINE_AA)
+    return out
+
+
+def make_case(
+    image: np.ndarray, rng: np.random.Generator, kind: str, *, jpeg_quality: int | None = None
+) -> tuple[np.ndarray, np.ndarray, Grid | None]:
+    """Hide part of ``image`` (RGB uint8 (H, W, 3)) as ``kind``; see the module doc.
+
+    Returns ``(degraded uint8 (H, W, 3), mask bool (H, W), grid | None)``.
+    """
+    image = np.ascontiguousarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    H, W = image.shape[:2]
+    grid: Grid | None = None
+    if kind in ("box", "ellipse", "polygon", "strokes", "rect"):
+        grid = _grid(rng, H, W, square=kind != "rect")
+        shape = _shape(rng, H, W, "box" if kind == "rect" else kind, grid)
+        out, mask = _mosaic(image, shape, grid)
+    elif kind == "feather":
+        grid = _grid(rng, H, W, square=rng.random() < 0.7)
+        shape = _shape(rng, H, W, str(rng.choice(["box", "ellipse", "polygon"])), grid)
+        out, mask = _mosaic(image, shape, grid, feather=int(rng.integers(2, 9)))
+    elif kind == "pasted":
+        grid = _grid(rng, H, W, square=rng.random() < 0.7)
+        effect = cell_image(image, grid.cell, grid.phase, grid.sampling)
+        shape = _shape(rng, H, W, str(rng.choice(["ellipse", "polygon", "strokes"])), grid)
+        soft = float(rng.choice([0.0, rng.uniform(0.8, 4.0)]))
+        out, mask = _paste(image, effect, shape, soft)
+    elif kind == "soft":
+        grid = _grid(rng, H, W, square=True)
+        ch = max(grid.cell_h, 6)
+        grid = Grid(ch, ch, int(rng.integers(0, ch)), int(rng.integers(0, ch)), grid.sampling)
+        effect = cell_image(image, grid.cell, grid.phase, grid.sampling)
+        effect = cv2.GaussianBlur(effect, (0, 0), rng.uniform(0.6, 1.2))
+        shape = _shape(rng, H, W, str(rng.choice(["box", "ellipse"])), grid)
+        out, mask = _paste(image, effect, shape, 0.0)
+    elif kind == "blur":
+        shape = _shape(rng, H, W, str(rng.choice(["box", "ellipse", "polygon"])))
+        out, _ = pixelate(image, shape, blur=float(rng.uniform(3.0, 10.0)))
+        mask = shape
+    elif kind == "multi":
+        out, mask = image, np.zeros((H, W), bool)
+        g1, g2 = _grid(rng, H, W), _grid(rng, H, W)
+        halves = [(slice(0, H), slice(0, W // 2)), (slice(0, H), slice(W // 2, W))]
+        if H > W:
+            halves = [(slice(0, H // 2), slice(0, W)), (slice(H // 2, H), slice(0, W))]
+        for g, (sy, sx) in zip((g1, g2), halves):
+            sub = np.zeros((H, W), bool)
+            hh, ww = sy.stop - sy.start, sx.stop - sx.start
+            sub[sy, sx] = _shape(rng, hh, ww, str(rng.choice(["box", "ellipse"])), g)
+            # keep a gap: shrink the shape away from the split line by one cell
+            pad = max(g.cell_h, g.cell_w) + 2
+            if H > W:
+                sub[max(H // 2 - pad, 0) : H // 2 + pad] = False
+            else:
+                sub[:, max(W // 2 - pad, 0) : W // 2 + pad] = False
+            out, m = _mosaic(out, sub, g)
+            mask |= m
+    elif kind == "border":
+        grid = _grid(rng, H, W)
+        h = int(rng.uniform(0.25, 0.6) * H)
+        w = int(rng.uniform(0.25, 0.6) * W)
+        y = 0 if rng.random() < 0.5 else H - h
+        x = 0 if rng.random() < 0.5 else W - w
+        shape = np.zeros((H, W), bool)
+        shape[y : y + h, x : x + w] = True
+        out, mask = _mosaic(image, shape, grid)
+    elif kind == "clean":
+        out, mask = image.copy(), np.zeros((H, W), bool)
+    elif kind == "posterized":
+        levels = int(rng.integers(2, 6))
+        step = 256 // levels
+        smooth = cv2.bilateralFilter(image, 7, 40, 5) if rng.random() < 0.5 else image
+        out, mask = ((smooth // step) * step + step // 2).astype(np.uint8), np.zeros((H, W), bool)
+    elif kind == "ui":
+        out, mask = synthetic_screenshot((H, W), rng), np.zeros((H, W), bool)
+    else:
+        raise ValueError(f"unknown case kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if jpeg_quality is not None:
+        out = jpeg(out, jpeg_quality)
+    return out, mask, grid
+
+
+#: training mixture: kind -> weight
+TRAIN_MIX: dict[str, float] = {
+    "box": 1.0,
+    "ellipse": 1.0,
+    "polygon": 1.0,
+    "strokes": 0.7,
+    "rect": 1.0,
+    "feather": 1.0,
+    "pasted": 1.5,
+    "soft": 0.5,
+    "blur": 0.7,
+    "multi": 0.5,
+    "border": 0.5,
+    "clean": 1.0,
+    "posterized": 0.3,
+    "ui": 0.3,
+}
+
+
+def random_case(
+    image: np.ndarray, rng: np.random.Generator, *, mix: dict[str, float] | None = None, jpeg_prob: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, Grid | None, str, int | None]:
+    """Draw a kind from ``mix`` and a JPEG quality 50-95 (with probability ``jpeg_prob``), make the case.
+
+    Returns ``(degraded, mask, grid, kind, jpeg_quality | None)``.
+    """
+    mix = mix or TRAIN_MIX
+    kinds = list(mix)
+    p = np.array([mix[k] for k in kinds], float)
+    kind = str(rng.choice(kinds, p=p / p.sum()))
+    q = int(rng.integers(50, 96)) if rng.random() < jpeg_prob else None
+    out, mask, grid = make_case(image, rng, kind, jpeg_quality=q)
+    return out, mask, grid, kind, q
