@@ -110,8 +110,13 @@ class Recipe:
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The generator's full output image (N, 3, H, W)."""
-        return self.generator(x)
+        """The generator's full output image (N, 3, H, W), in eval mode (no batch-norm update)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(x)
+        finally:
+            self.generator.train(was_training)
 
     def step(self, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
