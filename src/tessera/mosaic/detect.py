@@ -214,7 +214,7 @@ def _grid_only(image: np.ndarray, cfg: DetectConfig, window: int = 96) -> list[R
     votes: dict[Grid, np.ndarray] = {}
     for y in ys:
         for x in xs:
-            est = estimate_grid(image[y : y + win, x : x + win], None, max_cell=32, min_lines=2)
+            est = estimate_grid(image[y : y + win, x : x + win], None, max_cell=32, min_lines=2, sparse=True)
             if est is None or est.score < need:
                 continue
             g = est.grid

@@ -61,6 +61,15 @@ def _diffs(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dx, dy
 
 
+def _sparse(d: np.ndarray, axis: int, tol: float, radius: int = 12, density: float = 0.36) -> np.ndarray:
+    """Keep differences only where jumps (> tol) along ``axis`` are sparse, as in a mosaic (at most one
+    per cell, i.e. a density <= 1/3 for cells >= 3); textured clean areas jump almost everywhere."""
+    nz = (d > tol).astype(np.float32)
+    ksize = (2 * radius + 1, 1) if axis == 1 else (1, 2 * radius + 1)  # (width, height)
+    dens = cv2.blur(nz, ksize, borderType=cv2.BORDER_REFLECT)
+    return np.where(dens <= density, d, 0.0).astype(np.float32)
+
+
 def _profile(d: np.ndarray, valid: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Energy per line along the other axis (sum over ``axis``) and the number of valid pixels per line."""
     return (d * valid).sum(axis=axis, dtype=np.float64), valid.sum(axis=axis, dtype=np.float64)
@@ -152,10 +161,13 @@ def estimate_grid(
     max_cell: int = 64,
     erode: int = 1,
     min_lines: int = 2,
+    sparse: bool = False,
 ) -> GridEstimate | None:
     """Cell size, phase and sampling of the mosaic in ``image`` (RGB or grey uint8) within ``mask``.
 
     ``erode`` pixels of the mask's edge are ignored (a pasted mosaic's outline is no lattice line).
+    ``sparse``: ignore differences where jumps are dense (texture), for regions that are only
+    partly mosaic (e.g. a search window).
     Returns None when no lattice can be seen on one of the axes (e.g. a flat or too small region).
     """
     image = np.asarray(image)
@@ -168,6 +180,8 @@ def estimate_grid(
     if not region.any():
         return None
     dx, dy = _diffs(image)
+    if sparse:
+        dx, dy = _sparse(dx, 1, 12.0), _sparse(dy, 0, 12.0)
     vx = np.zeros_like(region)
     vx[:, 1:] = region[:, 1:] & region[:, :-1]
     vy = np.zeros_like(region)

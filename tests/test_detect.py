@@ -1,0 +1,176 @@
+"""detect(): regions found by themselves with their grid, nothing on clean images, odd inputs
+handled; with the shipped net and with grid analysis only (no weights)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tessera.mosaic import detect as detect_mod
+from tessera.mosaic.detect import DetectConfig, default_weights, detect
+from tessera.mosaic.pixelate import pixelate
+from tessera.mosaic.region import mask_box
+from tessera.mosaic.segnet import MosaicSegNet, load_segnet, save_segnet
+from tessera.mosaic.synth import KINDS, jpeg, make_case, synthetic_screenshot
+
+HAVE_WEIGHTS = default_weights().is_file()
+MODES = ["grid", pytest.param("net", marks=pytest.mark.skipif(not HAVE_WEIGHTS, reason="no shipped detector weights"))]
+
+
+def run_detect(image: np.ndarray, mode: str, **kw):
+    return detect(image, weights="" if mode == "grid" else None, **kw)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mosaic_at_the_border(photo, mode):
+    region = np.zeros(photo.shape[:2], bool)
+    region[:120, 200:] = True  # top-right corner, touching two borders
+    out, changed = pixelate(photo, region, cell=12, phase=(0, 4))
+    regions = run_detect(out, mode)
+    assert len(regions) == 1
+    r = regions[0]
+    assert r.grid is not None and r.grid.cell == (12, 12) and r.grid.phase == (0, 4)
+    assert iou(r.mask, changed) > 0.9
+    x, y, w, h = r.box
+    assert y == 0 and x + w == photo.shape[1]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_two_separate_regions_both_found(photo, mode):
+    a = np.zeros(photo.shape[:2], bool)
+    a[30:130, 20:130] = True
+    b = np.zeros(photo.shape[:2], bool)
+    b[150:270, 200:330] = True
+    out, ca = pixelate(photo, a, cell=10, phase=(0, 0))
+    out, cb = pixelate(out, b, cell=16, phase=(6, 2), sampling="centre")
+    regions = run_detect(out, mode)
+    assert len(regions) == 2
+    cells = sorted(r.grid.cell for r in regions)
+    assert cells == [(10, 10), (16, 16)]
+    by_cell = {r.grid.cell: r for r in regions}
+    assert iou(by_cell[(10, 10)].mask, ca) > 0.85
+    assert iou(by_cell[(16, 16)].mask, cb) > 0.85
+    assert by_cell[(16, 16)].grid.phase == (6, 2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_region_on_clean_flat_or_blocky_images(photo, mode, rng):
+    flat = np.full((128, 160, 3), (40, 120, 200), np.uint8)
+    gradient = np.repeat(np.linspace(0, 255, 160).astype(np.uint8)[None, :, None], 128, 0).repeat(3, 2)
+    cases = [photo, jpeg(photo, 30), jpeg(photo, 70), flat, gradient, jpeg(gradient, 25), synthetic_screenshot((200, 240), rng)]
+    for image in cases:
+        assert run_detect(image, mode) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (5, 7), (9, 40), (33, 31)])
+def test_tiny_and_single_colour_images(mode, shape):
+    for value in (0, 255):
+        img = np.full((*shape, 3), value, np.uint8)
+        assert run_detect(img, mode) == []
+    noise = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    assert isinstance(run_detect(noise, mode), list)
+    assert isinstance(run_detect(noise[..., 0], mode), list)  # grey input
+
+
+def test_min_area_and_sensitivity_are_validated(photo):
+    with pytest.raises(ValueError, match="sensitivity"):
+        DetectConfig(sensitivity=1.5)
+    with pytest.raises(ValueError, match="min_area"):
+        DetectConfig(min_area=0)
+    region = np.zeros(photo.shape[:2], bool)
+    region[100:220, 100:250] = True
+    out, _ = pixelate(photo, region, cell=8, phase=(4, 4))
+    assert len(detect(out, weights="")) == 1
+    assert detect(out, weights="", min_area=100_000) == []
+
+
+def test_missing_weights_warn_and_fall_back(photo, monkeypatch, tmp_path):
+    monkeypatch.setattr(detect_mod, "default_weights", lambda: tmp_path / "none.safetensors")
+    region = np.zeros(photo.shape[:2], bool)
+    region[60:200, 80:260] = True
+    out, changed = pixelate(photo, region, cell=14, phase=(2, 9))
+    with pytest.warns(RuntimeWarning, match="grid analysis only"):
+        regions = detect(out)
+    assert len(regions) == 1 and regions[0].grid.cell == (14, 14)
+    with pytest.raises(FileNotFoundError):
+        detect(out, weights=str(tmp_path / "missing.safetensors"))
+
+
+def test_segnet_roundtrip_and_any_size(tmp_path):
+    torch.manual_seed(0)
+    net = MosaicSegNet(fold=2, base=4, depth=2).eval()
+    path = tmp_path / "d.safetensors"
+    save_segnet(net, path, extra={"steps": 3})
+    again = load_segnet(path)
+    x = torch.rand(1, 3, 37, 53) * 2 - 1
+    with torch.no_grad():
+        a, b = net(x), again(x)
+    assert a.shape == (1, 1, 37, 53)
+    torch.testing.assert_close(a, b)
+    # a loaded tiny net runs through detect() end to end
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(detect(np.zeros((40, 50, 3), np.uint8), weights=str(path)), list)
+
+
+def test_make_case_every_kind(photo):
+    for kind in KINDS:
+        rng = np.random.default_rng(7)
+        out, mask, grid = make_case(photo, rng, kind)
+        assert out.shape == photo.shape and out.dtype == np.uint8 and mask.shape == photo.shape[:2]
+        if kind in ("clean", "posterized", "ui"):
+            assert not mask.any()
+        else:
+            assert mask.mean() > 0.01, kind
+            assert (out[mask] != photo[mask]).any(axis=-1).mean() > 0.5, kind
+        if kind in ("box", "ellipse", "rect", "border"):
+            assert grid is not None and 4 <= min(grid.cell) and max(grid.cell) <= 32
+            # grid-aligned: the mosaic is exactly pixelate(image, mask) with that grid
+            ref, changed = pixelate(photo, mask, cell=grid.cell, phase=grid.phase, sampling=grid.sampling)
+            assert np.array_equal(changed, mask) and np.array_equal(ref, out)
+        again = make_case(photo, np.random.default_rng(7), kind)
+        assert np.array_equal(again[0], out) and np.array_equal(again[1], mask)
+    with pytest.raises(ValueError, match="unknown case kind"):
+        make_case(photo, np.random.default_rng(0), "nope")
+
+
+def test_cli_writes_mask_and_json(photo, tmp_path):
+    region = np.zeros(photo.shape[:2], bool)
+    region[40:160, 50:210] = True
+    out, changed = pixelate(photo, region, cell=(10, 14), phase=(3, 5))
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(out).save(src / "m.png")
+    Image.fromarray(photo).save(src / "clean.png")
+    env = {**os.environ, "COLUMNS": "400"}
+    res = subprocess.run(
+        [sys.executable, "-m", "tessera", "detect", str(src), "-o", str(tmp_path / "out"), "--no-net", "--min-area", "50"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "out" / "m.json").read_text())
+    assert len(doc["regions"]) == 1
+    r = doc["regions"][0]
+    assert r["cell"] == [10, 14] and r["phase"] == [3, 5] and r["box"] == list(mask_box(changed))
+    assert 0 < r["score"] <= 1 and r["sampling"] in ("mean", "centre")
+    mask = np.asarray(Image.open(tmp_path / "out" / "m.mask.png"))
+    assert set(np.unique(mask)) <= {0, 255} and iou(mask > 0, changed) > 0.85
+    assert json.loads((tmp_path / "out" / "clean.json").read_text())["regions"] == []
+    bad = subprocess.run(
+        [sys.executable, "-m", "tessera", "detect", str(src), "-o", str(tmp_path / "o.png")], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2
