@@ -13,6 +13,15 @@ from tessera.models.deepfill import DeepFill, WGANCritic, contextual_attention
 from tessera.models.patchgan import PatchGAN, receptive_field
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and the CPU is shared)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny(name: str):
     torch.manual_seed(0)
     return build_model(name, **model_kwargs(name, "tiny"))

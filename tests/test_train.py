@@ -33,6 +33,15 @@ from tessera.train.recipes import RecipeConfig, build_recipe
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and the CPU is shared)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def photo(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
     """A smooth synthetic photo (gradients + a disc) as RGB uint8."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

@@ -470,6 +470,7 @@ def train(
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of validation photos (PSNR/SSIM inside the region)."),
     preset: str = typer.Option("paper", "--preset", help="Model size: paper, small (CPU, <= 30 MB) or tiny."),
     width: Optional[int] = typer.Option(None, "--width", min=2, help="Base channels (overrides the preset)."),
+    d_width: int = typer.Option(64, "--d-width", min=2, help="Base channels of the discriminator / critics."),
     kwargs: str = typer.Option("{}", "--kwargs", help='More model kwargs as JSON, e.g. \'{"depth": 6}\'.'),
     steps: int = typer.Option(100_000, "--steps", min=1, help="Total optimizer steps."),
     batch: int = typer.Option(16, "--batch", min=1, help="Images per step per process."),
@@ -500,6 +501,7 @@ def train(
 
     from tessera.models import PRESETS, RESTORATION_MODELS
     from tessera.train.loop import TrainConfig, fit
+    from tessera.train.recipes import RecipeConfig
 
     if model not in RESTORATION_MODELS:
         raise typer.BadParameter(f"must be one of {', '.join(RESTORATION_MODELS)}", param_hint="--model")
@@ -528,6 +530,7 @@ def train(
         crop=crop, region=region, cell=cell, cell_range=(lo, hi), lr=lr, seed=seed, device=device, amp=amp,
         channels_last=channels_last, compile=compile, augment=augment, small=small, workers=workers, threads=threads,
         log_every=log_every, eval_every=eval_every, sample_every=sample_every, ckpt_every=ckpt_every, resume=resume,
+        recipe=RecipeConfig(d_base=d_width),
     )
     with Progress(
         TextColumn(f"[bold]train {model}"),

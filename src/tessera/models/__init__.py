@@ -34,7 +34,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "pix2pix": {
         "paper": {},
-        "small": {"base": 32, "depth": 8, "max_mult": 4},
+        "small": {"base": 32, "depth": 7, "max_mult": 4},
         "tiny": {"base": 4, "depth": 3},
     },
     "deepfill": {
