@@ -127,7 +127,21 @@ def cell_flatness(image: np.ndarray, grid: Grid, tol: float) -> np.ndarray:
 
 
 def _snap_to_cells(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, fill: float = 0.3) -> np.ndarray:
-    """Fill outline cells that are flat as a whole and at least ``fill`` covered by ``mask``."""
+    """Fill outline cells that are flat as a whole and at least ``fill`` covered by ``mask``
+    (worked out on the mask's bounding box plus one cell)."""
+    x, y, w, h = mask_box(mask)
+    if w == 0:
+        return mask
+    m = max(grid.cell_h, grid.cell_w)
+    y0, x0 = max(y - m, 0), max(x - m, 0)
+    y1, x1 = min(y + h + m, mask.shape[0]), min(x + w + m, mask.shape[1])
+    sub = Grid(grid.cell_h, grid.cell_w, (grid.phase_y - y0) % grid.cell_h, (grid.phase_x - x0) % grid.cell_w, grid.sampling)
+    out = mask.copy()
+    out[y0:y1, x0:x1] = _snap_crop(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], sub, tol, fill)
+    return out
+
+
+def _snap_crop(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, fill: float) -> np.ndarray:
     H, W = mask.shape
     ri, ci, nR, nC = _cell_index((H, W), grid)
     ids = (ri[:, None] * nC + ci[None, :]).ravel()
@@ -166,10 +180,12 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
         p_mean = float(prob[comp].mean())
         est = _grid_in(image, comp)
         grid_score = est.score if est is not None else 0.0
-        if est is not None and grid_score >= 0.15:
+        flat = _flat_fraction(image, comp, est.grid, tol) if est is not None else 0.0
+        need_net = 0.0 if est is None or not jpeg_like(est.grid) else 0.85 - 0.3 * (cfg.sensitivity - 0.5)
+        if est is not None and grid_score >= 0.15 and flat >= 0.5 and p_mean >= need_net:
             mask = _snap_to_cells(image, comp, est.grid, tol)
             score = float(np.clip(0.6 * p_mean + 0.4 * max(grid_score, 0.5), 0, 1))
-            region = Region(mask, mask_box(mask), est.grid, score, "mosaic", {"net": round(p_mean, 4), "grid": round(grid_score, 4)})
+            region = Region(mask, mask_box(mask), est.grid, score, "mosaic", {"net": round(p_mean, 4), "grid": round(grid_score, 4), "flat": round(flat, 4)})
         else:
             # no lattice seen: a blur (or a mosaic too small or too compressed to measure)
             need = 0.85 - 0.3 * (cfg.sensitivity - 0.5)
@@ -177,10 +193,37 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
                 continue
             if not cfg.blur:
                 continue
-            region = Region(comp, mask_box(comp), None, p_mean, "blur", {"net": round(p_mean, 4), "grid": round(grid_score, 4)})
+            region = Region(comp, mask_box(comp), None, p_mean, "blur", {"net": round(p_mean, 4), "grid": round(grid_score, 4), "flat": round(flat, 4)})
         if region.mask.sum() >= cfg.min_area:
             regions.append(region)
     return regions
+
+
+def _flat_fraction(image: np.ndarray, comp: np.ndarray, grid: Grid, tol: float) -> float:
+    """Share of the whole cells inside ``comp`` that are flat (a mosaic's are, JPEG blocks of a photo mostly not)."""
+    x, y, w, h = mask_box(comp)
+    sub = Grid(grid.cell_h, grid.cell_w, (grid.phase_y - y) % grid.cell_h, (grid.phase_x - x) % grid.cell_w, grid.sampling)
+    img, m = image[y : y + h, x : x + w], comp[y : y + h, x : x + w]
+    ri, ci, nR, nC = _cell_index(m.shape, sub)
+    ids = (ri[:, None] * nC + ci[None, :]).ravel()
+    n = np.bincount(ids, minlength=nR * nC)
+    inside = np.bincount(ids, weights=m.ravel().astype(np.float32), minlength=nR * nC)
+    whole = (inside >= n) & (n >= grid.cell_h * grid.cell_w)
+    if not whole.any():
+        return 1.0  # no whole cell to judge by
+    flat = cell_flatness(img, sub, tol).ravel()
+    return float(flat[whole].mean())
+
+
+def jpeg_like(grid: Grid) -> bool:
+    """A lattice on one of JPEG's own block lattices (8x8 luma, 16x16 chroma MCUs: cells dividing 16
+    with edges on multiples of 8, or of the cell when smaller). Smooth areas of a strongly compressed
+    photo are flat 8x8 blocks there, so such a lattice is weak evidence of a mosaic."""
+
+    def axis(cell: int, phase: int) -> bool:
+        return 16 % cell == 0 and phase % min(cell, 8) == 0
+
+    return axis(grid.cell_h, grid.phase_y) or axis(grid.cell_w, grid.phase_x)
 
 
 def _grid_in(image: np.ndarray, comp: np.ndarray) -> GridEstimate | None:
