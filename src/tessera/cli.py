@@ -314,6 +314,9 @@ class RestoreConfig:
     save_mask: bool = False
     overwrite: bool = False
     quality: int = 95
+    refine: str | None = None  # "patch": neural patch synthesis on the model's output
+    iters: int = 300  # dcgan: latent-search steps
+    lam: float = 0.003  # dcgan: perceptual-loss weight
 
 
 MASK_TEXT_KEY = "tessera:synthesized-mask"
@@ -350,7 +353,10 @@ def restore_file(job: Job, cfg: RestoreConfig, rel: Path | None = None) -> None:
     if cfg.cell is not None:
         ch, cw = cfg.cell
         grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, cfg.sampling)  # type: ignore[arg-type]
-    result = restore_image(rgb, mask, model=cfg.model, grid=grid, kind=cfg.kind, feather=cfg.feather)  # type: ignore[arg-type]
+    from tessera.restore.latent import LatentConfig
+
+    latent = LatentConfig(iters=cfg.iters, lam=cfg.lam)
+    result = restore_image(rgb, mask, model=cfg.model, grid=grid, kind=cfg.kind, feather=cfg.feather, refine=cfg.refine, latent=latent)  # type: ignore[arg-type]
     text = {"tessera:notice": DISCLAIMER, "tessera:model": result.model}
     mask_out = job.target.with_name(job.target.stem + ".synthesized.png")
     if cfg.save_mask:
@@ -366,7 +372,7 @@ def restore(
     output: Path = typer.Option(..., "--output", "-o", help="Output file (for one input) or folder (names mirrored)."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image (white = restore) for every input."),
     mask_dir: Optional[Path] = typer.Option(None, "--mask-dir", help="Folder of masks matched to inputs by file stem."),
-    model: str = typer.Option("default", "--model", help="scenes, faces, smooth, telea, ns, or a .safetensors file."),
+    model: str = typer.Option("default", "--model", help="scenes, faces, smooth, telea, ns, dcgan, or a .safetensors file."),
     cell: Optional[str] = typer.Option(None, "--cell", help="Known mosaic cell size N or HxW (else estimated)."),
     phase: str = typer.Option("0,0", "--phase", help="Known grid phase y,x (with --cell)."),
     sampling: str = typer.Option("mean", "--sampling", help="Known cell sampling: mean or centre (with --cell)."),
@@ -375,6 +381,9 @@ def restore(
     save_mask: bool = typer.Option(False, "--save-mask", help="Write NAME.synthesized.png (255 = synthesized) and name it in the output's PNG text."),
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    refine: Optional[str] = typer.Option(None, "--refine", help="Refine the model's output: patch (multi-scale neural patch synthesis)."),
+    iters: int = typer.Option(300, "--iters", min=0, help="dcgan: latent-search steps (Adam over z)."),
+    lam: float = typer.Option(0.003, "--lam", min=0.0, help="dcgan: weight of the critic's (perceptual) loss."),
 ) -> None:
     """Restore mosaicked, blurred or missing regions. Without --mask the mosaics are detected.
 
@@ -392,6 +401,8 @@ def restore(
         raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(model_names())} or a .safetensors file", param_hint="--model")
     if kind not in ("auto", "mosaic", "blur", "hole"):
         raise typer.BadParameter("must be auto, mosaic, blur or hole", param_hint="--kind")
+    if refine is not None and refine != "patch":
+        raise typer.BadParameter("must be patch", param_hint="--refine")
     if sampling not in ("mean", "centre", "center"):
         raise typer.BadParameter("must be 'mean' or 'centre'", param_hint="--sampling")
     cfg = RestoreConfig(
@@ -406,6 +417,9 @@ def restore(
         save_mask=save_mask,
         overwrite=overwrite,
         quality=quality,
+        refine=refine,
+        iters=iters,
+        lam=lam,
     )
     jobs = plan_outputs(inputs, output)
     rels = _relative_names(inputs, jobs)
@@ -445,8 +459,9 @@ def eval_(
         raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     for m in names:
-        if m not in model_names() and not Path(m).is_file():
-            raise typer.BadParameter(f"unknown model {m!r}; choose from {', '.join(model_names())}", param_hint="--models")
+        base = m.removesuffix("+patch")  # MODEL+patch: MODEL refined by neural patch synthesis
+        if base not in model_names() and not Path(base).is_file():
+            raise typer.BadParameter(f"unknown model {m!r}; choose from {', '.join(model_names())} (+patch)", param_hint="--models")
     cfg = EvalConfig(
         data=data, models=names, output=output, cases=cases, seed=seed,
         kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), jpeg=jpeg, auto=auto,

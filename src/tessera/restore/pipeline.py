@@ -27,6 +27,10 @@ Restorer = Callable[[np.ndarray, np.ndarray, "Grid | None", str], np.ndarray]
 # Shipped learned models: name -> file in weights/. "default" is the general scenes model.
 SHIPPED = {"scenes": "restore-scenes.safetensors", "faces": "restore-faces.safetensors"}
 DEFAULT_MODEL = "scenes"
+# Completion by latent search (restore/latent.py): name -> DCGAN weights in weights/.
+LATENT = {"dcgan": "dcgan-faces64.safetensors"}
+# Refinements of any model's output, as "MODEL+NAME" or restore_image(refine=NAME) (restore/patch.py).
+REFINERS = ("patch",)
 
 
 def weights_dir() -> Path:
@@ -39,7 +43,7 @@ def weights_dir() -> Path:
 
 def model_names() -> list[str]:
     """Every name ``restore_image(model=...)`` accepts (besides a path to a .safetensors file)."""
-    return ["default", *SHIPPED, *CLASSICAL]
+    return ["default", *SHIPPED, *CLASSICAL, *LATENT]
 
 
 @dataclass
@@ -113,9 +117,24 @@ class NetRestorer:
         return np.where(mask[..., None], out, image)
 
 
-def resolve_model(model: str | os.PathLike) -> tuple[str, Restorer]:
-    """A model name (see :func:`model_names`) or a .safetensors path -> (name, restorer)."""
+def resolve_model(model: str | os.PathLike, latent=None) -> tuple[str, Restorer]:
+    """A model name (see :func:`model_names`) or a .safetensors path -> (name, restorer).
+    ``NAME+patch`` refines NAME's output by neural patch synthesis; ``latent`` (a
+    :class:`tessera.restore.latent.LatentConfig`) sets the latent search of dcgan models."""
     name = str(model)
+    # --- latent search / patch refinement (restore/latent.py, restore/patch.py) ---
+    if name.endswith(tuple("+" + r for r in REFINERS)):
+        from tessera.restore.patch import PatchRefiner
+
+        base, _, refine = name.rpartition("+")
+        base_name, base_restorer = resolve_model(base, latent)
+        return f"{base_name}+{refine}", PatchRefiner(base_restorer)
+    label = None
+    if name in LATENT:
+        label, name = name, str(weights_dir() / LATENT[name])
+        if not Path(name).is_file():
+            raise ValueError(f"the {label} weights {name} are missing (train them with python -m tessera.train.dcgan)")
+    # --- end latent / patch ---
     if name in CLASSICAL:
         fn = CLASSICAL[name]
         return name, lambda img, m, g, kind: fn(img, m, g)
@@ -132,7 +151,12 @@ def resolve_model(model: str | os.PathLike) -> tuple[str, Restorer]:
             raise ValueError(f"unknown model {name!r}: use one of {', '.join(model_names())} or a .safetensors file")
     from tessera.models import load_model
 
-    return name, NetRestorer(load_model(path), name)
+    net = load_model(path)
+    if getattr(net, "name", "") == "dcgan":  # a generator of z, completed by latent search
+        from tessera.restore.latent import LatentConfig, LatentRestorer
+
+        return label or name, LatentRestorer(net, latent or LatentConfig())
+    return name, NetRestorer(net, name)
 
 
 # ----------------------------------------------------------------------------- regions
@@ -199,6 +223,8 @@ def restore_image(
     context: int = 32,
     feather: int = 0,
     consistency: bool = True,
+    refine: str | None = None,
+    latent=None,
 ) -> Restoration:
     """Restore the hidden parts of ``image`` (RGB uint8 (H, W, 3)).
 
@@ -206,6 +232,8 @@ def restore_image(
     model: a name from :func:`model_names` or a .safetensors path. grid: the mosaic lattice when
     known (else estimated per region). kind: what hides the pixels ('auto' = mosaic if a grid is
     found, else a hole whose pixels are ignored). Pixels outside the mask are byte-identical.
+    refine: 'patch' refines the model's output by multi-scale neural patch synthesis.
+    latent: a :class:`tessera.restore.latent.LatentConfig` for dcgan models (iters, lam, ...).
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -215,7 +243,11 @@ def restore_image(
         mask = np.asarray(mask).astype(bool)
         if mask.shape != (H, W):
             raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {W}x{H}")
-    name, restorer = resolve_model(model)
+    if refine is not None:  # e.g. "patch": neural patch synthesis on the model's output
+        if refine not in REFINERS:
+            raise ValueError(f"unknown refinement {refine!r}: use one of {', '.join(REFINERS)}")
+        model = f"{model}+{refine}"
+    name, restorer = resolve_model(model, latent)
 
     if regions is None:
         if mask is None:
