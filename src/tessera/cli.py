@@ -315,7 +315,7 @@ class RestoreConfig:
     overwrite: bool = False
     quality: int = 95
     refine: str | None = None  # "patch": neural patch synthesis on the model's output
-    iters: int = 300  # dcgan: latent-search steps
+    iters: int = 100  # dcgan: latent-search steps
     lam: float = 0.003  # dcgan: perceptual-loss weight
 
 
@@ -382,7 +382,7 @@ def restore(
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     refine: Optional[str] = typer.Option(None, "--refine", help="Refine the model's output: patch (multi-scale neural patch synthesis)."),
-    iters: int = typer.Option(300, "--iters", min=0, help="dcgan: latent-search steps (Adam over z)."),
+    iters: int = typer.Option(100, "--iters", min=0, help="dcgan: latent-search steps (Adam over z)."),
     lam: float = typer.Option(0.003, "--lam", min=0.0, help="dcgan: weight of the critic's (perceptual) loss."),
 ) -> None:
     """Restore mosaicked, blurred or missing regions. Without --mask the mosaics are detected.

@@ -37,7 +37,7 @@ class PatchConfig:
     iters: int = 40  # Adam steps per scale
     lr: float = 0.03  # Adam step on pixels in [-1, 1]
     content_weight: float = 1.0
-    texture_weight: float = 1.0
+    texture_weight: float = 0.5
     tv_weight: float = 0.5
     patch: int = 3  # neural patch side on the feature map
     layers: tuple[int, ...] = (1,)  # critic blocks whose features are matched (0 = first, stride 2)
