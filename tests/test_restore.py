@@ -90,3 +90,19 @@ def test_tiling_covers_a_huge_region():
     out = restorer(img, mask, None, "hole")
     # 0.5 in [-1, 1] is 191 everywhere in the mask: every masked pixel was covered by some tile
     assert (out[mask] == 191).all() and (out[~mask] == img[~mask]).all()
+
+
+@pytest.mark.parametrize("cell,phase,sampling", [((8, 8), (3, 2), "mean"), ((5, 9), (0, 4), "centre"), ((12, 7), (11, 6), "mean")])
+def test_smooth_torch_matches_numpy(cell, phase, sampling):
+    import torch
+
+    from tessera.restore.classical import smooth_torch
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    deg, m = pixelate(img, boxes=[(5, 5, 30, 25)], cell=cell, phase=phase, sampling=sampling)
+    ref = smooth(deg, m, Grid(*cell, *phase, sampling))
+    t = smooth_torch(torch.from_numpy(deg).permute(2, 0, 1)[None], torch.from_numpy(m)[None], [cell], [phase], [sampling])
+    assert (t[0].permute(1, 2, 0).numpy() == ref).all()
+    f = smooth_torch(torch.from_numpy(deg).permute(2, 0, 1)[None].float(), torch.from_numpy(m)[None], [None], [phase], [sampling])
+    assert (f[0].permute(1, 2, 0).numpy() == deg).all()  # no grid: unchanged

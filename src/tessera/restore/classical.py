@@ -78,3 +78,43 @@ def smooth(image: np.ndarray, mask: np.ndarray, grid: Grid | None = None) -> np.
 
 
 CLASSICAL = {"telea": telea, "ns": ns, "smooth": smooth}
+
+
+def smooth_torch(degraded, mask, cells, phases, samplings):
+    """Batched :func:`smooth` for training data on any torch device: inside ``mask`` every image of
+    ``degraded`` (N, 3, H, W) float in any range) is replaced by the cubic interpolation of its
+    cell values. ``cells``/``phases``/``samplings`` give one grid per image; images whose cell is
+    None are returned unchanged. Agrees with the numpy version up to float rounding."""
+    import torch
+
+    N, C, H, W = degraded.shape
+    out = degraded.clone()
+    for i in range(N):
+        if cells[i] is None:
+            continue
+        grid = Grid(int(cells[i][0]), int(cells[i][1]), int(phases[i][0]) % int(cells[i][0]), int(phases[i][1]) % int(cells[i][1]), samplings[i])
+        _, rs, re, rc = lattice(H, grid.cell_h, grid.phase_y)
+        _, cs, ce, cc = lattice(W, grid.cell_w, grid.phase_x)
+        img = degraded[i].to(torch.float64)
+        dev = img.device
+        if grid.sampling == "centre":
+            values = img[:, torch.as_tensor(rc, device=dev)][:, :, torch.as_tensor(cc, device=dev)]
+            ry, rx = rc.astype(np.float64), cc.astype(np.float64)
+        else:
+            ri, _, _, _ = lattice(H, grid.cell_h, grid.phase_y)
+            ci, _, _, _ = lattice(W, grid.cell_w, grid.phase_x)
+            My = torch.zeros(len(rs), H, dtype=torch.float64, device=dev)
+            My[torch.as_tensor(ri, device=dev), torch.arange(H, device=dev)] = 1.0
+            Mx = torch.zeros(len(cs), W, dtype=torch.float64, device=dev)
+            Mx[torch.as_tensor(ci, device=dev), torch.arange(W, device=dev)] = 1.0
+            counts = torch.as_tensor(((re - rs)[:, None] * (ce - cs)[None, :]).astype(np.float64), device=dev)
+            values = torch.einsum("rh,chw,kw->crk", My, img, Mx) / counts
+            ry, rx = (rs + re - 1) / 2.0, (cs + ce - 1) / 2.0
+        Ay = torch.as_tensor(cubic_matrix(H, ry), device=dev)
+        Ax = torch.as_tensor(cubic_matrix(W, rx), device=dev)
+        filled = torch.einsum("hr,crk,wk->chw", Ay, values, Ax)
+        if not degraded.dtype.is_floating_point:
+            filled = filled.round().clamp(0, 255)
+        filled = filled.to(degraded.dtype)
+        out[i] = torch.where(mask[i][None].bool(), filled, degraded[i])
+    return out
