@@ -106,3 +106,39 @@ def test_smooth_torch_matches_numpy(cell, phase, sampling):
     assert (t[0].permute(1, 2, 0).numpy() == ref).all()
     f = smooth_torch(torch.from_numpy(deg).permute(2, 0, 1)[None].float(), torch.from_numpy(m)[None], [None], [phase], [sampling])
     assert (f[0].permute(1, 2, 0).numpy() == deg).all()  # no grid: unchanged
+
+
+def test_untrained_residual_prefill_model_equals_smooth(photo, tmp_path):
+    """A residual U-Net starts as the identity, so with prefill='smooth' its restoration is exactly
+    the classical smooth one: learned models start from the baseline and add detail."""
+    import torch
+
+    from tessera.models import build_model, save_model
+
+    torch.manual_seed(0)
+    net = build_model("unet", base=4, depth=3, residual=True, prefill="smooth")
+    path = save_model(net, tmp_path / "r.safetensors", "unet", net.kwargs)
+    grid = Grid(8, 8, 3, 5)
+    deg, mask = pixelate(photo, boxes=[(60, 50, 100, 90)], cell=8, phase=(3, 5))
+    ours = restore_image(deg, mask, model=path, grid=grid)
+    base = restore_image(deg, mask, model="smooth", grid=grid)
+    assert (ours.image == base.image).all()
+
+
+def test_prefill_batch_matches_numpy_smooth():
+    import torch
+
+    from tessera.train.data import DegradeConfig, degrade_batch, plans_to_tensors, prefill_batch, sample_plan
+
+    rng = np.random.default_rng(5)
+    cfg = DegradeConfig(region=48, kinds=("mosaic",), kind_weights=(1.0,), jpeg_prob=0.0, feather_prob=0.0)
+    imgs = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    plans = [sample_plan((64, 64), rng, cfg) for _ in range(3)]
+    raw = plans_to_tensors(plans)
+    deg, mask = degrade_batch(torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), raw)
+    filled = prefill_batch(deg, mask, raw)
+    for i, p in enumerate(plans):
+        d = deg[i].permute(1, 2, 0).numpy()
+        g = Grid(p.cell[0], p.cell[1], p.phase[0] % p.cell[0], p.phase[1] % p.cell[1], p.sampling)
+        ref = smooth(d, mask[i].numpy(), g)
+        assert (filled[i].permute(1, 2, 0).numpy() == ref).all()

@@ -34,6 +34,11 @@ class UNet(nn.Module):
     base: channels of the first layer; each level doubles them up to ``base * max_mult``.
     depth: number of stride-2 levels (the input shrinks to H / 2**depth).
     skip: concatenate encoder features into the decoder (False gives a plain autoencoder).
+    residual: predict a correction added to the input RGB (the last layer starts at zero, so an
+        untrained model returns its input).
+    prefill: the input this model was trained on: "none" (the degraded pixels as they are) or
+        "smooth" (mosaic cells replaced by their grid-aware cubic interpolation,
+        :func:`tessera.restore.classical.smooth`, before the model sees them).
     """
 
     def __init__(
@@ -47,8 +52,14 @@ class UNet(nn.Module):
         norm: str = "batch",
         dropout: float = 0.0,
         skip: bool = True,
+        residual: bool = False,
+        prefill: str = "none",
     ) -> None:
         super().__init__()
+        if prefill not in ("none", "smooth"):
+            raise ValueError(f"prefill must be 'none' or 'smooth', got {prefill!r}")
+        self.residual = residual
+        self.prefill = prefill
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if norm not in NORMS:
@@ -80,6 +91,11 @@ class UNet(nn.Module):
             else:
                 layers.append(nn.Tanh())
             self.up.append(nn.Sequential(*layers))
+        if residual:  # start as the identity: the last convolution outputs zeros
+            last = self.up[0][1]
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[-2:]
@@ -96,6 +112,8 @@ class UNet(nn.Module):
             if self.skip and i < self.depth - 1:
                 h = torch.cat([h, feats[i]], dim=1)  # (N, 2 * ch[i], H / 2**(i+1), ...)
             h = self.up[i](h)
+        if self.residual:
+            return (x[:, : self.out_channels] + h).clamp(-1.0, 1.0)  # (N, out_channels, H, W)
         return h  # (N, out_channels, H, W) in [-1, 1]
 
 
@@ -117,6 +135,8 @@ class Pix2PixGenerator(UNet):
         norm: str = "batch",
         dropout: float = 0.5,
         skip: bool = True,
+        residual: bool = False,
+        prefill: str = "none",
     ) -> None:
         super().__init__(
             in_channels=in_channels,
@@ -127,4 +147,6 @@ class Pix2PixGenerator(UNet):
             norm=norm,
             dropout=dropout,
             skip=skip,
+            residual=residual,
+            prefill=prefill,
         )

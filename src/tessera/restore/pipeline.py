@@ -91,6 +91,8 @@ class NetRestorer:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str) -> np.ndarray:
         H, W = mask.shape
+        if getattr(self.net, "prefill", "none") == "smooth" and kind == "mosaic" and grid is not None:
+            image = CLASSICAL["smooth"](image, mask, grid)  # the input the model was trained on
         x = image.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
         if kind == "hole":
             x = x * ~mask[None]

@@ -465,16 +465,33 @@ def to_triple(degraded, mask, clean, kind):
     return torch.cat([rgb, m], dim=1), m, target
 
 
-def make_batch(raw: dict[str, Any], device, aug: AugmentConfig | None, seed: int):
-    """Loader output -> model triple on ``device``: augment the clean crops, degrade them."""
+def prefill_batch(degraded, mask, plan: dict[str, Any]):
+    """Mosaic samples' hidden cells replaced by the grid-aware cubic interpolation of their cell
+    values (:func:`tessera.restore.classical.smooth_torch`), the input of ``prefill='smooth'`` models."""
+    from tessera.restore.classical import smooth_torch
+
+    kinds = plan["kind"].tolist()
+    cells = [tuple(plan["cell"][i].tolist()) if KINDS[k] == "mosaic" else None for i, k in enumerate(kinds)]
+    phases = [tuple(plan["phase"][i].tolist()) for i in range(len(kinds))]
+    samplings = [SAMPLINGS[int(plan["sampling"][i])] for i in range(len(kinds))]
+    return smooth_torch(degraded, mask, cells, phases, samplings)
+
+
+def make_batch(raw: dict[str, Any], device, aug: AugmentConfig | None, seed: int, prefill: str = "none"):
+    """Loader output -> model triple on ``device``: augment the clean crops, degrade them
+    (and pre-fill mosaics for ``prefill='smooth'`` models)."""
     clean = raw["clean"].to(device, non_blocking=True)
     if aug is not None:
         clean = augment(clean, aug, seed)
     degraded, mask = degrade_batch(clean, raw)
+    if prefill == "smooth":
+        degraded = prefill_batch(degraded, mask, raw)
     return to_triple(degraded, mask, clean, raw["kind"])
 
 
-def validation_set(root: str | Path, *, crop: int, degrade_cfg: DegradeConfig, count: int = 32, seed: int = 1234, small: str = "upscale"):
+def validation_set(
+    root: str | Path, *, crop: int, degrade_cfg: DegradeConfig, count: int = 32, seed: int = 1234, small: str = "upscale", prefill: str = "none"
+):
     """A fixed validation batch: centre crops of up to ``count`` images of ``root``, degraded
     with the numpy path from a fixed seed. Returns (input, mask, target) tensors on CPU."""
     import torch
@@ -489,6 +506,12 @@ def validation_set(root: str | Path, *, crop: int, degrade_cfg: DegradeConfig, c
         if img is None:
             continue
         deg, mask, info = degrade(img, rng, degrade_cfg)
+        if prefill == "smooth" and info["kind"] == "mosaic":
+            from tessera.mosaic.region import Grid
+            from tessera.restore.classical import smooth
+
+            (ch, cw), (py, px) = info["cell"], info["phase"]
+            deg = smooth(deg, mask, Grid(ch, cw, py % ch, px % cw, info["sampling"]))
         xs.append(model_input(deg, mask, info["kind"] == "hole"))
         ms.append(mask[None].astype(np.float32))
         ts.append(img.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0)

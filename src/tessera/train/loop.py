@@ -311,6 +311,13 @@ def evaluate(recipe: Recipe, val: tuple[torch.Tensor, ...], device, batch: int) 
 # ---------------------------------------------------------------- fit
 
 
+def _quiet_worker(worker_id: int) -> None:
+    """Loader workers ignore SIGINT/SIGTERM: the main process stops at a step boundary,
+    saves a checkpoint and shuts them down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _StopFlag:
     def __init__(self) -> None:
         self.stop = False
@@ -394,12 +401,16 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
         batch_size=None,
         sampler=range(start, cfg.steps),
         num_workers=cfg.workers,
+        worker_init_fn=_quiet_worker if cfg.workers else None,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
     val = None
     if cfg.val is not None and d.main:
-        val = validation_set(cfg.val, crop=cfg.crop, degrade_cfg=dcfg, count=cfg.val_count, seed=cfg.seed + 1234, small=cfg.small)
+        val = validation_set(
+            cfg.val, crop=cfg.crop, degrade_cfg=dcfg, count=cfg.val_count, seed=cfg.seed + 1234, small=cfg.small,
+            prefill=getattr(recipe.generator, "prefill", "none"),
+        )
     logger = Logger(out, d.main)
     if d.main:
         (out / "config.json").write_text(json.dumps({"model_kwargs": kwargs, **_config_json(cfg)}, indent=2))
@@ -418,10 +429,15 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
                 except Exception:
                     if flag.stop:  # a loader worker died of the same signal
                         break
+                    if d.main and step > start:  # between steps the state is whole: keep it
+                        save_checkpoint(ckpt_path, recipe, schedulers, step, cfg, kwargs)
                     raise
                 assert raw["step"] == step, (raw["step"], step)
                 torch.manual_seed(step_seed(cfg.seed, d.rank, step))
-                x, m, t = make_batch(raw, device, cfg.aug if cfg.augment else None, step_seed(cfg.seed, d.rank, step) + 1)
+                x, m, t = make_batch(
+                    raw, device, cfg.aug if cfg.augment else None, step_seed(cfg.seed, d.rank, step) + 1,
+                    prefill=getattr(recipe.generator, "prefill", "none"),
+                )
                 if cfg.channels_last:
                     x, m, t = (a.contiguous(memory_format=torch.channels_last) for a in (x, m, t))
                 recipe.train()
