@@ -442,7 +442,11 @@ def degrade_batch(clean, plan: dict[str, Any]):
             out[i] = torch.where(region[i][None], torch.full_like(out[i], HOLE_FILL), out[i])
     q = plan["quality"].to(device)
     jpg = (q > 0).nonzero().flatten().tolist()
-    if jpg:
+    if jpg and device.type == "cpu":  # the real codec (libjpeg via OpenCV): 10x faster than kornia's on CPU
+        for i in jpg:
+            img = out[i].permute(1, 2, 0).contiguous().numpy()
+            out[i] = torch.from_numpy(jpeg_roundtrip(img, int(q[i]))).permute(2, 0, 1)
+    elif jpg:
         from kornia.enhance import jpeg_codec_differentiable
 
         x = out[jpg].float() / 255.0
