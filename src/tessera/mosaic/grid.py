@@ -121,12 +121,23 @@ def fit_axis(
         fits[p] = (ph, share, ratio, int(lines.size))
     if not fits:
         return None
-    period = max(fits, key=lambda p: (round(fits[p][2], 6), p))
+    if SELECT == "ratio":
+        period = max(fits, key=lambda p: (round(fits[p][2], 6), p))
+    else:
+        # share above chance (1/p) for a lattice of period p; divisors of the cell score about
+        # the same as the cell, multiples about 1/k of it: keep the largest near-best period
+        excess = {p: (f[1] - 1.0 / p) / (1 - 1.0 / p) for p, f in fits.items()}
+        top = max(excess.values())
+        period = max(p for p, e in excess.items() if e >= EXCESS_KEEP * top)
     period = _refine_divisors(period, fits[period][0], per_px, supported, min_cell)
     phase, fraction, ratio, nlines = fits[period]
     consistency = float(np.clip((ratio - 1.5) / 6.5, 0.0, 1.0))
     frac = float(np.clip((fraction - 1.0 / period) / (1 - 1.0 / period), 0, 1))
     return AxisFit(period, phase, frac, consistency, nlines)
+
+
+RATIO_EXTRA, OFF_EXTRA = 0.3, 3.0
+SELECT, EXCESS_KEEP = "excess", 0.93
 
 
 def _refine_divisors(period: int, phase: int, per_px: np.ndarray, supported: np.ndarray, min_cell: int) -> int:
@@ -148,7 +159,7 @@ def _refine_divisors(period: int, phase: int, per_px: np.ndarray, supported: np.
         if not extra.any() or not off.any():
             continue
         e = float(per_px[extra].mean())
-        if e >= 0.3 * line_mean and e >= 3.0 * float(per_px[off].mean()) + 1e-3:
+        if e >= RATIO_EXTRA * line_mean and e >= OFF_EXTRA * float(per_px[off].mean()) + 1e-3:
             return d  # the smallest divisor that passes
     return best
 
