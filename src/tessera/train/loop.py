@@ -267,14 +267,14 @@ class Logger:
         """Write samples/step_XXXXXXX.png: one row per image, input | output | target."""
         if not self.enabled:
             return None
-        import cv2
+        from tessera.imaging import write_image
 
         rows = torch.cat([x[:, :3], out, target], dim=3)  # (N, 3, H, 3W)
         img = torch.cat(list(rows), dim=1)  # (3, N*H, 3W)
         arr = ((img.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
         path = self.out / "samples" / f"step_{step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+        write_image(path, arr, overwrite=True)
         if self.tb is not None:
             self.tb.add_image("samples", arr, step, dataformats="HWC")
         return path
