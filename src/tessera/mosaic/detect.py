@@ -152,6 +152,19 @@ def _snap_crop(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, fill
     drop = (cover < fill) & flat  # a flat cell mostly outside: a sliver of mask over a flat cell
     out = mask.ravel() | full[ids]
     out &= ~drop[ids] | ~mask.ravel() | (cover[ids] > 0.999)
+    if PRUNE_ROUGH:
+        # a partly covered cell that is not flat: keep its covered part only if that part is flat
+        # (a mosaic cell cut by a pasted outline), else it is the photo next to the mosaic
+        m = mask.ravel()
+        cnt = np.bincount(ids, weights=m.astype(np.float32), minlength=nR * nC)
+        dev = np.zeros(nR * nC)
+        img = image.reshape(-1, image.shape[2]).astype(np.float32)
+        for c in range(img.shape[1]):
+            v = np.where(m, img[:, c], 0)
+            mean = np.bincount(ids, weights=v, minlength=nR * nC) / np.maximum(cnt, 1)
+            dev += np.bincount(ids, weights=np.where(m, np.abs(img[:, c] - mean[ids]), 0), minlength=nR * nC) / np.maximum(cnt, 1)
+        rough = (cover > 0) & (cover < 0.999) & ~flat & (dev > ROUGH_K * tol)
+        out &= ~rough[ids]
     return out.reshape(H, W)
 
 
@@ -166,34 +179,48 @@ def _tolerance(image: np.ndarray) -> float:
 # ------------------------------------------------------------------ net + grid
 
 
+#: post-processing constants (tuned on synthetic train-image cases, see benchmarks/detect.py)
+HYSTERESIS = 1.0  # a region grows into pixels with probability >= HYSTERESIS * threshold
+GRID_MIN_SCORE = 0.15  # weakest lattice accepted as a mosaic's grid
+BLUR_MIN_NET = 0.8  # mean net probability needed for a region without a lattice
+JPEG_LATTICE_MIN_NET = 0.85  # ... and for a region whose lattice is JPEG's own
+PRUNE_ROUGH = True  # drop the covered part of outline cells when it is not flat
+ROUGH_K = 2.5  # ... i.e. when its mean deviation exceeds ROUGH_K x the flatness tolerance
+
+
 def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectConfig) -> list[Region]:
-    H, W = prob.shape
     thr = float(np.clip(1.0 - cfg.sensitivity, 0.05, 0.95))
-    binary = (prob >= thr).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    shift = 0.3 * (cfg.sensitivity - 0.5)
+    high = prob >= thr
+    low = (prob >= thr * HYSTERESIS).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
     tol = _tolerance(image)
     regions: list[Region] = []
     for k in range(1, n):
         if stats[k, cv2.CC_STAT_AREA] < cfg.min_area:
             continue
-        comp = labels == k
-        p_mean = float(prob[comp].mean())
+        x, y, w, h = stats[k, :4]
+        sub = labels[y : y + h, x : x + w] == k
+        core = sub & high[y : y + h, x : x + w]
+        if core.sum() < cfg.min_area:
+            continue
+        comp = np.zeros(prob.shape, bool)
+        comp[y : y + h, x : x + w] = sub
+        p_mean = float(prob[y : y + h, x : x + w][core].mean())
         est = _grid_in(image, comp)
         grid_score = est.score if est is not None else 0.0
         flat = _flat_fraction(image, comp, est.grid, tol) if est is not None else 0.0
-        need_net = 0.0 if est is None or not jpeg_like(est.grid) else 0.85 - 0.3 * (cfg.sensitivity - 0.5)
-        if est is not None and grid_score >= 0.15 and flat >= 0.5 and p_mean >= need_net:
+        need_net = 0.0 if est is None or not jpeg_like(est.grid) else JPEG_LATTICE_MIN_NET - shift
+        info = {"net": round(p_mean, 4), "grid": round(grid_score, 4), "flat": round(flat, 4)}
+        if est is not None and grid_score >= GRID_MIN_SCORE and flat >= 0.5 and p_mean >= need_net:
             mask = _snap_to_cells(image, comp, est.grid, tol)
             score = float(np.clip(0.6 * p_mean + 0.4 * max(grid_score, 0.5), 0, 1))
-            region = Region(mask, mask_box(mask), est.grid, score, "mosaic", {"net": round(p_mean, 4), "grid": round(grid_score, 4), "flat": round(flat, 4)})
+            region = Region(mask, mask_box(mask), est.grid, score, "mosaic", info)
         else:
             # no lattice seen: a blur (or a mosaic too small or too compressed to measure)
-            need = 0.85 - 0.3 * (cfg.sensitivity - 0.5)
-            if p_mean < need:
+            if not cfg.blur or p_mean < BLUR_MIN_NET - shift:
                 continue
-            if not cfg.blur:
-                continue
-            region = Region(comp, mask_box(comp), None, p_mean, "blur", {"net": round(p_mean, 4), "grid": round(grid_score, 4), "flat": round(flat, 4)})
+            region = Region(comp, mask_box(comp), None, p_mean, "blur", info)
         if region.mask.sum() >= cfg.min_area:
             regions.append(region)
     return regions
