@@ -94,7 +94,10 @@ def probability_map(image: np.ndarray, model) -> np.ndarray:
     """Per-pixel mosaic probability (H, W) float32 from the segmentation net."""
     import torch
 
-    x = torch.from_numpy(_as_rgb(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    rgb = _as_rgb(image)
+    if not rgb.flags.writeable:
+        rgb = rgb.copy()
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.inference_mode():
         logits = model(x)[0, 0]
     return torch.sigmoid(logits).numpy()
