@@ -191,3 +191,21 @@ def test_restore_with_mask_saves_and_names_the_synthesized_mask(tmp_path):
 def test_restore_rejects_unknown_model(tmp_path):
     r = run("restore", BOAT, "--model", "nope", "-o", tmp_path / "r.png")
     assert r.returncode == 2 and "unknown model" in r.stderr
+
+
+def test_pixelate_faces(tmp_path):
+    face = sorted((ROOT.parent / "shared" / "data" / "faces" / "val").glob("*.jpg"))
+    if not face:
+        pytest.skip("no face images")
+    # the first val faces the detector finds: pixelated inside, untouched outside the face box
+    from tessera.mosaic.faces import find_faces
+
+    src = next((f for f in face[:20] if find_faces(np.asarray(Image.open(f).convert("RGB")))), None)
+    assert src is not None, "the Haar cascade found no face in 20 val face crops"
+    r = run("pixelate", src, "--faces", "--cell", "8", "--save-mask", "-o", tmp_path / "f.png")
+    assert r.returncode == 0, r.stderr
+    changed = np.asarray(Image.open(tmp_path / "f.mask.png")) > 127
+    assert 0.1 < changed.mean() < 1.0
+    # an image without a face fails loudly instead of passing through unchanged
+    r = run("pixelate", BOAT, "--faces", "-o", tmp_path / "b.png")
+    assert r.returncode == 1 and "no face found" in r.stderr and not (tmp_path / "b.png").exists()

@@ -175,6 +175,7 @@ class PixelateConfig:
     overwrite: bool = False
     quality: int = 95
     save_mask: bool = False
+    faces: bool = False
 
 
 def pixelate_file(job: Job, cfg: PixelateConfig) -> None:
@@ -184,11 +185,19 @@ def pixelate_file(job: Job, cfg: PixelateConfig) -> None:
     check_not_input(job)
     rgb, info = read_image(job.source)
     mask = read_mask(cfg.mask, shape=rgb.shape[:2]) if cfg.mask else None
+    ellipses = list(cfg.ellipse)
+    if cfg.faces:
+        from tessera.mosaic.faces import find_faces
+
+        faces = find_faces(rgb)
+        if not faces and mask is None and not cfg.box and not cfg.ellipse:
+            raise ValueError("no face found, so nothing was pixelated (mark the region with --box, --ellipse or --mask)")
+        ellipses += faces
     out, changed = pixelate(
         rgb,
         mask,
         boxes=cfg.box,
-        ellipses=cfg.ellipse,
+        ellipses=ellipses,
         cell=cfg.cell,
         phase=cfg.phase,
         sampling=cfg.sampling,
@@ -215,8 +224,9 @@ def pixelate(
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Also write NAME.mask.png (255 = pixelated)."),
+    faces: bool = typer.Option(False, "--faces", help="Also pixelate the faces OpenCV's detector finds (check the result: it misses some)."),
 ) -> None:
-    """Add a mosaic (or a blur) to regions of images. Without --box/--ellipse/--mask the whole image."""
+    """Add a mosaic (or a blur) to regions of images. Without --box/--ellipse/--mask/--faces the whole image."""
     if sampling not in ("mean", "centre", "center"):
         raise typer.BadParameter("must be 'mean' or 'centre'", param_hint="--sampling")
     if blur is not None and blur <= 0:
@@ -235,6 +245,7 @@ def pixelate(
         overwrite=overwrite,
         quality=quality,
         save_mask=save_mask,
+        faces=faces,
     )
     jobs = plan_outputs(inputs, output)
     raise typer.Exit(run_jobs(jobs, lambda job: pixelate_file(job, cfg), "pixelate"))
