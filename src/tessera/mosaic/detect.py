@@ -262,7 +262,7 @@ def _grid_in(image: np.ndarray, comp: np.ndarray) -> GridEstimate | None:
     m = 4
     y0, x0 = max(y - m, 0), max(x - m, 0)
     y1, x1 = min(y + h + m, comp.shape[0]), min(x + w + m, comp.shape[1])
-    est = estimate_grid(image[y0:y1, x0:x1], comp[y0:y1, x0:x1], erode=2)
+    est = estimate_grid(image[y0:y1, x0:x1], comp[y0:y1, x0:x1], erode=2, origin=(y0, x0))
     if est is None:
         return None
     g = est.grid
@@ -287,7 +287,7 @@ def _grid_only(image: np.ndarray, cfg: DetectConfig, window: int = 96) -> list[R
     votes: dict[Grid, np.ndarray] = {}
     for y in ys:
         for x in xs:
-            est = estimate_grid(image[y : y + win, x : x + win], None, max_cell=32, min_lines=2, sparse=True)
+            est = estimate_grid(image[y : y + win, x : x + win], None, max_cell=32, min_lines=2, sparse=True, origin=(y, x))
             if est is None or est.score < need:
                 continue
             g = est.grid

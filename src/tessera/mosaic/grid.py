@@ -164,6 +164,29 @@ def _refine_divisors(period: int, phase: int, per_px: np.ndarray, supported: np.
     return best
 
 
+JPEG_SEAMS, SEAM_MAX = True, 5.0
+
+
+def remove_jpeg_seams(energy: np.ndarray, count: np.ndarray, origin: int) -> np.ndarray:
+    """Subtract the typical extra energy of JPEG block seams (every 8th edge of the full picture)
+    from those edges; a mosaic's own lines there stay far above it."""
+    n = energy.size
+    if n < 24:
+        return energy
+    seam = (np.arange(n) + origin) % 8 == 0
+    ok = count > 0
+    on, off = energy[seam & ok], energy[~seam & ok]
+    if on.size < 3 or off.size < 3:
+        return energy
+    base = float(np.median(off))
+    excess = float(np.median(on)) - base
+    if excess <= 0 or excess > SEAM_MAX * base:
+        return energy  # no seams, or seams as strong as lines: a mosaic on the 8-lattice, keep it
+    out = energy.copy()
+    out[seam] = np.maximum(out[seam] - excess, 0.0)
+    return out
+
+
 def estimate_grid(
     image: np.ndarray,
     mask: np.ndarray | None = None,
@@ -173,12 +196,15 @@ def estimate_grid(
     erode: int = 1,
     min_lines: int = 2,
     sparse: bool = False,
+    origin: tuple[int, int] = (0, 0),
 ) -> GridEstimate | None:
     """Cell size, phase and sampling of the mosaic in ``image`` (RGB or grey uint8) within ``mask``.
 
     ``erode`` pixels of the mask's edge are ignored (a pasted mosaic's outline is no lattice line).
     ``sparse``: ignore differences where jumps are dense (texture), for regions that are only
     partly mosaic (e.g. a search window).
+    ``origin``: where ``image`` lies in the full picture (y, x), so that JPEG's 8x8 block seams
+    (on multiples of 8 in the full picture) can be told apart; phases are returned for ``image``.
     Returns None when no lattice can be seen on one of the axes (e.g. a flat or too small region).
     """
     image = np.asarray(image)
@@ -199,6 +225,9 @@ def estimate_grid(
     vy[1:] = region[1:] & region[:-1]
     ex, cx = _profile(dx, vx, axis=0)
     ey, cy = _profile(dy, vy, axis=1)
+    if JPEG_SEAMS:
+        ex = remove_jpeg_seams(ex, cx, origin[1])
+        ey = remove_jpeg_seams(ey, cy, origin[0])
     fx = fit_axis(ex, cx, min_cell=min_cell, max_cell=max_cell)
     fy = fit_axis(ey, cy, min_cell=min_cell, max_cell=max_cell)
     if fx is None or fy is None or fx.lines < min_lines or fy.lines < min_lines:
