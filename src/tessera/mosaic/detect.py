@@ -33,12 +33,14 @@ from tessera.mosaic.region import Grid, Region, mask_box
 class DetectConfig:
     """min_area: smallest region kept (pixels). sensitivity: 0..1, higher finds fainter regions
     (and more false ones). weights: a detector .safetensors path; None = the shipped weights;
-    "" = no net (grid analysis only). blur: also report blurred regions (no grid)."""
+    "" = no net (grid analysis only). blur: also report regions the net finds without a lattice
+    (Gaussian blurs) at ordinary confidence; off by default, since defocused backgrounds of photos
+    look alike; without it such regions need a near-certain net (kind "blur", grid None)."""
 
     min_area: int = 64
     sensitivity: float = 0.5
     weights: str | None = None
-    blur: bool = True
+    blur: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sensitivity <= 1.0:
@@ -185,7 +187,9 @@ def _tolerance(image: np.ndarray) -> float:
 #: post-processing constants (tuned on synthetic train-image cases, see benchmarks/detect.py)
 HYSTERESIS = 1.0  # a region grows into pixels with probability >= HYSTERESIS * threshold
 GRID_MIN_SCORE = 0.15  # weakest lattice accepted as a mosaic's grid
-BLUR_MIN_NET = 0.8  # mean net probability needed for a region without a lattice
+GRID_MIN_SCORE_SURE, SURE_NET = 0.05, 0.8  # ... when the net is sure (mean probability >= SURE_NET)
+BLUR_MIN_NET = 0.8  # mean net probability needed for a region without a lattice (blur=True)
+NOGRID_MIN_NET = 0.9  # ... when blurs are not asked for (a mosaic whose lattice is not measurable)
 JPEG_LATTICE_MIN_NET = 0.85  # ... and for a region whose lattice is JPEG's own
 PRUNE_ROUGH = True  # drop the covered part of outline cells when it is not flat
 ROUGH_K = 2.5  # ... i.e. when its mean deviation exceeds ROUGH_K x the flatness tolerance
@@ -214,14 +218,15 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
         grid_score = est.score if est is not None else 0.0
         flat = _flat_fraction(image, comp, est.grid, tol) if est is not None else 0.0
         need_net = 0.0 if est is None or not jpeg_like(est.grid) else JPEG_LATTICE_MIN_NET - shift
+        need_grid = GRID_MIN_SCORE if p_mean < SURE_NET else GRID_MIN_SCORE_SURE
         info = {"net": round(p_mean, 4), "grid": round(grid_score, 4), "flat": round(flat, 4)}
-        if est is not None and grid_score >= GRID_MIN_SCORE and flat >= 0.5 and p_mean >= need_net:
+        if est is not None and grid_score >= need_grid and p_mean >= need_net:
             mask = _snap_to_cells(image, comp, est.grid, tol)
             score = float(np.clip(0.6 * p_mean + 0.4 * max(grid_score, 0.5), 0, 1))
             region = Region(mask, mask_box(mask), est.grid, score, "mosaic", info)
         else:
             # no lattice seen: a blur (or a mosaic too small or too compressed to measure)
-            if not cfg.blur or p_mean < BLUR_MIN_NET - shift:
+            if p_mean < (BLUR_MIN_NET if cfg.blur else NOGRID_MIN_NET) - shift:
                 continue
             region = Region(comp, mask_box(comp), None, p_mean, "blur", info)
         if region.mask.sum() >= cfg.min_area:
