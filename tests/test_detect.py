@@ -93,8 +93,10 @@ def test_min_area_and_sensitivity_are_validated(photo):
         DetectConfig(min_area=0)
     region = np.zeros(photo.shape[:2], bool)
     region[100:220, 100:250] = True
-    out, _ = pixelate(photo, region, cell=8, phase=(4, 4))
-    assert len(detect(out, weights="")) == 1
+    out, changed = pixelate(photo, region, cell=8, phase=(4, 4))
+    found = detect(out, weights="")
+    assert found and all(r.grid.cell == (8, 8) and r.grid.phase == (4, 4) for r in found)
+    assert iou(np.logical_or.reduce([r.mask for r in found]), changed) > 0.6  # grid-only fallback: coarse
     assert detect(out, weights="", min_area=100_000) == []
 
 

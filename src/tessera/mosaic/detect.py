@@ -325,7 +325,7 @@ def _grid_only(image: np.ndarray, cfg: DetectConfig, window: int = 96) -> list[R
                 continue
             comp = labels == k
             est = _grid_in(image, comp)
-            if est is None or est.score < need:
+            if est is None or est.score < need or est.grid.cell != key.cell or est.grid.phase != key.phase:
                 continue
             comp = _snap_to_cells(image, comp, est.grid, tol)
             taken |= comp

@@ -187,6 +187,53 @@ def remove_jpeg_seams(energy: np.ndarray, count: np.ndarray, origin: int) -> np.
     return out
 
 
+RUNS = True
+
+
+def fit_runs(d: np.ndarray, valid: np.ndarray, *, min_cell: int = 3, max_cell: int = 64) -> AxisFit | None:
+    """Lattice along axis 1 from the lengths of flat runs between jumps (``d[:, x]``: difference
+    between x-1 and x) inside ``valid``: in a mosaic most runs span exactly one cell (a few span
+    several equal cells). Works with only one or two cells between the region's edges."""
+    inside = d[valid]
+    if inside.size == 0:
+        return None
+    tol = max(6.0, 4.0 * float(np.median(inside)))
+    jumps = (d > tol) & valid
+    rows, cols = np.nonzero(jumps)
+    if rows.size < 4:
+        return None
+    same = rows[1:] == rows[:-1]
+    a, b, r = cols[:-1][same], cols[1:][same], rows[:-1][same]
+    # the whole run must lie in the region
+    cv = np.concatenate([np.zeros((valid.shape[0], 1), np.int32), np.cumsum(valid, axis=1, dtype=np.int32)], axis=1)
+    ok = (cv[r, b] - cv[r, a]) == (b - a)
+    length = (b - a)[ok]
+    starts = a[ok]
+    runs = length[(length >= 2)]
+    if runs.size < 4:
+        return None
+    hist = np.bincount(runs, minlength=max_cell + 1)
+    cand = hist[min_cell : max_cell + 1]
+    if cand.sum() == 0:
+        return None
+    period = int(np.argmax(cand)) + min_cell
+    share = float(hist[period]) / float(runs.size)
+    sel = length == period
+    phase = int(np.argmax(np.bincount(starts[sel] % period, minlength=period)))
+    phase_share = float(np.bincount(starts[sel] % period, minlength=period)[phase]) / max(int(sel.sum()), 1)
+    score = float(np.clip((share - 0.3) / 0.5, 0, 1) * np.clip((phase_share - 0.5) / 0.4, 0, 1))
+    n_lines = len(set((starts[sel] % 100000).tolist()))
+    return AxisFit(period, phase, score, score, n_lines)
+
+
+def _better(fit: AxisFit | None, runs: AxisFit | None) -> AxisFit | None:
+    if runs is None or runs.score <= 0:
+        return fit
+    if fit is None or runs.score > fit.score or (fit.lines < 3 and runs.score >= 0.5):
+        return runs
+    return fit
+
+
 def estimate_grid(
     image: np.ndarray,
     mask: np.ndarray | None = None,
@@ -230,6 +277,14 @@ def estimate_grid(
         ey = remove_jpeg_seams(ey, cy, origin[0])
     fx = fit_axis(ex, cx, min_cell=min_cell, max_cell=max_cell)
     fy = fit_axis(ey, cy, min_cell=min_cell, max_cell=max_cell)
+    if RUNS and mask is not None:
+        # few lattice lines inside (a region a few cells across): measure flat runs instead,
+        # including the run that ends on the region's own outline
+        outer = cv2.dilate(np.asarray(mask, np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        if fx is None or fx.lines < 3 or fx.score < 0.3:
+            fx = _better(fx, fit_runs(dx, outer, min_cell=min_cell, max_cell=max_cell))
+        if fy is None or fy.lines < 3 or fy.score < 0.3:
+            fy = _better(fy, fit_runs(dy.T, outer.T, min_cell=min_cell, max_cell=max_cell))
     if fx is None or fy is None or fx.lines < min_lines or fy.lines < min_lines:
         return None
     grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period, "mean")
