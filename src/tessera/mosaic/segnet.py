@@ -47,6 +47,22 @@ class MosaicSegNet(nn.Module):
         self.down = nn.ModuleList(_block(chans[i], chans[i + 1]) for i in range(depth))
         self.up = nn.ModuleList(_block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(chans[0], fold * fold, 1)
+        self.strided_stem: nn.Conv2d | None = None
+
+    def fold_stem(self) -> MosaicSegNet:
+        """Inference speed-up: pixel_unshuffle + the stem's 3x3 conv equal one conv with a
+        (3 fold)x(3 fold) kernel, stride fold and padding fold on the full-resolution features."""
+        conv = self.stem[0]
+        r, cin = self.fold, conv.in_channels // (self.fold * self.fold)
+        w = conv.weight.detach()  # (O, cin * r * r, 3, 3), channel = c * r^2 + i * r + j
+        w = w.reshape(w.shape[0], cin, r, r, 3, 3).permute(0, 1, 4, 2, 5, 3)  # (O, c, ky, i, kx, j)
+        big = nn.Conv2d(cin, conv.out_channels, 3 * r, stride=r, padding=r, bias=conv.bias is not None)
+        with torch.no_grad():
+            big.weight.copy_(w.reshape(w.shape[0], cin, 3 * r, 3 * r))
+            if conv.bias is not None:
+                big.bias.copy_(conv.bias)
+        self.strided_stem = big.eval()
+        return self
 
     @property
     def multiple(self) -> int:
@@ -68,8 +84,12 @@ class MosaicSegNet(nn.Module):
         f = self.features(x)
         if ph or pw:
             f = F.pad(f, (0, pw, 0, ph), mode="replicate")
-        # 2. space to depth, (N, 5 * fold^2, H'/fold, W'/fold)
-        h = self.stem(F.pixel_unshuffle(f, self.fold))
+        # 2. space to depth, (N, 5 * fold^2, H'/fold, W'/fold), then the stem
+        #    (inference after fold_stem(): one strided conv on the full-resolution features)
+        if self.strided_stem is not None:
+            h = self.stem[1:](self.strided_stem(f))
+        else:
+            h = self.stem(F.pixel_unshuffle(f, self.fold))
         skips = [h]
         # 3. encoder, (N, base * 2^i, H'/(fold 2^i), ...)
         for blk in self.down:
@@ -82,6 +102,25 @@ class MosaicSegNet(nn.Module):
         # 5. fold^2 logits per block -> one per pixel, (N, 1, H, W)
         out = F.pixel_shuffle(self.head(h), self.fold)
         return out[..., :H, :W]
+
+
+def fuse_batchnorm(model: MosaicSegNet) -> MosaicSegNet:
+    """Fold every BatchNorm into the convolution before it (inference only; same outputs, faster)."""
+    model.eval()
+    for module in model.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        layers = list(module)
+        for i in range(len(layers) - 1):
+            conv, bn = layers[i], layers[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                with torch.no_grad():
+                    conv.weight.mul_(scale[:, None, None, None])
+                    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+                module[i + 1] = nn.Identity()
+    return model
 
 
 def segnet_kwargs(model: MosaicSegNet) -> dict:
@@ -99,8 +138,10 @@ def save_segnet(model: MosaicSegNet, path: str | Path, extra: dict | None = None
     save_file(state, str(path), metadata=meta)
 
 
-def load_segnet(path: str | Path) -> MosaicSegNet:
-    """Build a :class:`MosaicSegNet` from a safetensors file written by :func:`save_segnet` (eval mode)."""
+def load_segnet(path: str | Path, *, fuse: bool = False) -> MosaicSegNet:
+    """Build a :class:`MosaicSegNet` from a safetensors file written by :func:`save_segnet` (eval mode;
+    ``fuse=True`` folds the BatchNorms into the convolutions and the space-to-depth step into the
+    stem, for faster inference with the same outputs)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -113,4 +154,4 @@ def load_segnet(path: str | Path) -> MosaicSegNet:
         raise ValueError(f"{path} is not a Tessera detector checkpoint (metadata lacks model='segnet' and kwargs)")
     model = MosaicSegNet(**json.loads(meta["kwargs"]))
     model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    return fuse_batchnorm(model).fold_stem() if fuse else model.eval()
