@@ -123,6 +123,9 @@ def test_segnet_roundtrip_and_any_size(tmp_path):
         a, b = net(x), again(x)
     assert a.shape == (1, 1, 37, 53)
     torch.testing.assert_close(a, b)
+    fused = load_segnet(path, fuse=True)  # BatchNorm and space-to-depth folded into convs
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), a, atol=1e-5, rtol=1e-4)
     # a loaded tiny net runs through detect() end to end
     with warnings.catch_warnings():
         warnings.simplefilter("error")

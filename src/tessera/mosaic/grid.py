@@ -111,7 +111,10 @@ def fit_axis(
         ph = int(np.argmax(folded_all[p]))
         on = idx % p == ph
         lines = per_px[on & supported]
-        off = per_px[~on & supported]
+        gap = ~on
+        if p >= 5 and NEAR_GAP:  # compression smears a step over its neighbours: judge the gaps beyond them
+            gap &= ((idx - ph) % p != 1) & ((idx - ph) % p != p - 1)
+        off = per_px[gap & supported]
         if lines.size == 0:
             continue
         low = float(np.quantile(lines, 0.25))
@@ -188,6 +191,7 @@ def remove_jpeg_seams(energy: np.ndarray, count: np.ndarray, origin: int) -> np.
 
 
 RUNS = True
+NEAR_GAP = True
 
 
 def fit_runs(d: np.ndarray, valid: np.ndarray, *, min_cell: int = 3, max_cell: int = 64) -> AxisFit | None:
@@ -227,7 +231,7 @@ def fit_runs(d: np.ndarray, valid: np.ndarray, *, min_cell: int = 3, max_cell: i
 
 
 def _better(fit: AxisFit | None, runs: AxisFit | None) -> AxisFit | None:
-    if runs is None or runs.score <= 0:
+    if runs is None or runs.score < 0.3:
         return fit
     if fit is None or runs.score > fit.score or (fit.lines < 3 and runs.score >= 0.5):
         return runs
