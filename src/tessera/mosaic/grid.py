@@ -319,27 +319,21 @@ def cell_values(image: np.ndarray, region: np.ndarray, grid: Grid) -> tuple[np.n
 
 
 def estimate_sampling(image: np.ndarray, region: np.ndarray, grid: Grid, threshold: float = 1.57) -> str:
-    """Guess 'mean' or 'centre' sampling from the roughness of neighbouring cell values.
-
-    Roughness = mean |second difference| / mean |first difference| of cell values (both axes);
-    point samples (centre) alias and keep noise, so they are rougher than cell means.
-    """
+    """Guess 'mean' or 'centre' sampling from the roughness of neighbouring cell values (a weak cue,
+    about 70 % right on balanced synthetic cases): mean |second difference| / mean |first
+    difference| of the cell values on both axes; point samples (centre) alias and keep noise, so
+    they are rougher than cell means."""
     vals, ok = cell_values(image, region, grid)
     v = vals.mean(-1)
     num, den = 0.0, 0.0
     for a in (0, 1):
         if v.shape[a] < 3:
             continue
-        sl = [slice(None)] * 2
-        d1 = np.diff(v, axis=a)
-        d2 = np.diff(v, n=2, axis=a)
-        ok1 = ok[tuple(slice(1, None) if i == a else slice(None) for i in range(2))] & ok[
-            tuple(slice(None, -1) if i == a else slice(None) for i in range(2))
-        ]
-        ok2 = ok1[tuple(slice(1, None) if i == a else slice(None) for i in range(2))] & ok1[
-            tuple(slice(None, -1) if i == a else slice(None) for i in range(2))
-        ]
-        del sl
+        lo = tuple(slice(None, -1) if i == a else slice(None) for i in range(2))
+        hi = tuple(slice(1, None) if i == a else slice(None) for i in range(2))
+        d1, d2 = np.diff(v, axis=a), np.diff(v, n=2, axis=a)
+        ok1 = ok[hi] & ok[lo]
+        ok2 = ok1[hi] & ok1[lo]
         if ok2.sum() < 4:
             continue
         num += float(np.abs(d2[ok2]).mean())
