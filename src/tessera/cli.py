@@ -285,6 +285,7 @@ def detect(
     sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0, help="0..1; higher finds fainter regions (and more false ones)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Detector .safetensors (default: the shipped weights/detector.safetensors)."),
     no_net: bool = typer.Option(False, "--no-net", help="Grid analysis only (no segmentation net)."),
+    blur: bool = typer.Option(False, "--blur", help="Also report blurred regions (no lattice) at ordinary confidence."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Find mosaicked regions by themselves: a mask PNG and a JSON (box, cell, phase, sampling, score) per image."""
@@ -297,7 +298,9 @@ def detect(
         raise typer.BadParameter(f"{output} must be a folder (it gets NAME.mask.png and NAME.json)", param_hint="--output")
     if weights is not None and not weights.is_file():
         raise typer.BadParameter(f"weights {weights} is not a file", param_hint="--weights")
-    cfg = DetectConfig(min_area=min_area, sensitivity=sensitivity, weights="" if no_net else (str(weights) if weights else None))
+    cfg = DetectConfig(
+        min_area=min_area, sensitivity=sensitivity, weights="" if no_net else (str(weights) if weights else None), blur=blur
+    )
     jobs = plan_outputs(inputs, output, suffix=".mask.png")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -305,7 +308,7 @@ def detect(
     for w in caught:
         console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
     if model is None:  # warned once above; grid analysis only for every file
-        cfg = DetectConfig(min_area=min_area, sensitivity=sensitivity, weights="")
+        cfg = DetectConfig(min_area=min_area, sensitivity=sensitivity, weights="", blur=blur)
     raise typer.Exit(run_jobs(jobs, lambda job: detect_file(job, cfg, model, overwrite), "detect"))
 
 
