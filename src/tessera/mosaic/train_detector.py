@@ -41,6 +41,7 @@ class TrainConfig:
     save_every: int = 250
     seed: int = 0
     max_hours: float = 1.5
+    init: str = ""  # start from these weights (a detector .safetensors), e.g. to fine-tune at a lower lr
 
 
 def load_images(root: Path, min_side: int, max_side: int = 640) -> list[np.ndarray]:
@@ -121,6 +122,20 @@ def train(cfg: TrainConfig) -> None:
     stream = CaseStream(images, cfg.crop, cfg.batch, cfg.seed)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4, persistent_workers=True)
     model = MosaicSegNet(fold=cfg.fold, base=cfg.base, depth=cfg.depth)
+    if cfg.init:
+        from tessera.mosaic.segnet import load_segnet, segnet_kwargs
+
+        start = load_segnet(cfg.init)
+        if segnet_kwargs(start) != segnet_kwargs(model):
+            raise ValueError(f"{cfg.init} has kwargs {segnet_kwargs(start)}, not {segnet_kwargs(model)}")
+        model.load_state_dict(start.state_dict())
+        from safetensors import safe_open
+
+        with safe_open(cfg.init, framework="pt") as f:
+            meta = f.metadata() or {}
+        prior_steps, prior_hours = int(json.loads(meta.get("steps", "0"))), float(json.loads(meta.get("hours", "0")))
+    else:
+        prior_steps, prior_hours = 0, 0.0
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     Path(cfg.log).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +162,11 @@ def train(cfg: TrainConfig) -> None:
         if step % cfg.save_every == 0 or done:
             hours = (time.time() - t0) / 3600
             tmp = Path(cfg.out).with_suffix(".tmp")
-            save_segnet(model, tmp, extra={"steps": step, "batch": cfg.batch, "crop": cfg.crop, "hours": round(hours, 3)})
+            save_segnet(
+                model,
+                tmp,
+                extra={"steps": prior_steps + step, "batch": cfg.batch, "crop": cfg.crop, "hours": round(prior_hours + hours, 3)},
+            )
             tmp.replace(cfg.out)
             log.write(json.dumps({"step": step, "hours": round(hours, 3), **{k: round(v, 4) for k, v in avg.items()}}) + "\n")
             log.flush()
