@@ -7,7 +7,7 @@ they are compared with. Two case sets from the same seeded regions (tessera.eval
 
 PSNR / SSIM inside the region, and seconds per image. Also the latent search's contextual loss
 before and after. Writes its section of benchmarks/RESULTS.md (between '<!-- latent_patch -->'
-markers) and a sample sheet per set under benchmarks/latent_patch/ (not committed).
+markers) and a sample sheet per set under runs/latent_patch/ (not committed).
 
     python benchmarks/latent_patch.py [--cases 8] [--models smooth,telea,faces,dcgan,...]
 """
@@ -84,7 +84,7 @@ def main() -> None:
     hole_models = a.models.split(",") if a.models else ["telea", "telea+patch", *learned, *(m + "+patch" for m in learned), "dcgan"]
     images = load_folder(DATA / "faces" / "val", 512)
     cases = make_cases(images, a.cases, a.seed, kinds=("box", "ellipse"))
-    out = ROOT / "benchmarks" / "latent_patch"
+    out = ROOT / "runs" / "latent_patch"  # sample sheets (ignored by git)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.time()
     mos, mos_out = run_set(cases, mosaic_models, "mosaic", {})
