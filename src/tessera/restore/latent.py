@@ -26,6 +26,7 @@ size, searches z, resizes G(z) back and Poisson-blends it into the crop at nativ
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -328,6 +329,7 @@ class LatentRestorer:
         self.cfg = cfg
         self.name = name
         self.last: LatentResult | None = None
+        self.seconds: dict[str, float] = {}  # the last call's time in the search and in the blend
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str) -> np.ndarray:
         if not mask.any():
@@ -353,12 +355,15 @@ class LatentRestorer:
             g = Grid(grid.cell_h, grid.cell_w, (grid.phase_y + ys - pt) % grid.cell_h, (grid.phase_x + xs - pl) % grid.cell_w, grid.sampling)
             target = mosaic_target(sq, sq_hid & ~sq_pad, g)
         # 3. search z
+        t0 = time.perf_counter()
         res = search_latent(self.model.generator, self.model.critic, torch.from_numpy(y).permute(2, 0, 1), known, self.cfg, target)
         self.last = res
+        t1 = time.perf_counter()
         # 4. back to native size, Poisson-blended into the hole
         gz = ((res.image.permute(1, 2, 0).numpy() + 1.0) * 127.5).clip(0, 255).astype(np.float32)
         up = cv2.resize(gz, (side, side), interpolation=cv2.INTER_CUBIC if side > S else cv2.INTER_AREA)
         blended = poisson_blend(sq, up, sq_hid & ~sq_pad)
+        self.seconds = {"search": t1 - t0, "blend": time.perf_counter() - t1}
         out = img.copy()
         piece = out[ys : ys + side, xs : xs + side]
         piece[sq_hid] = np.clip(np.rint(blended[sq_hid]), 0, 255).astype(np.uint8)
