@@ -1,9 +1,9 @@
 """Restoration benchmark: `tessera eval` on the val folders, plus model time per 256x256 region.
 
 Writes its section of benchmarks/RESULTS.md (between the '<!-- restore -->' markers) and the
-report folders under benchmarks/restore/ (report.md, psnr.png, samples.png).
+report folders under runs/benchmarks/restore/ (report.md, psnr.png, samples.png; not committed).
 
-    python benchmarks/restore.py [--cases 40] [--models smooth,telea,ns,scenes,faces]
+    python benchmarks/restore.py [--cases 40] [--models smooth,telea,ns,scenes,faces] [--auto scenes]
 """
 
 from __future__ import annotations
@@ -59,19 +59,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=40)
     ap.add_argument("--models", default="smooth,telea,ns," + ",".join(n for n in SHIPPED if (weights_dir() / SHIPPED[n]).exists()))
-    ap.add_argument("--auto", action="store_true", help="also score auto-detected masks")
+    ap.add_argument("--auto", default="", help="comma-separated models also scored with auto-detected masks")
     args = ap.parse_args()
     models = tuple(m for m in args.models.split(",") if m)
     out = [f"## Restoration (`benchmarks/restore.py`)\n\nMachine: {machine()}. {args.cases} seeded cases per folder "
            "(kinds box, ellipse, polygon, rect, border; cells 4-32 px, random phase, mean or centre sampling), true mask and grid given; "
            "PSNR/SSIM inside the hidden region.\n"]
     for folder in ("faces/val", "scenes/val"):
-        cfg = EvalConfig(
-            data=DATA / folder, models=models, output=ROOT / "benchmarks" / "restore" / folder.replace("/", "-"),
-            cases=args.cases, seed=0, auto=args.auto,
-        )
+        report = ROOT / "runs" / "benchmarks" / "restore" / folder.replace("/", "-")
+        cfg = EvalConfig(data=DATA / folder, models=models, output=report, cases=args.cases, seed=0)
         t0 = time.time()
         summary, _ = run_eval(cfg)
+        auto = tuple(m for m in args.auto.split(",") if m)
+        if auto:
+            auto_summary, _ = run_eval(EvalConfig(data=DATA / folder, models=auto, output=report.with_name(report.name + "-auto"),
+                                                  cases=args.cases, seed=0, auto=True))
+            summary.update({k: v for k, v in auto_summary.items() if k.endswith("(auto mask)")})
         out.append(f"### {folder} ({time.time() - t0:.0f} s)\n\n{markdown_table(summary)}\n")
         print(out[-1], flush=True)
     rows = ["| model | ms per 256x256 region (model only) |", "|---|---|"]
