@@ -42,7 +42,7 @@ def write_section(text: str) -> None:
     RESULTS.write_text(new)
 
 
-def run_set(cases, models, kind: str, restorers: dict) -> tuple[dict, dict]:
+def run_set(cases, models, kind: str) -> tuple[dict, dict]:
     rows, outputs = {}, {}
     for name in models:
         ps, ss, ts, outs = [], [], [], []
@@ -87,9 +87,9 @@ def main() -> None:
     out = ROOT / "runs" / "latent_patch"  # sample sheets (ignored by git)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.time()
-    mos, mos_out = run_set(cases, mosaic_models, "mosaic", {})
+    mos, mos_out = run_set(cases, mosaic_models, "mosaic")
     sample_sheet(cases, mos_out, out / "mosaic.png")
-    hol, hol_out = run_set(cases, hole_models, "hole", {})
+    hol, hol_out = run_set(cases, hole_models, "hole")
     hole_cases = [type(c)(c.name, c.clean, np.where(c.mask[..., None], np.uint8(0), c.clean), c.mask, None, "hole") for c in cases]
     sample_sheet(hole_cases, hol_out, out / "hole.png")
     # the latent search itself: contextual loss at the start and the end (best restart), and where
