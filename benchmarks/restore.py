@@ -3,7 +3,7 @@
 Writes its section of benchmarks/RESULTS.md (between the '<!-- restore -->' markers) and the
 report folders under runs/benchmarks/restore/ (report.md, psnr.png, samples.png; not committed).
 
-    python benchmarks/restore.py [--cases 40] [--models smooth,telea,ns,scenes,faces] [--auto scenes]
+    python benchmarks/restore.py [--cases 40] [--models smooth,telea,ns,scenes,faces] [--auto]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=40)
     ap.add_argument("--models", default="smooth,telea,ns," + ",".join(n for n in SHIPPED if (weights_dir() / SHIPPED[n]).exists()))
-    ap.add_argument("--auto", default="", help="comma-separated models also scored with auto-detected masks")
+    ap.add_argument("--auto", action="store_true", help="also score each folder's own model (faces, scenes) with auto-detected masks")
     args = ap.parse_args()
     models = tuple(m for m in args.models.split(",") if m)
     out = [f"## Restoration (`benchmarks/restore.py`)\n\nMachine: {machine()}. {args.cases} seeded cases per folder "
@@ -70,7 +70,8 @@ def main() -> None:
         cfg = EvalConfig(data=DATA / folder, models=models, output=report, cases=args.cases, seed=0)
         t0 = time.time()
         summary, _ = run_eval(cfg)
-        auto = tuple(m for m in args.auto.split(",") if m)
+        own = folder.split("/")[0]
+        auto = (own,) if args.auto and own in models else ()
         if auto:
             auto_summary, _ = run_eval(EvalConfig(data=DATA / folder, models=auto, output=report.with_name(report.name + "-auto"),
                                                   cases=args.cases, seed=0, auto=True))
