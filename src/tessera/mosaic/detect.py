@@ -228,10 +228,31 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
             # no lattice seen: a blur (or a mosaic too small or too compressed to measure)
             if p_mean < (BLUR_MIN_NET if cfg.blur else NOGRID_MIN_NET) - shift:
                 continue
+            if not _smoother_than_around(image, comp):
+                continue  # as smooth as its surroundings: a smooth picture, not a blurred region
             region = Region(comp, mask_box(comp), None, p_mean, "blur", info)
         if region.mask.sum() >= cfg.min_area:
             regions.append(region)
     return regions
+
+
+def _smoother_than_around(image: np.ndarray, comp: np.ndarray, ratio: float = 2.0) -> bool:
+    """A region the net finds without a lattice is kept when it has edges inside, or when it is much
+    smoother (mean |Laplacian|) than the picture in a ring around it (a blur, not a smooth picture)."""
+    x, y, w, h = mask_box(comp)
+    m = max(8, min(w, h) // 3)
+    y0, x0 = max(y - m, 0), max(x - m, 0)
+    y1, x1 = min(y + h + m, comp.shape[0]), min(x + w + m, comp.shape[1])
+    sub = comp[y0:y1, x0:x1].astype(np.uint8)
+    g = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    lap = np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=3))
+    inner = cv2.erode(sub, np.ones((5, 5), np.uint8)).astype(bool)
+    ring = ~cv2.dilate(sub, np.ones((5, 5), np.uint8)).astype(bool)
+    if not inner.any() or not ring.any():
+        return True  # nothing around to compare with (a whole-image region): trust the net
+    inside = float(lap[inner].mean())
+    # edges inside (a mosaic whose lattice was not measurable, JPEG blocks): not a smooth picture
+    return inside > 12.0 or float(lap[ring].mean()) >= ratio * inside + 1.0
 
 
 def _flat_fraction(image: np.ndarray, comp: np.ndarray, grid: Grid, tol: float) -> float:
