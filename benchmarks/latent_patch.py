@@ -15,12 +15,12 @@ markers) and a sample sheet per set under runs/latent_patch/ (not committed).
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_section
 
 from tessera.evaluate import load_folder, make_cases, psnr, sample_sheet, ssim
 from tessera.restore.pipeline import SHIPPED, resolve_model, restore_image, weights_dir
@@ -29,17 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 TAG = "latent_patch"
-
-
-def write_section(text: str) -> None:
-    start, end = f"<!-- {TAG} -->", f"<!-- /{TAG} -->"
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in old:
-        new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(new)
 
 
 def run_set(cases, models, kind: str) -> tuple[dict, dict]:
@@ -126,7 +115,7 @@ Latent search on the hole cases: contextual loss (weighted L1 at 64x64, best res
 """
     print(text)
     if not a.no_write:
-        write_section(text)
+        write_section(text, f"<!-- {TAG} -->", f"<!-- /{TAG} -->", RESULTS)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_section
 
 from tessera.evaluate import EvalConfig, markdown_table, run_eval
 from tessera.restore.pipeline import SHIPPED, resolve_model, weights_dir
@@ -42,17 +42,6 @@ def model_time(name: str, size: int = 256, repeats: int = 5) -> float:
         restorer(img, mask, None, "mosaic")
         times.append(time.perf_counter() - t0)
     return 1000 * float(np.median(times))
-
-
-def write_section(text: str, tag: str = "restore") -> None:
-    start, end = f"<!-- {tag} -->", f"<!-- /{tag} -->"
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in old:
-        new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(new)
 
 
 def main() -> None:
@@ -83,7 +72,7 @@ def main() -> None:
         rows.append(f"| {m} | {model_time(m):.0f} |")
     out.append("### Model time\n\n" + "\n".join(rows) + "\n")
     print(out[-1])
-    write_section("\n".join(out))
+    write_section("\n".join(out), "<!-- restore -->", "<!-- /restore -->", RESULTS)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
+from _results import write_section
 
 from tessera.models import model_kwargs
 from tessera.train.data import AugmentConfig, DegradeConfig, ImageFolder, StepBatches, make_batch
@@ -87,16 +86,6 @@ def time_data(batch: int, steps: int, size: int, device: torch.device) -> float:
     return batch / min(times)
 
 
-def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{START}\n{text.rstrip()}\n{END}\n"
-    if START in old and END in old:
-        new = re.sub(re.escape(START) + r".*?" + re.escape(END) + r"\n?", lambda _: block, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + block
-    RESULTS.write_text(new)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["unet", "pix2pix", "deepfill"])
@@ -153,7 +142,7 @@ def main() -> None:
         "i.e. 540 img/s) is not measured yet: run `python benchmarks/train_speed.py --device cuda --amp bf16 --batch 16` there.",
     ]
     if not args.no_write:
-        write_section("\n".join(lines))
+        write_section("\n".join(lines), START, END, RESULTS)
         print(f"wrote {RESULTS}")
 
 

@@ -22,5 +22,16 @@ def photo() -> np.ndarray:
     return np.asarray(Image.open(ROOT / "examples" / "boat.png").convert("RGB"))
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one torch thread (and the CPU is shared)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def needs_data():
     return pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")

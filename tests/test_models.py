@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from tessera.models import MODELS, PRESETS, RESTORATION_MODELS, ModelLoadError, build_model, load_model, model_kwargs, save_model
-from tessera.models.deepfill import DeepFill, WGANCritic, contextual_attention
+from tessera.models.deepfill import WGANCritic, contextual_attention
 from tessera.models.patchgan import PatchGAN, receptive_field
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and the CPU is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(name: str):

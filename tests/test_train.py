@@ -33,13 +33,7 @@ from tessera.train.recipes import RecipeConfig, build_recipe
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and the CPU is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def photo(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:

@@ -73,6 +73,7 @@ def parse_cell(text: str) -> tuple[int, int]:
 class Job:
     source: Path
     target: Path
+    rel: Path | None = None  # the input's path relative to the folder it was found in (mirrored in outputs)
 
 
 def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str | None = None) -> list[Job]:
@@ -92,7 +93,7 @@ def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str | None = None
         raise typer.BadParameter("no images found in the given inputs (looked for " + ", ".join(sorted(IMAGE_EXTS)) + ")")
     single_file = len(inputs) == 1 and inputs[0].is_file()
     if single_file and output.suffix.lower() in IMAGE_EXTS:
-        return [Job(pairs[0][0], output)]
+        return [Job(pairs[0][0], output, pairs[0][1])]
     if output.exists() and not output.is_dir():
         raise typer.BadParameter(f"output {output} is a file, but several images need an output folder")
     jobs = []
@@ -100,7 +101,7 @@ def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str | None = None
         target = output / rel
         if suffix:
             target = target.with_suffix(suffix)
-        jobs.append(Job(src, target))
+        jobs.append(Job(src, target, rel))
     return jobs
 
 
@@ -336,7 +337,7 @@ class RestoreConfig:
 MASK_TEXT_KEY = "tessera:synthesized-mask"
 
 
-def find_mask(job: Job, cfg: RestoreConfig, rel: Path | None) -> Path | None:
+def find_mask(job: Job, cfg: RestoreConfig) -> Path | None:
     """The mask for one input: --mask, or the file in --mask-dir with the input's stem (mirrored sub-folder first)."""
     from tessera.imaging import IMAGE_EXTS
 
@@ -345,7 +346,7 @@ def find_mask(job: Job, cfg: RestoreConfig, rel: Path | None) -> Path | None:
     if cfg.mask_dir is None:
         return None
     stem = job.source.stem
-    folders = [cfg.mask_dir / rel.parent, cfg.mask_dir] if rel is not None else [cfg.mask_dir]
+    folders = [cfg.mask_dir / job.rel.parent, cfg.mask_dir] if job.rel is not None else [cfg.mask_dir]
     for folder in folders:
         for ext in sorted(IMAGE_EXTS):
             for name in (f"{stem}{ext}", f"{stem}.mask{ext}"):
@@ -354,14 +355,14 @@ def find_mask(job: Job, cfg: RestoreConfig, rel: Path | None) -> Path | None:
     raise ValueError(f"no mask named {stem}.* in {cfg.mask_dir}")
 
 
-def restore_file(job: Job, cfg: RestoreConfig, rel: Path | None = None) -> None:
+def restore_file(job: Job, cfg: RestoreConfig) -> None:
     from tessera.imaging import read_image, read_mask, write_image
     from tessera.mosaic.region import Grid
     from tessera.restore.pipeline import restore_image
 
     check_not_input(job)
     rgb, info = read_image(job.source)
-    mask_path = find_mask(job, cfg, rel)
+    mask_path = find_mask(job, cfg)
     mask = read_mask(mask_path, shape=rgb.shape[:2]) if mask_path else None
     grid = None
     if cfg.cell is not None:
@@ -436,16 +437,9 @@ def restore(
         lam=lam,
     )
     jobs = plan_outputs(inputs, output)
-    rels = _relative_names(inputs, jobs)
-    code = run_jobs(jobs, lambda job: restore_file(job, cfg, rels.get(job.source)), "restore")
+    code = run_jobs(jobs, lambda job: restore_file(job, cfg), "restore")
     console.print(f"[dim]{DISCLAIMER}[/]", highlight=False)
     raise typer.Exit(code)
-
-
-def _relative_names(inputs: Sequence[Path], jobs: Sequence[Job]) -> dict[Path, Path]:
-    from tessera.imaging import collect_inputs
-
-    return {src: rel for src, rel in collect_inputs(list(inputs))}
 
 
 # ============================================================ eval

@@ -166,17 +166,10 @@ def resolve_model(model: str | os.PathLike, latent=None) -> tuple[str, Restorer]
 
 def estimate_grid(image: np.ndarray, mask: np.ndarray) -> Grid | None:
     """The mosaic lattice under ``mask``, or None when the pixels there do not look like a mosaic."""
-    try:
-        from tessera.mosaic import grid as grid_mod
-    except ImportError:  # grid analysis not available
-        return None
-    fn = getattr(grid_mod, "estimate_grid", None)
-    if fn is None:
-        return None
-    est = fn(image, mask)
-    if est is None:
-        return None
-    return getattr(est, "grid", est)
+    from tessera.mosaic.grid import estimate_grid as analyse
+
+    est = analyse(image, mask)
+    return None if est is None else est.grid
 
 
 def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: Kind) -> list[Region]:
