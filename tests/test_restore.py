@@ -142,3 +142,25 @@ def test_prefill_batch_matches_numpy_smooth():
         g = Grid(p.cell[0], p.cell[1], p.phase[0] % p.cell[0], p.phase[1] % p.cell[1], p.sampling)
         ref = smooth(d, mask[i].numpy(), g)
         assert (filled[i].permute(1, 2, 0).numpy() == ref).all()
+
+
+def test_unknown_sampling_is_decided_by_restoring_under_both(photo):
+    """An estimated grid's sampling is tested: a centre-sampled mosaic is restored as one (the
+    'mean' constraint would pin each cell's average to a single pixel's colour)."""
+    degraded, mask = pixelate(photo, boxes=[(40, 30, 160, 128)], cell=12, phase=(3, 5), sampling="centre")
+    auto = restore_image(degraded, mask, model="smooth")
+    forced = {s: restore_image(degraded, mask, model="smooth", sampling=s) for s in ("mean", "centre")}
+    assert auto.regions[0].grid.sampling == "centre"
+    assert (auto.image == forced["centre"].image).all()
+    assert psnr(auto.image, photo, mask) > psnr(forced["mean"].image, photo, mask) + 0.5
+    assert forced["mean"].regions[0].grid.sampling == "mean" and forced["mean"].residual == 0.0
+
+
+def test_a_given_grid_keeps_its_sampling_unless_told(photo):
+    degraded, mask = pixelate(photo, boxes=[(40, 30, 96, 96)], cell=12, sampling="centre")
+    given = restore_image(degraded, mask, model="smooth", grid=Grid(12, 12, 0, 0, "mean"))
+    assert given.regions[0].grid.sampling == "mean"
+    tested = restore_image(degraded, mask, model="smooth", grid=Grid(12, 12, 0, 0, "mean"), sampling="auto")
+    assert tested.regions[0].grid.sampling == "centre"
+    with pytest.raises(ValueError, match="sampling"):
+        restore_image(degraded, mask, model="smooth", sampling="median")

@@ -323,7 +323,7 @@ class RestoreConfig:
     mask_dir: Path | None = None
     cell: tuple[int, int] | None = None
     phase: tuple[int, int] = (0, 0)
-    sampling: str = "mean"
+    sampling: str = "auto"
     kind: str = "auto"
     feather: int = 0
     save_mask: bool = False
@@ -367,11 +367,13 @@ def restore_file(job: Job, cfg: RestoreConfig) -> None:
     grid = None
     if cfg.cell is not None:
         ch, cw = cfg.cell
-        grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, cfg.sampling)  # type: ignore[arg-type]
+        grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, "mean" if cfg.sampling == "auto" else cfg.sampling)  # type: ignore[arg-type]
     from tessera.restore.latent import LatentConfig
 
     latent = LatentConfig(iters=cfg.iters, lam=cfg.lam)
-    result = restore_image(rgb, mask, model=cfg.model, grid=grid, kind=cfg.kind, feather=cfg.feather, refine=cfg.refine, latent=latent)  # type: ignore[arg-type]
+    result = restore_image(
+        rgb, mask, model=cfg.model, grid=grid, kind=cfg.kind, feather=cfg.feather, refine=cfg.refine, latent=latent, sampling=cfg.sampling  # type: ignore[arg-type]
+    )
     text = {"tessera:notice": DISCLAIMER, "tessera:model": result.model}
     mask_out = job.target.with_name(job.target.stem + ".synthesized.png")
     if cfg.save_mask:
@@ -390,7 +392,9 @@ def restore(
     model: str = typer.Option("default", "--model", help="scenes, faces, smooth, telea, ns, dcgan, or a .safetensors file."),
     cell: Optional[str] = typer.Option(None, "--cell", help="Known mosaic cell size N or HxW (else estimated)."),
     phase: str = typer.Option("0,0", "--phase", help="Known grid phase y,x (with --cell)."),
-    sampling: str = typer.Option("mean", "--sampling", help="Known cell sampling: mean or centre (with --cell)."),
+    sampling: str = typer.Option(
+        "auto", "--sampling", help="Cell colour: 'mean' of its pixels, its 'centre' pixel, or 'auto' (restore under both, keep the one the result agrees with)."
+    ),
     kind: str = typer.Option("auto", "--kind", help="What hides the pixels: auto, mosaic, blur or hole."),
     feather: int = typer.Option(0, "--feather", min=0, help="Blend the restoration in over N pixels inside the mask."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Write NAME.synthesized.png (255 = synthesized) and name it in the output's PNG text."),
@@ -418,8 +422,8 @@ def restore(
         raise typer.BadParameter("must be auto, mosaic, blur or hole", param_hint="--kind")
     if refine is not None and refine != "patch":
         raise typer.BadParameter("must be patch", param_hint="--refine")
-    if sampling not in ("mean", "centre", "center"):
-        raise typer.BadParameter("must be 'mean' or 'centre'", param_hint="--sampling")
+    if sampling not in ("auto", "mean", "centre", "center"):
+        raise typer.BadParameter("must be 'auto', 'mean' or 'centre'", param_hint="--sampling")
     cfg = RestoreConfig(
         model=model,
         mask=mask,

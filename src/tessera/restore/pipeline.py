@@ -22,6 +22,7 @@ from tessera.restore.classical import CLASSICAL
 from tessera.restore.consistency import project
 
 Kind = Literal["auto", "mosaic", "blur", "hole"]
+Sampling = Literal["auto", "mean", "centre"]
 Restorer = Callable[[np.ndarray, np.ndarray, "Grid | None", str], np.ndarray]
 
 # Shipped learned models: name -> file in weights/. "default" is the general scenes model.
@@ -31,6 +32,12 @@ DEFAULT_MODEL = "scenes"
 LATENT = {"dcgan": "dcgan-faces64.safetensors"}
 # Refinements of any model's output, as "MODEL+NAME" or restore_image(refine=NAME) (restore/patch.py).
 REFINERS = ("patch",)
+# Unknown cell sampling: restore under both hypotheses and keep 'mean' only when the projection onto
+# the 'centre' constraint needs at least this fraction of the correction that 'mean' needs. A 'centre'
+# constraint pins one pixel per cell, so it always needs less; when unsure, 'centre' is the cheaper
+# mistake (about -0.3 to -0.8 dB, against -1.4 to -2 dB for 'mean' on a centre-sampled mosaic).
+# Picked on train-folder cases (see benchmarks/RESULTS.md, "sampling").
+SAMPLING_RATIO = 0.7
 
 
 def weights_dir() -> Path:
@@ -220,6 +227,7 @@ def restore_image(
     consistency: bool = True,
     refine: str | None = None,
     latent=None,
+    sampling: Sampling | None = None,
 ) -> Restoration:
     """Restore the hidden parts of ``image`` (RGB uint8 (H, W, 3)).
 
@@ -229,6 +237,9 @@ def restore_image(
     found, else a hole whose pixels are ignored). Pixels outside the mask are byte-identical.
     refine: 'patch' refines the model's output by multi-scale neural patch synthesis.
     latent: a :class:`tessera.restore.latent.LatentConfig` for dcgan models (iters, lam, ...).
+    sampling: how each cell's colour was taken. None: a given ``grid``/``regions`` keeps its own,
+    and an estimated one is decided as in 'auto'. 'auto': restore under 'mean' and 'centre' and keep
+    the one the restoration agrees with (see SAMPLING_RATIO). 'mean'/'centre': use it everywhere.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -242,8 +253,11 @@ def restore_image(
         if refine not in REFINERS:
             raise ValueError(f"unknown refinement {refine!r}: use one of {', '.join(REFINERS)}")
         model = f"{model}+{refine}"
+    if sampling not in (None, "auto", "mean", "centre"):
+        raise ValueError(f"sampling must be 'auto', 'mean' or 'centre', got {sampling!r}")
     name, restorer = resolve_model(model, latent)
 
+    estimated = regions is None and grid is None  # grids found here rather than given
     if regions is None:
         if mask is None:
             from tessera.mosaic.detect import detect
@@ -261,19 +275,31 @@ def restore_image(
 
     out = image.copy()
     residuals = []
-    for region in regions:
+    regions = list(regions)
+    for i, region in enumerate(regions):
         # 1. crop with context
         x0, y0, x1, y1 = context_box(region.box, (H, W), context)
         crop, m = out[y0:y1, x0:x1], region.mask[y0:y1, x0:x1]
         observed = image[y0:y1, x0:x1]
         g = _shift_grid(region.grid, x0, y0)
-        # 2. model at native scale
-        restored = restorer(crop, m, g, region.kind)
-        # 3. feathered paste inside the mask
-        restored = blend(observed, restored, m, feather)
-        # 4. mosaic consistency: each cell averages to what was observed again
-        if consistency and g is not None:
-            proj = project(restored, observed, m, g)
+        hypotheses = [g]
+        if g is not None:
+            choice = sampling if sampling is not None else ("auto" if estimated else g.sampling)
+            hypotheses = [replace(g, sampling=s) for s in (("mean", "centre") if choice == "auto" else (choice,))]
+        tries = []
+        for h in hypotheses:
+            # 2. model at native scale, 3. feathered paste inside the mask
+            restored = blend(observed, restorer(crop, m, h, region.kind), m, feather)
+            # 4. mosaic consistency: each cell averages to (or its centre is) what was observed again
+            proj = project(restored, observed, m, h) if (consistency or len(hypotheses) > 1) and h is not None else None
+            correction = float(np.abs(proj.image.astype(np.float64) - restored)[m].mean()) if proj is not None and m.any() else 0.0
+            tries.append((h, restored, proj, correction))
+        # mean vs centre: keep mean only if centre needs nearly as large a correction
+        pick = 1 if len(tries) == 2 and tries[1][3] < SAMPLING_RATIO * tries[0][3] else 0
+        h, restored, proj, _ = tries[pick]
+        if h is not None and region.grid is not None and h.sampling != region.grid.sampling:
+            regions[i] = replace(region, grid=replace(region.grid, sampling=h.sampling))
+        if consistency and proj is not None:
             restored = proj.image
             residuals.append(proj.residual_max)
         piece = out[y0:y1, x0:x1]
