@@ -92,6 +92,27 @@ def test_tiling_covers_a_huge_region():
     assert (out[mask] == 191).all() and (out[~mask] == img[~mask]).all()
 
 
+def test_flip_ensemble_averages_the_flipped_outputs(one_thread):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 3, 3, padding=1), torch.nn.Tanh())
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    mask = np.ones((24, 40), bool)
+    x = torch.from_numpy(np.concatenate([img.transpose(2, 0, 1) / 127.5 - 1.0, mask[None]], 0).astype(np.float32))[None]
+    with torch.no_grad():
+        want = (net(x) + net(x.flip(3)).flip(3) + net(x.flip(2)).flip(2) + net(x.flip(2, 3)).flip(2, 3)) / 4
+    want = np.clip(np.rint((want[0].numpy().transpose(1, 2, 0) + 1.0) * 127.5), 0, 255)
+    net.size_multiple = 8
+    out = NetRestorer(net, "toy", flips=4)(img, mask, None, "mosaic")
+    single = NetRestorer(net, "toy", flips=1)(img, mask, None, "mosaic")
+    assert np.abs(out.astype(int) - want).max() <= 1
+    assert np.abs(single.astype(int) - want).mean() > 1.0  # the ensemble is not the single pass
+    with pytest.raises(ValueError, match="flips"):
+        NetRestorer(net, "toy", flips=3)
+
+
 @pytest.mark.parametrize("cell,phase,sampling", [((8, 8), (3, 2), "mean"), ((5, 9), (0, 4), "centre"), ((12, 7), (11, 6), "mean")])
 def test_smooth_torch_matches_numpy(cell, phase, sampling):
     import torch
