@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tessera.train.data import DegradeConfig
 from tessera.train.loop import TrainConfig, fit
+from tessera.train.recipes import RecipeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -34,6 +35,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--loss", choices=["mse", "log_mse"], default="mse", help="log_mse: mean per-sample log MSE (= mean PSNR)")
     args = ap.parse_args()
     degrade = DegradeConfig(
         region=96,
@@ -65,6 +67,7 @@ def main() -> None:
         sample_every=400,
         ckpt_every=100,
         resume=args.resume,
+        recipe=RecipeConfig(recon=args.loss),
     )
     fit(cfg)
 

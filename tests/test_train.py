@@ -293,3 +293,24 @@ def test_real_photos_batch():
     ds = StepBatches(f, 4, DegradeConfig(region=32), seed=0)
     x, m, t = make_batch(ds[0], "cpu", None, 0)
     assert x.shape == (4, 4, 64, 64) and float(m.mean()) > 0
+
+
+def test_log_mse_weighs_every_sample_alike():
+    """log_mse is the mean per-sample log MSE: a sample with 100x the error gets 1/100 of the
+    per-pixel gradient, so easy samples count as much as hard ones (mean PSNR)."""
+    import math
+
+    import torch
+
+    from tessera.train.losses import log_mse
+
+    target = torch.zeros(2, 3, 4, 4)
+    pred = torch.cat([torch.full((1, 3, 4, 4), 0.1), torch.full((1, 3, 4, 4), 1.0)]).requires_grad_(True)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :2] = 1.0
+    loss = log_mse(pred, target, mask, valid_weight=0.0, eps=0.0)
+    assert loss.item() == pytest.approx((math.log(0.01) + math.log(1.0)) / 2, rel=1e-6)
+    loss.backward()
+    g = pred.grad[:, :, :2].abs().mean((1, 2, 3))
+    assert (g[0] / g[1]).item() == pytest.approx(10.0, rel=1e-5)  # d/dp log(p^2) = 2/p
+    assert pred.grad[:, :, 2:].abs().max().item() == 0.0  # visible pixels are not weighted (valid_weight 0)

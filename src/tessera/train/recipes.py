@@ -19,7 +19,7 @@ from torch import nn
 from tessera.models import build_model
 from tessera.models.deepfill import WGANCritic
 from tessera.models.patchgan import PatchGAN
-from tessera.train.losses import composite, feature_matching, gan_bce, gradient_penalty, masked_recon
+from tessera.train.losses import composite, feature_matching, gan_bce, gradient_penalty, log_mse, masked_recon
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class RecipeConfig:
     lr: float = 1e-4  # Adam, for every network (the source's setting)
     betas: tuple[float, float] = (0.5, 0.999)  # GAN betas (pix2pix, DeepFill); the plain U-Net uses (0.9, 0.999)
     valid_weight: float = 0.1  # weight of visible pixels in reconstruction losses
+    recon: str = "mse"  # U-Net loss: "mse" (the source's) or "log_mse" (mean per-sample log MSE = mean PSNR)
     l1_weight: float = 100.0  # pix2pix lambda
     d_base: int = 64  # discriminator / critic width
     gp_weight: float = 10.0  # WGAN-GP lambda
@@ -134,6 +135,10 @@ class UNetRecipe(Recipe):
     def step(self, x, mask, target):
         with self.autocast():
             pred = self.g_forward(x)
+        if self.cfg.recon == "log_mse":
+            loss = log_mse(pred, target, mask, valid_weight=self.cfg.valid_weight)
+            self.update("generator", loss)
+            return {"loss": loss.item()}
         loss = masked_recon(pred, target, mask, kind="mse", valid_weight=self.cfg.valid_weight)
         self.update("generator", loss)
         return {"loss": loss.item(), "mse": loss.item()}
