@@ -222,6 +222,22 @@ def _shift_grid(grid: Grid | None, x0: int, y0: int) -> Grid | None:
     return replace(grid, phase_y=(grid.phase_y - y0) % grid.cell_h, phase_x=(grid.phase_x - x0) % grid.cell_w)
 
 
+def _restore_crop(restorer: Restorer, crop, observed, m, g: Grid | None, kind: str, feather: int, consistency: bool, sampling: str | None):
+    """Model, blend and (when ``consistency``) the projection for one crop -> (blended output, grid
+    used, projection or None). ``sampling='auto'`` tries 'mean' and 'centre' (see SAMPLING_RATIO)."""
+    hypotheses = [g] if g is None else [replace(g, sampling=s) for s in (("mean", "centre") if sampling == "auto" else (sampling,))]
+    tries = []
+    for h in hypotheses:
+        restored = blend(observed, restorer(crop, m, h, kind), m, feather)
+        proj = project(restored, observed, m, h) if h is not None and (consistency or len(hypotheses) > 1) else None
+        correction = float(np.abs(proj.image.astype(np.float64) - restored)[m].mean()) if proj is not None and m.any() else 0.0
+        tries.append((restored, h, proj, correction))
+    # mean vs centre: keep 'mean' unless 'centre' needs clearly less correction
+    pick = 1 if len(tries) == 2 and tries[1][3] < SAMPLING_RATIO * tries[0][3] else 0
+    restored, h, proj, _ = tries[pick]
+    return restored, h, (proj if consistency else None)
+
+
 # ----------------------------------------------------------------------------- the pipeline
 
 
@@ -293,24 +309,13 @@ def restore_image(
         crop, m = out[y0:y1, x0:x1], region.mask[y0:y1, x0:x1]
         observed = image[y0:y1, x0:x1]
         g = _shift_grid(region.grid, x0, y0)
-        hypotheses = [g]
-        if g is not None:
-            choice = sampling if sampling is not None else ("auto" if estimated else g.sampling)
-            hypotheses = [replace(g, sampling=s) for s in (("mean", "centre") if choice == "auto" else (choice,))]
-        tries = []
-        for h in hypotheses:
-            # 2. model at native scale, 3. feathered paste inside the mask
-            restored = blend(observed, restorer(crop, m, h, region.kind), m, feather)
-            # 4. mosaic consistency: each cell averages to (or its centre is) what was observed again
-            proj = project(restored, observed, m, h) if (consistency or len(hypotheses) > 1) and h is not None else None
-            correction = float(np.abs(proj.image.astype(np.float64) - restored)[m].mean()) if proj is not None and m.any() else 0.0
-            tries.append((h, restored, proj, correction))
-        # mean vs centre: keep mean only if centre needs nearly as large a correction
-        pick = 1 if len(tries) == 2 and tries[1][3] < SAMPLING_RATIO * tries[0][3] else 0
-        h, restored, proj, _ = tries[pick]
+        # 2-4. model at native scale, feathered paste inside the mask, mosaic consistency (each cell
+        # averages to, or has at its centre, what was observed again)
+        choice = None if g is None else sampling if sampling is not None else ("auto" if estimated else g.sampling)
+        restored, h, proj = _restore_crop(restorer, crop, observed, m, g, region.kind, feather, consistency, choice)
         if h is not None and region.grid is not None and h.sampling != region.grid.sampling:
             regions[i] = replace(region, grid=replace(region.grid, sampling=h.sampling))
-        if consistency and proj is not None:
+        if proj is not None:
             restored = proj.image
             residuals.append(proj.residual_max)
         piece = out[y0:y1, x0:x1]
