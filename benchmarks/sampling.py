@@ -24,7 +24,6 @@ from tessera.restore.pipeline import SAMPLING_RATIO, restore_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 
 
 def main() -> None:
@@ -55,7 +54,7 @@ def main() -> None:
         f"{time.time() - t0:.0f} s.\n\n" + "\n".join(rows) + "\n"
     )
     print(text)
-    write_section(text, "<!-- sampling -->", "<!-- /sampling -->", RESULTS)
+    write_section(text, "<!-- sampling -->", "<!-- /sampling -->")
 
 
 if __name__ == "__main__":

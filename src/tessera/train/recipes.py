@@ -137,11 +137,10 @@ class UNetRecipe(Recipe):
             pred = self.g_forward(x)
         if self.cfg.recon == "log_mse":
             loss = log_mse(pred, target, mask, valid_weight=self.cfg.valid_weight)
-            self.update("generator", loss)
-            return {"loss": loss.item()}
-        loss = masked_recon(pred, target, mask, kind="mse", valid_weight=self.cfg.valid_weight)
+        else:
+            loss = masked_recon(pred, target, mask, kind="mse", valid_weight=self.cfg.valid_weight)
         self.update("generator", loss)
-        return {"loss": loss.item(), "mse": loss.item()}
+        return {"loss": loss.item()} if self.cfg.recon == "log_mse" else {"loss": loss.item(), "mse": loss.item()}
 
 
 class Pix2PixRecipe(Recipe):
