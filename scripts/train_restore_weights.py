@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", type=Path, help="fine-tune from these weights (e.g. weights/restore-faces.safetensors)")
     ap.add_argument("--loss", choices=["mse", "log_mse"], default="mse", help="log_mse: mean per-sample log MSE (= mean PSNR)")
     args = ap.parse_args()
     degrade = DegradeConfig(
@@ -67,6 +68,7 @@ def main() -> None:
         sample_every=400,
         ckpt_every=100,
         resume=args.resume,
+        init=args.init,
         recipe=RecipeConfig(recon=args.loss),
     )
     fit(cfg)

@@ -27,7 +27,7 @@ from tessera.train.data import (
     sample_plan,
 )
 from tessera.train.losses import gradient_penalty, masked_psnr, masked_recon
-from tessera.train.loop import TrainConfig, export_checkpoint, fit, load_checkpoint
+from tessera.train.loop import TrainConfig, TrainError, export_checkpoint, fit, init_generator, load_checkpoint
 from tessera.train.recipes import RecipeConfig, build_recipe
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -285,6 +285,27 @@ def test_resume_refuses_another_model(folder, tmp_path):
         fit(_cfg(folder, tmp_path / "r", model="unet", steps=1))
         with pytest.raises(Exception, match="holds unet"):
             fit(_cfg(folder, tmp_path / "r", model="pix2pix", steps=2, resume=True))
+
+
+def test_init_copies_saved_weights_and_refuses_another_shape(folder, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit(_cfg(folder, tmp_path / "a", model="unet", steps=2))
+    path = export_checkpoint(tmp_path / "a" / "checkpoint.pt", tmp_path / "a.safetensors")
+    kwargs = model_kwargs("unet", "tiny")
+    fresh = build_recipe("unet", kwargs, RecipeConfig()).generator.eval()
+    saved = load_model(path)
+    x = torch.rand(1, 4, 32, 32)
+    with torch.no_grad():
+        assert not torch.equal(fresh(x), saved(x))
+        init_generator(fresh, path, "unet", kwargs)
+        assert torch.equal(fresh(x), saved(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TrainError, match="--init"):
+            fit(_cfg(folder, tmp_path / "b", model="unet", steps=1, model_kwargs={"base": 8}, init=path))
+        with pytest.raises(TrainError, match="--init"):
+            fit(_cfg(folder, tmp_path / "c", model="unet", steps=1, init=tmp_path / "missing.safetensors"))
 
 
 @pytest.mark.skipif(not (DATA / "faces" / "train").is_dir(), reason="bundled photos not present")

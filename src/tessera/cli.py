@@ -507,6 +507,7 @@ def train(
     cell_range: str = typer.Option("4,24", "--cell-range", help="Smallest,largest mosaic cell size."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate of every network."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoint.pt at its step."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune: start the generator from these weights (a .safetensors file or a shipped name, same model and kwargs)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     amp: str = typer.Option("none", "--amp", help="Autocast: none, bf16 or fp16."),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
@@ -557,7 +558,7 @@ def train(
         crop=crop, region=region, cell=cell, cell_range=(lo, hi), lr=lr, seed=seed, device=device, amp=amp,
         channels_last=channels_last, compile=compile, augment=augment, small=small, workers=workers, threads=threads,
         log_every=log_every, eval_every=eval_every, sample_every=sample_every, ckpt_every=ckpt_every, resume=resume,
-        recipe=RecipeConfig(d_base=d_width),
+        init=init, recipe=RecipeConfig(d_base=d_width),
     )
     with Progress(
         TextColumn(f"[bold]train {model}"),

@@ -78,6 +78,7 @@ class TrainConfig:
     ckpt_every: int = 500
     val_count: int = 16
     resume: bool = False
+    init: Path | None = None  # start the generator from these weights (a safetensors file); ignored on resume
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     degrade: DegradeConfig | None = None  # None: built from region/cell/cell_range
     aug: AugmentConfig = field(default_factory=AugmentConfig)
@@ -216,6 +217,20 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise TrainError(f"{path} is not a Tessera training checkpoint (format {CHECKPOINT_FORMAT})")
     return state
+
+
+def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: str, kwargs: dict[str, Any]) -> None:
+    """Copy the weights of a saved model (``tessera export`` / shipped safetensors) into
+    ``generator``, which must be the same model with the same kwargs (fine-tuning)."""
+    from tessera.models import ModelLoadError, load_model
+
+    try:
+        src = load_model(path)
+    except ModelLoadError as exc:
+        raise TrainError(f"--init: {exc}") from None
+    if src.name != model or json.loads(json.dumps(src.kwargs)) != json.loads(json.dumps(kwargs)):
+        raise TrainError(f"--init {path} holds {src.name} {json.dumps(src.kwargs)}, not {model} {json.dumps(kwargs)}")
+    generator.load_state_dict(src.state_dict())
 
 
 def export_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
@@ -374,6 +389,8 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
 
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor) for k, o in recipe.optimizers.items()}
     start = 0
+    if cfg.init is not None and not cfg.resume:
+        init_generator(recipe.generator, cfg.init, cfg.model, kwargs)
     if cfg.resume:
         state = load_checkpoint(ckpt_path)
         if state["model"] != cfg.model or json.loads(state["model_kwargs"]) != json.loads(json.dumps(kwargs)):
