@@ -178,3 +178,19 @@ def test_cli_writes_mask_and_json(photo, tmp_path):
         [sys.executable, "-m", "tessera", "detect", str(src), "-o", str(tmp_path / "o.png")], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2
+
+
+@pytest.mark.skipif(not HAVE_WEIGHTS, reason="no shipped detector weights")
+def test_mosaic_of_too_few_cells_for_a_lattice_is_kept_when_the_net_is_sure(photo, monkeypatch):
+    # one 28-px cell wide and three high: no lattice can be measured on it, but the net is sure.
+    # On a face such a region can be no smoother than the skin around it (faces/val case
+    # face-0408 of benchmarks/restore.py), which used to drop it: pretend that here.
+    region = np.zeros(photo.shape[:2], bool)
+    region[56:140, 84:112] = True
+    out, changed = pixelate(photo, region, cell=28, phase=(0, 0))
+    monkeypatch.setattr(detect_mod, "_smoother_than_around", lambda image, comp, ratio=2.0: False)
+    regions = detect(out)
+    assert regions, "the mosaic was dropped"
+    best = max(regions, key=lambda r: iou(r.mask, changed))
+    assert iou(best.mask, changed) > 0.8
+    assert best.grid is None and best.score >= detect_mod.SURE_NOGRID_NET

@@ -190,6 +190,7 @@ GRID_MIN_SCORE = 0.15  # weakest lattice accepted as a mosaic's grid
 GRID_MIN_SCORE_SURE, SURE_NET = 0.05, 0.8  # ... when the net is sure (mean probability >= SURE_NET)
 BLUR_MIN_NET = 0.8  # mean net probability needed for a region without a lattice (blur=True)
 NOGRID_MIN_NET = 0.9  # ... when blurs are not asked for (a mosaic whose lattice is not measurable)
+SURE_NOGRID_NET = 0.95  # a region without a lattice this sure is kept even when no smoother than around
 JPEG_LATTICE_MIN_NET = 0.85  # ... and for a region whose lattice is JPEG's own
 PRUNE_ROUGH = True  # drop the covered part of outline cells when it is not flat
 ROUGH_K = 2.5  # ... i.e. when its mean deviation exceeds ROUGH_K x the flatness tolerance
@@ -228,8 +229,10 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
             # no lattice seen: a blur (or a mosaic too small or too compressed to measure)
             if p_mean < (BLUR_MIN_NET if cfg.blur else NOGRID_MIN_NET) - shift:
                 continue
-            if not _smoother_than_around(image, comp):
-                continue  # as smooth as its surroundings: a smooth picture, not a blurred region
+            # as smooth as its surroundings: a smooth picture, not a blurred region, unless the net
+            # is near-certain (a mosaic of a few big cells, too few to measure a lattice on)
+            if p_mean < SURE_NOGRID_NET - shift and not _smoother_than_around(image, comp):
+                continue
             region = Region(comp, mask_box(comp), None, p_mean, "blur", info)
         if region.mask.sum() >= cfg.min_area:
             regions.append(region)
