@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from _results import write_section
 
-from tessera.evaluate import EvalConfig, markdown_table, run_eval
+from tessera.evaluate import EvalConfig, load_folder, make_cases, markdown_table, run_eval
 from tessera.restore.pipeline import SHIPPED, resolve_model, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,24 @@ def model_time(name: str, size: int = 256, repeats: int = 5) -> float:
     return 1000 * float(np.median(times))
 
 
+CELL_BINS = ((4, 8), (8, 13), (13, 20), (20, 33))
+
+
+def by_cell_size(folder: Path, scores, n: int) -> str:
+    """Mean PSNR per model and cell-size bin (the larger cell side), true mask: where the gain comes from."""
+    cells = {c.name: max(c.grid.cell_h, c.grid.cell_w) for c in make_cases(load_folder(folder), n, seed=0) if c.grid}
+    models = list(dict.fromkeys(s.model for s in scores if not s.auto))
+    head = "| cell (px) | cases | " + " | ".join(models) + " |"
+    rows = [head, "|" + "---|" * (len(models) + 2)]
+    for lo, hi in CELL_BINS:
+        names = {k for k, v in cells.items() if lo <= v < hi}
+        if not names:
+            continue
+        vals = [np.mean([s.psnr for s in scores if s.model == m and not s.auto and s.case in names]) for m in models]
+        rows.append(f"| {lo}-{hi - 1} | {len(names)} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=40)
@@ -58,14 +76,15 @@ def main() -> None:
         report = ROOT / "runs" / "benchmarks" / "restore" / folder.replace("/", "-")
         cfg = EvalConfig(data=DATA / folder, models=models, output=report, cases=args.cases, seed=0)
         t0 = time.time()
-        summary, _ = run_eval(cfg)
+        summary, scores = run_eval(cfg)
         own = folder.split("/")[0]
         auto = (own,) if args.auto and own in models else ()
         if auto:
             auto_summary, _ = run_eval(EvalConfig(data=DATA / folder, models=auto, output=report.with_name(report.name + "-auto"),
                                                   cases=args.cases, seed=0, auto=True))
             summary.update({k: v for k, v in auto_summary.items() if k.endswith("(auto mask)")})
-        out.append(f"### {folder} ({time.time() - t0:.0f} s)\n\n{markdown_table(summary)}\n")
+        out.append(f"### {folder} ({time.time() - t0:.0f} s)\n\n{markdown_table(summary)}\n\n"
+                   f"PSNR in region (dB) by cell size, true mask:\n\n{by_cell_size(DATA / folder, scores, args.cases)}\n")
         print(out[-1], flush=True)
     rows = ["| model | ms per 256x256 region (model only) |", "|---|---|"]
     for m in models:
