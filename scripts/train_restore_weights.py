@@ -35,11 +35,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--region", type=int, default=96, help="largest side of a hidden region (pixels of the 128-px crop)")
     ap.add_argument("--init", type=Path, help="fine-tune from these weights (e.g. weights/restore-faces.safetensors)")
     ap.add_argument("--loss", choices=["mse", "log_mse"], default="mse", help="log_mse: mean per-sample log MSE (= mean PSNR)")
     args = ap.parse_args()
     degrade = DegradeConfig(
-        region=96,
+        region=args.region,
         cell=12,
         cell_range=(4, 32),
         kind_weights=(0.8, 0.15, 0.05),
@@ -56,7 +57,7 @@ def main() -> None:
         steps=args.steps,
         batch=args.batch,
         crop=128,
-        region=96,
+        region=args.region,
         cell_range=(4, 32),
         lr=args.lr,
         decay_from=0.5,
