@@ -45,6 +45,16 @@ def ssim(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, w
     return float(smap[mask].mean() if mask is not None else smap.mean())
 
 
+def interior(mask: np.ndarray, margin: int = 16) -> np.ndarray:
+    """The pixels of ``mask`` farther than ``margin`` px (Euclidean) from every pixel outside it:
+    where a restorer has no visible context nearby. Pixels at the image border count as inside."""
+    import cv2
+
+    padded = np.pad(mask, 1, constant_values=True).astype(np.uint8)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    return mask & (dist > margin)
+
+
 def blockiness(image: np.ndarray, mask: np.ndarray, grid: Grid) -> float:
     """How visible the mosaic lattice still is inside ``mask``: the mean absolute step across the
     lattice's cell edges divided by the mean step between other neighbouring pixels (each + 0.5 grey
@@ -153,6 +163,8 @@ def score_case(case: Case, model: str, *, auto: bool = False, restore: Callable 
     dt = time.perf_counter() - t0
     out = res.image
     g = case.grid
+    inner = interior(case.mask)
+    extra = {"psnr_interior": psnr(out, case.clean, inner), "psnr_edge": psnr(out, case.clean, case.mask & ~inner)}
     return (
         Score(
             model=model,
@@ -163,6 +175,7 @@ def score_case(case: Case, model: str, *, auto: bool = False, restore: Callable 
             residual=remosaic_residual(out, case.degraded, case.mask, g) if g is not None and g.sampling == "mean" else None,
             seconds=dt,
             auto=auto,
+            extra=extra,
         ),
         out,
     )
