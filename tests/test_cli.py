@@ -209,3 +209,32 @@ def test_pixelate_faces(tmp_path):
     # an image without a face fails loudly instead of passing through unchanged
     r = run("pixelate", BOAT, "--faces", "-o", tmp_path / "b.png")
     assert r.returncode == 1 and "no face found" in r.stderr and not (tmp_path / "b.png").exists()
+
+
+def test_unwritable_extensions_become_png_and_icc_profiles_are_kept(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    img = Image.open(BOAT).convert("RGB")
+    img.save(src / "a.ppm")
+    icc = b"\0" * 128 + b"not-a-real-profile"  # Pillow stores the bytes as they are
+    img.save(src / "b.png", icc_profile=icc)
+    mask = np.zeros((img.height, img.width), np.uint8)
+    mask[80:200, 100:220] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    r = run("restore", src, "--mask", tmp_path / "mask.png", "--cell", "12", "--model", "smooth", "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert Image.open(tmp_path / "out" / "b.png").info.get("icc_profile") == icc
+    bad = run("restore", src / "a.ppm", "--model", "smooth", "-o", tmp_path / "x.gif")
+    assert bad.returncode == 2 and "cannot write .gif" in bad.stderr and not (tmp_path / "x.gif").exists()
+
+
+def test_restore_refuses_before_writing_when_the_mask_output_exists(tmp_path):
+    img = np.asarray(Image.open(BOAT).convert("RGB"))
+    mos, changed = pixelate(img, boxes=[(100, 80, 128, 128)], cell=12)
+    Image.fromarray(mos).save(tmp_path / "m.png")
+    Image.fromarray(changed.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    (tmp_path / "r.synthesized.png").write_bytes(b"keep me")
+    r = run("restore", tmp_path / "m.png", "--mask", tmp_path / "mask.png", "--model", "smooth", "--save-mask", "-o", tmp_path / "r.png")
+    assert r.returncode == 1 and "exists" in r.stderr
+    assert not (tmp_path / "r.png").exists() and (tmp_path / "r.synthesized.png").read_bytes() == b"keep me"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tessera.evaluate import EvalConfig, blockiness, interior, load_folder, make_cases, psnr, run_eval
+from tessera.evaluate import PSNR_CAP, EvalConfig, Score, blockiness, interior, load_folder, make_cases, psnr, run_eval, summarize
 from tessera.mosaic.pixelate import pixelate
 from tessera.mosaic.region import Grid
 
@@ -59,7 +59,10 @@ def test_eval_cli_writes_the_report(tmp_path):
     assert {p.name: p.read_bytes() for p in data.iterdir()} == before
     for name in ("report.md", "scores.json", "psnr.png", "samples.png"):
         assert (out / name).is_file(), name
-    scores = json.loads((out / "scores.json").read_text())
+    def no_constants(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    scores = json.loads((out / "scores.json").read_text(), parse_constant=no_constants)
     assert len(scores) == 8 and {s["model"] for s in scores} == {"smooth", "telea"}
     cases = {c.name: c for c in make_cases(load_folder(data), 4)}  # the same seeded cases
     gains = []
@@ -77,6 +80,14 @@ def test_eval_cli_writes_the_report(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tessera", "eval", "--data", str(data), "--models", "nope", "-o", str(out)],
                          capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 2 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr
+    for flags, word in ((["--models", ","], "at least one model"), (["--kinds", ","], "case kinds"), (["--kinds", "box,nope"], "not nope")):
+        r = subprocess.run([sys.executable, "-m", "tessera", "eval", "--data", str(data), *flags, "-o", str(tmp_path / "r2")],
+                           capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr, (flags, r.stderr)
+    (tmp_path / "file").write_text("x")
+    r = subprocess.run([sys.executable, "-m", "tessera", "eval", "--data", str(data), "-o", str(tmp_path / "file")],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and "is a file" in r.stderr
 
 
 def test_run_eval_reports_interior_and_edge_psnr(tmp_path):
@@ -86,6 +97,8 @@ def test_run_eval_reports_interior_and_edge_psnr(tmp_path):
     Image.fromarray(img).save(data / "boat.png")
     summary, scores = run_eval(EvalConfig(data=data, models=("smooth",), output=tmp_path / "r", cases=2, kinds=("box",)))
     assert summary["smooth"]["cases"] == 2
+    perfect = Score("m", "c", float("inf"), 1.0, 1.0, 0.0, 0.01)
+    assert summarize([perfect, Score("m", "d", 30.0, 0.9, 1.0, None, 0.01)])["m"]["psnr"] == (PSNR_CAP + 30.0) / 2
     for s in scores:
         assert np.isfinite(s.extra["psnr_edge"])
         assert s.extra["psnr_interior"] > 0 or np.isnan(s.extra["psnr_interior"])

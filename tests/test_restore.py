@@ -185,3 +185,24 @@ def test_a_given_grid_keeps_its_sampling_unless_told(photo):
     assert tested.regions[0].grid.sampling == "centre"
     with pytest.raises(ValueError, match="sampling"):
         restore_image(degraded, mask, model="smooth", sampling="median")
+
+
+def test_without_a_mask_a_given_grid_and_kind_apply_to_the_detected_regions(photo):
+    out, changed = pixelate(photo, boxes=[(96, 72, 144, 120)], cell=12, phase=(0, 0))
+    g = Grid(24, 24, 0, 0, "mean")  # not the mosaic's lattice, but the user's word goes
+    res = restore_image(out, None, model="smooth", grid=g)
+    assert res.regions and all(r.grid == g and r.kind == "mosaic" for r in res.regions)
+    res = restore_image(out, None, model="telea", kind="hole")
+    assert res.regions and all(r.grid is None and r.kind == "hole" for r in res.regions)
+
+
+def test_weights_are_loaded_once(tmp_path):
+    import torch
+
+    from tessera.models import build_model, save_model
+    from tessera.restore.pipeline import resolve_model
+
+    torch.manual_seed(0)
+    path = save_model(build_model("unet", base=4, depth=2), tmp_path / "w.safetensors", "unet", {"base": 4, "depth": 2})
+    (_, a), (_, b) = resolve_model(path), resolve_model(str(path))
+    assert a.net is b.net

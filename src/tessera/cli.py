@@ -80,7 +80,7 @@ def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str | None = None
     """Pair every input image with its output path. A single input file and an output with an
     image extension write to that file; otherwise ``output`` is a folder that mirrors the inputs'
     names (folders are walked). ``suffix`` replaces the extension when given (e.g. '.png')."""
-    from tessera.imaging import IMAGE_EXTS, collect_inputs
+    from tessera.imaging import IMAGE_EXTS, WRITE_FORMATS, collect_inputs
 
     for p in inputs:
         if not p.exists():
@@ -93,6 +93,10 @@ def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str | None = None
         raise typer.BadParameter("no images found in the given inputs (looked for " + ", ".join(sorted(IMAGE_EXTS)) + ")")
     single_file = len(inputs) == 1 and inputs[0].is_file()
     if single_file and output.suffix.lower() in IMAGE_EXTS:
+        if output.suffix.lower() not in WRITE_FORMATS:
+            raise typer.BadParameter(
+                f"cannot write {output.suffix} files; use one of {', '.join(sorted(WRITE_FORMATS))}", param_hint="--output"
+            )
         return [Job(pairs[0][0], output, pairs[0][1])]
     if output.exists() and not output.is_dir():
         raise typer.BadParameter(f"output {output} is a file, but several images need an output folder")
@@ -101,6 +105,8 @@ def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str | None = None
         target = output / rel
         if suffix:
             target = target.with_suffix(suffix)
+        elif target.suffix.lower() not in WRITE_FORMATS:  # .gif, .ppm, ...: read, but written as PNG
+            target = target.with_suffix(".png")
         jobs.append(Job(src, target, rel))
     return jobs
 
@@ -205,7 +211,7 @@ def pixelate_file(job: Job, cfg: PixelateConfig) -> None:
         feather=cfg.feather,
         blur=cfg.blur,
     )
-    write_image(job.target, out, alpha=info.alpha, overwrite=cfg.overwrite, quality=cfg.quality)
+    write_image(job.target, out, alpha=info.alpha, overwrite=cfg.overwrite, quality=cfg.quality, icc_profile=info.icc_profile)
     if cfg.save_mask:
         write_image(job.target.with_name(job.target.stem + ".mask.png"), changed, overwrite=cfg.overwrite)
 
@@ -356,11 +362,16 @@ def find_mask(job: Job, cfg: RestoreConfig) -> Path | None:
 
 
 def restore_file(job: Job, cfg: RestoreConfig) -> None:
-    from tessera.imaging import read_image, read_mask, write_image
+    from tessera.imaging import ImageWriteError, read_image, read_mask, write_image
     from tessera.mosaic.region import Grid
     from tessera.restore.pipeline import restore_image
 
     check_not_input(job)
+    mask_out = job.target.with_name(job.target.stem + ".synthesized.png")
+    if not cfg.overwrite:  # refuse before the work, and before writing either file
+        for path in (job.target, mask_out) if cfg.save_mask else (job.target,):
+            if path.exists():
+                raise ImageWriteError(path, "exists; use --overwrite to replace it")
     rgb, info = read_image(job.source)
     mask_path = find_mask(job, cfg)
     mask = read_mask(mask_path, shape=rgb.shape[:2]) if mask_path else None
@@ -375,12 +386,12 @@ def restore_file(job: Job, cfg: RestoreConfig) -> None:
         rgb, mask, model=cfg.model, grid=grid, kind=cfg.kind, feather=cfg.feather, refine=cfg.refine, latent=latent, sampling=cfg.sampling  # type: ignore[arg-type]
     )
     text = {"tessera:notice": DISCLAIMER, "tessera:model": result.model}
-    mask_out = job.target.with_name(job.target.stem + ".synthesized.png")
     if cfg.save_mask:
         text[MASK_TEXT_KEY] = mask_out.name
-    write_image(job.target, result.image, alpha=info.alpha, overwrite=cfg.overwrite, quality=cfg.quality, text=text)
-    if cfg.save_mask:
+    if cfg.save_mask:  # the mask first: a failure leaves no output that names a missing mask
         write_image(mask_out, result.mask, overwrite=cfg.overwrite)
+    write_image(job.target, result.image, alpha=info.alpha, overwrite=cfg.overwrite, quality=cfg.quality, text=text,
+                icc_profile=info.icc_profile)
 
 
 @app.command()
@@ -469,19 +480,32 @@ def eval_(
 
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
+    from tessera.mosaic.synth import KINDS
+
     names = tuple(m.strip() for m in models.split(",") if m.strip())
+    if not names:
+        raise typer.BadParameter("name at least one model", param_hint="--models")
+    kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    bad = [k for k in kind_list if k not in KINDS]
+    if not kind_list or bad:
+        raise typer.BadParameter(f"choose case kinds from {', '.join(KINDS)}" + (f" (not {', '.join(bad)})" if bad else ""), param_hint="--kinds")
+    if output.exists() and not output.is_dir():
+        raise typer.BadParameter(f"{output} is a file; the report needs a folder", param_hint="--output")
     for m in names:
         base = m.removesuffix("+patch")  # MODEL+patch: MODEL refined by neural patch synthesis
         if base not in model_names() and not Path(base).is_file():
             raise typer.BadParameter(f"unknown model {m!r}; choose from {', '.join(model_names())} (+patch)", param_hint="--models")
     cfg = EvalConfig(
-        data=data, models=names, output=output, cases=cases, seed=seed,
-        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), jpeg=jpeg, auto=auto,
+        data=data, models=names, output=output, cases=cases, seed=seed, kinds=kind_list, jpeg=jpeg, auto=auto,
     )
     total = cases * len(names) * (2 if auto else 1)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("eval", total=total)
-        summary, _ = run_eval(cfg, progress=lambda _msg: progress.advance(task))
+        try:
+            summary, _ = run_eval(cfg, progress=lambda _msg: progress.advance(task))
+        except (ValueError, OSError) as exc:  # missing weights, no readable photos, unwritable report
+            console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False)
+            raise typer.Exit(1) from None
     typer.echo(markdown_table(summary))
     console.print(f"report written to {output}/report.md", highlight=False)
 

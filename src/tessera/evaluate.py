@@ -181,6 +181,20 @@ def score_case(case: Case, model: str, *, auto: bool = False, restore: Callable 
     )
 
 
+PSNR_CAP = 100.0  # dB a perfectly restored case counts as in means
+
+
+def _finite_or_none(value):
+    """JSON has no NaN or Infinity: non-finite floats (nested in dicts and lists) become None."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
 def summarize(scores: Sequence[Score]) -> dict[str, dict[str, float]]:
     """Per (model, auto) the mean of every metric."""
     out: dict[str, dict[str, float]] = {}
@@ -189,8 +203,8 @@ def summarize(scores: Sequence[Score]) -> dict[str, dict[str, float]]:
         rows = [s for s in scores if s.model == model and s.auto == auto]
         label = model + (" (auto mask)" if auto else "")
 
-        def mean(vals):
-            vals = [v for v in vals if v is not None and np.isfinite(v)]
+        def mean(vals):  # a perfect case (PSNR inf) counts as PSNR_CAP; None/nan (no such metric) are skipped
+            vals = [min(v, PSNR_CAP) for v in vals if v is not None and not np.isnan(v)]
             return float(np.mean(vals)) if vals else float("nan")
 
         out[label] = {
@@ -284,6 +298,10 @@ def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> 
     cases = make_cases(images, cfg.cases, cfg.seed, cfg.kinds, cfg.jpeg)
     scores: list[Score] = []
     outputs: dict[str, list[np.ndarray]] = {}
+    from tessera.restore.pipeline import resolve_model
+
+    for model in cfg.models:
+        resolve_model(model)  # load the weights before timing (they are cached) and fail early on a bad name
     for model in cfg.models:
         outs = []
         for auto in (False, True) if cfg.auto else (False,):
@@ -304,7 +322,7 @@ def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> 
         + markdown_table(summary)
         + "\n\nblockiness: 1.0 = no lattice edges left. re-mosaic residual: grey levels, mean-sampled cases.\n"
     )
-    (out / "scores.json").write_text(json.dumps([asdict(s) for s in scores], indent=1, default=float))
+    (out / "scores.json").write_text(json.dumps([_finite_or_none(asdict(s)) for s in scores], indent=1, default=float, allow_nan=False))
     bar_chart(summary, out / "psnr.png")
     sample_sheet(cases, outputs, out / "samples.png")
     return summary, scores

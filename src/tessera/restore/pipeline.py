@@ -10,6 +10,7 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -138,6 +139,15 @@ class NetRestorer:
         return np.where(mask[..., None], out, image)
 
 
+@lru_cache(maxsize=8)
+def _load_net(path: str, mtime: float):
+    """A weight file's network, loaded once per (path, modification time): batches of images and
+    evaluation runs reuse it (the networks are only run in eval mode, never changed)."""
+    from tessera.models import load_model
+
+    return load_model(path)
+
+
 def resolve_model(model: str | os.PathLike, latent=None) -> tuple[str, Restorer]:
     """A model name (see :func:`model_names`) or a .safetensors path -> (name, restorer).
     ``NAME+patch`` refines NAME's output by neural patch synthesis; ``latent`` (a
@@ -170,9 +180,7 @@ def resolve_model(model: str | os.PathLike, latent=None) -> tuple[str, Restorer]
         path = Path(name)
         if not path.is_file():
             raise ValueError(f"unknown model {name!r}: use one of {', '.join(model_names())} or a .safetensors file")
-    from tessera.models import load_model
-
-    net = load_model(path)
+    net = _load_net(str(Path(path).resolve()), Path(path).stat().st_mtime)
     if getattr(net, "name", "") == "dcgan":  # a generator of z, completed by latent search
         from tessera.restore.latent import LatentConfig, LatentRestorer
 
@@ -265,7 +273,8 @@ def restore_image(
     mask: bool (H, W) of what to restore; without it (and without ``regions``) mosaics are detected.
     model: a name from :func:`model_names` or a .safetensors path. grid: the mosaic lattice when
     known (else estimated per region). kind: what hides the pixels ('auto' = mosaic if a grid is
-    found, else a hole whose pixels are ignored). Pixels outside the mask are byte-identical.
+    found, else a hole whose pixels are ignored). Without a mask, a given grid or kind applies to
+    every detected region. Pixels outside the mask are byte-identical.
     refine: 'patch' refines the model's output by multi-scale neural patch synthesis.
     latent: a :class:`tessera.restore.latent.LatentConfig` for dcgan models (iters, lam, ...).
     sampling: how each cell's colour was taken. None: a given ``grid``/``regions`` keeps its own,
@@ -294,6 +303,9 @@ def restore_image(
             from tessera.mosaic.detect import detect
 
             regions = detect(image)
+            if kind != "auto" or grid is not None:  # the user knows what hides the detected regions
+                k = kind if kind != "auto" else "mosaic"
+                regions = [replace(r, kind=k, grid=(grid or r.grid) if k == "mosaic" else None) for r in regions]
         elif mask.any():
             regions = regions_from_mask(image, mask, grid, kind)
         else:
