@@ -181,13 +181,25 @@ def test_cli_writes_mask_and_json(photo, tmp_path):
 
 
 @pytest.mark.skipif(not HAVE_WEIGHTS, reason="no shipped detector weights")
-def test_mosaic_of_too_few_cells_for_a_lattice_is_kept_when_the_net_is_sure(photo, monkeypatch):
-    # one 28-px cell wide and three high: no lattice can be measured on it, but the net is sure.
-    # On a face such a region can be no smoother than the skin around it (faces/val case
-    # face-0408 of benchmarks/restore.py), which used to drop it: pretend that here.
+def test_mosaic_one_cell_wide_gets_its_square_grid(photo):
+    # one 28-px cell wide and three high: a single lattice line across, three along
     region = np.zeros(photo.shape[:2], bool)
     region[56:140, 84:112] = True
     out, changed = pixelate(photo, region, cell=28, phase=(0, 0))
+    regions = detect(out)
+    best = max(regions, key=lambda r: iou(r.mask, changed))
+    assert iou(best.mask, changed) > 0.9
+    assert best.kind == "mosaic" and (best.grid.cell_h, best.grid.cell_w, best.grid.phase_y, best.grid.phase_x) == (28, 28, 0, 0)
+
+
+@pytest.mark.skipif(not HAVE_WEIGHTS, reason="no shipped detector weights")
+def test_a_sure_region_without_a_lattice_is_kept(photo, monkeypatch):
+    # a region the net is sure of, with no measurable lattice, no smoother than around it (as on
+    # faces/val case face-0408 of benchmarks/restore.py, before the one-line grid fallback): kept
+    region = np.zeros(photo.shape[:2], bool)
+    region[56:140, 84:112] = True
+    out, changed = pixelate(photo, region, cell=28, phase=(0, 0))
+    monkeypatch.setattr(detect_mod, "_grid_in", lambda image, comp, min_lines=2: None)
     monkeypatch.setattr(detect_mod, "_smoother_than_around", lambda image, comp, ratio=2.0: False)
     regions = detect(out)
     assert regions, "the mosaic was dropped"

@@ -190,6 +190,7 @@ GRID_MIN_SCORE = 0.15  # weakest lattice accepted as a mosaic's grid
 GRID_MIN_SCORE_SURE, SURE_NET = 0.05, 0.8  # ... when the net is sure (mean probability >= SURE_NET)
 BLUR_MIN_NET = 0.8  # mean net probability needed for a region without a lattice (blur=True)
 NOGRID_MIN_NET = 0.9  # ... when blurs are not asked for (a mosaic whose lattice is not measurable)
+FEW_LINES_MIN_SCORE = 0.5  # lattice score needed when an axis shows a single line (sure net, square cells)
 SURE_NOGRID_NET = 0.95  # a region without a lattice this sure is kept even when no smoother than around
 JPEG_LATTICE_MIN_NET = 0.85  # ... and for a region whose lattice is JPEG's own
 PRUNE_ROUGH = True  # drop the covered part of outline cells when it is not flat
@@ -216,6 +217,12 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
         comp[y : y + h, x : x + w] = sub
         p_mean = float(prob[y : y + h, x : x + w][core].mean())
         est = _grid_in(image, comp)
+        if est is None and p_mean >= SURE_NET - shift:
+            # a sure region too narrow for two lattice lines on an axis (a few big cells): accept one
+            # line there when both axes then agree on a square cell
+            few = _grid_in(image, comp, min_lines=1)
+            if few is not None and few.grid.cell_h == few.grid.cell_w and few.score >= FEW_LINES_MIN_SCORE:
+                est = few
         grid_score = est.score if est is not None else 0.0
         flat = _flat_fraction(image, comp, est.grid, tol) if est is not None else 0.0
         need_net = 0.0 if est is None or not jpeg_like(est.grid) else JPEG_LATTICE_MIN_NET - shift
@@ -285,13 +292,13 @@ def jpeg_like(grid: Grid) -> bool:
     return axis(grid.cell_h, grid.phase_y) or axis(grid.cell_w, grid.phase_x)
 
 
-def _grid_in(image: np.ndarray, comp: np.ndarray) -> GridEstimate | None:
+def _grid_in(image: np.ndarray, comp: np.ndarray, min_lines: int = 2) -> GridEstimate | None:
     """Grid of the mosaic under a component, measured on its bounding box (plus a margin)."""
     x, y, w, h = mask_box(comp)
     m = 4
     y0, x0 = max(y - m, 0), max(x - m, 0)
     y1, x1 = min(y + h + m, comp.shape[0]), min(x + w + m, comp.shape[1])
-    est = estimate_grid(image[y0:y1, x0:x1], comp[y0:y1, x0:x1], erode=2, origin=(y0, x0))
+    est = estimate_grid(image[y0:y1, x0:x1], comp[y0:y1, x0:x1], erode=2, origin=(y0, x0), min_lines=min_lines)
     if est is None:
         return None
     g = est.grid
