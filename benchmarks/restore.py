@@ -49,16 +49,18 @@ CELL_BINS = ((4, 8), (8, 13), (13, 20), (20, 33))
 
 def by_cell_size(folder: Path, scores, n: int) -> str:
     """Mean PSNR per model and cell-size bin (the larger cell side), true mask: where the gain comes from."""
-    cells = {c.name: max(c.grid.cell_h, c.grid.cell_w) for c in make_cases(load_folder(folder), n, seed=0) if c.grid}
+    # case names repeat when a folder has fewer images than cases: match scores to cases by position
+    cells = [max(c.grid.cell_h, c.grid.cell_w) if c.grid else 0 for c in make_cases(load_folder(folder), n, seed=0)]
     models = list(dict.fromkeys(s.model for s in scores if not s.auto))
+    per_model = {m: [s.psnr for s in scores if s.model == m and not s.auto] for m in models}
     head = "| cell (px) | cases | " + " | ".join(models) + " |"
     rows = [head, "|" + "---|" * (len(models) + 2)]
     for lo, hi in CELL_BINS:
-        names = {k for k, v in cells.items() if lo <= v < hi}
-        if not names:
+        idx = [i for i, c in enumerate(cells) if lo <= c < hi]
+        if not idx:
             continue
-        vals = [np.mean([s.psnr for s in scores if s.model == m and not s.auto and s.case in names]) for m in models]
-        rows.append(f"| {lo}-{hi - 1} | {len(names)} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+        vals = [np.mean([per_model[m][i] for i in idx]) for m in models]
+        rows.append(f"| {lo}-{hi - 1} | {len(idx)} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
     return "\n".join(rows)
 
 
