@@ -7,9 +7,15 @@ a mosaic-heavy mix (mosaic 0.8, holes 0.15, blur 0.05), JPEG on 30 % of the samp
 runs had to fit a 2-core CPU session, the learning rate is 3e-4 (not the source's 1e-4) with a
 linear decay over the second half.
 
-    python scripts/train_restore_weights.py faces  --steps 2400 --out runs/faces-unet
-    python scripts/train_restore_weights.py scenes --steps 2400 --out runs/scenes-unet
+The shipped weights (see their cards in weights/ for the exact resumes):
+
+    python scripts/train_restore_weights.py faces --steps 16000 --out runs/faces-unet
     tessera export runs/faces-unet/checkpoint.pt -o weights/restore-faces.safetensors
+    # the general model: the faces model fine-tuned on scenes, regions up to 128 px after step 2800
+    python scripts/train_restore_weights.py scenes --steps 12000 --lr 2e-4 \
+        --init weights/restore-faces.safetensors --out runs/scenes-ft   # stop it at step 2800, then
+    python scripts/train_restore_weights.py scenes --steps 12000 --lr 2e-4 --region 128 --resume --out runs/scenes-ft
+    tessera export runs/scenes-ft/checkpoint.pt -o weights/restore-scenes.safetensors
 """
 
 from __future__ import annotations
