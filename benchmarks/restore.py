@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from _results import write_section
 
-from tessera.evaluate import EvalConfig, load_folder, make_cases, markdown_table, run_eval
+from tessera.evaluate import EvalConfig, markdown_table, run_eval
 from tessera.restore.pipeline import SHIPPED, resolve_model, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,20 +47,17 @@ def model_time(name: str, size: int = 256, repeats: int = 5) -> float:
 CELL_BINS = ((4, 8), (8, 13), (13, 20), (20, 33))
 
 
-def by_cell_size(folder: Path, scores, n: int) -> str:
+def by_cell_size(scores) -> str:
     """Mean PSNR per model and cell-size bin (the larger cell side), true mask: where the gain comes from."""
-    # case names repeat when a folder has fewer images than cases: match scores to cases by position
-    cells = [max(c.grid.cell_h, c.grid.cell_w) if c.grid else 0 for c in make_cases(load_folder(folder), n, seed=0)]
     models = list(dict.fromkeys(s.model for s in scores if not s.auto))
-    per_model = {m: [s.psnr for s in scores if s.model == m and not s.auto] for m in models}
     head = "| cell (px) | cases | " + " | ".join(models) + " |"
     rows = [head, "|" + "---|" * (len(models) + 2)]
     for lo, hi in CELL_BINS:
-        idx = [i for i, c in enumerate(cells) if lo <= c < hi]
-        if not idx:
+        sel = [s for s in scores if not s.auto and s.extra["cell"] is not None and lo <= s.extra["cell"] < hi]
+        if not sel:
             continue
-        vals = [np.mean([per_model[m][i] for i in idx]) for m in models]
-        rows.append(f"| {lo}-{hi - 1} | {len(idx)} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+        vals = [np.mean([s.psnr for s in sel if s.model == m]) for m in models]
+        rows.append(f"| {lo}-{hi - 1} | {len(sel) // len(models)} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
     return "\n".join(rows)
 
 
@@ -98,7 +95,7 @@ def main() -> None:
                                                   cases=args.cases, seed=0, auto=True))
             summary.update({k: v for k, v in auto_summary.items() if k.endswith("(auto mask)")})
         out.append(f"### {folder} ({time.time() - t0:.0f} s)\n\n{markdown_table(summary)}\n\n"
-                   f"PSNR in region (dB) by cell size, true mask:\n\n{by_cell_size(DATA / folder, scores, args.cases)}\n\n"
+                   f"PSNR in region (dB) by cell size, true mask:\n\n{by_cell_size(scores)}\n\n"
                    f"Near the outline and inside (dB), true mask:\n\n{edge_interior(scores)}\n")
         print(out[-1], flush=True)
     rows = ["| model | ms per 256x256 region (model only) |", "|---|---|"]

@@ -164,7 +164,11 @@ def score_case(case: Case, model: str, *, auto: bool = False, restore: Callable 
     out = res.image
     g = case.grid
     inner = interior(case.mask)
-    extra = {"psnr_interior": psnr(out, case.clean, inner), "psnr_edge": psnr(out, case.clean, case.mask & ~inner)}
+    extra = {
+        "psnr_interior": psnr(out, case.clean, inner),
+        "psnr_edge": psnr(out, case.clean, case.mask & ~inner),
+        "cell": max(g.cell_h, g.cell_w) if g is not None else None,
+    }
     return (
         Score(
             model=model,
@@ -203,13 +207,13 @@ def summarize(scores: Sequence[Score]) -> dict[str, dict[str, float]]:
         rows = [s for s in scores if s.model == model and s.auto == auto]
         label = model + (" (auto mask)" if auto else "")
 
-        def mean(vals):  # a perfect case (PSNR inf) counts as PSNR_CAP; None/nan (no such metric) are skipped
-            vals = [min(v, PSNR_CAP) for v in vals if v is not None and not np.isnan(v)]
+        def mean(vals):  # None/nan (no such metric for a case) are skipped
+            vals = [v for v in vals if v is not None and not np.isnan(v)]
             return float(np.mean(vals)) if vals else float("nan")
 
         out[label] = {
             "cases": len(rows),
-            "psnr": mean(s.psnr for s in rows),
+            "psnr": mean(min(s.psnr, PSNR_CAP) for s in rows),  # a perfect case (inf) counts as PSNR_CAP
             "ssim": mean(s.ssim for s in rows),
             "blockiness": mean(s.blockiness for s in rows),
             "residual": mean(s.residual for s in rows),
@@ -294,12 +298,12 @@ class EvalConfig:
 def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> tuple[dict, list[Score]]:
     """Make the cases, restore them with every model, and write report.md, scores.json, psnr.png and
     samples.png into ``cfg.output``. Returns (summary, scores)."""
+    from tessera.restore.pipeline import resolve_model
+
     images = load_folder(cfg.data, cfg.max_side)
     cases = make_cases(images, cfg.cases, cfg.seed, cfg.kinds, cfg.jpeg)
     scores: list[Score] = []
     outputs: dict[str, list[np.ndarray]] = {}
-    from tessera.restore.pipeline import resolve_model
-
     for model in cfg.models:
         resolve_model(model)  # load the weights before timing (they are cached) and fail early on a bad name
     for model in cfg.models:

@@ -216,13 +216,12 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
         comp = np.zeros(prob.shape, bool)
         comp[y : y + h, x : x + w] = sub
         p_mean = float(prob[y : y + h, x : x + w][core].mean())
-        est = _grid_in(image, comp)
-        if est is None and p_mean >= SURE_NET - shift:
-            # a sure region too narrow for two lattice lines on an axis (a few big cells): accept one
-            # line there when both axes then agree on a square cell
-            few = _grid_in(image, comp, min_lines=1)
-            if few is not None and few.grid.cell_h == few.grid.cell_w and few.score >= FEW_LINES_MIN_SCORE:
-                est = few
+        est = _grid_in(image, comp, min_lines=1)
+        if est is not None and min(est.y.lines, est.x.lines) < 2:
+            # a single lattice line on an axis (a region a few big cells across): accepted only for a
+            # sure region whose axes agree on a square cell
+            sure = p_mean >= SURE_NET - shift and est.grid.cell_h == est.grid.cell_w and est.score >= FEW_LINES_MIN_SCORE
+            est = est if sure else None
         grid_score = est.score if est is not None else 0.0
         flat = _flat_fraction(image, comp, est.grid, tol) if est is not None else 0.0
         need_net = 0.0 if est is None or not jpeg_like(est.grid) else JPEG_LATTICE_MIN_NET - shift
@@ -293,7 +292,8 @@ def jpeg_like(grid: Grid) -> bool:
 
 
 def _grid_in(image: np.ndarray, comp: np.ndarray, min_lines: int = 2) -> GridEstimate | None:
-    """Grid of the mosaic under a component, measured on its bounding box (plus a margin)."""
+    """Grid of the mosaic under a component, measured on its bounding box (plus a margin), with at
+    least ``min_lines`` lattice lines per axis."""
     x, y, w, h = mask_box(comp)
     m = 4
     y0, x0 = max(y - m, 0), max(x - m, 0)

@@ -219,6 +219,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
+def _same_model(name: str, kwargs: Any, model: str, expected: dict[str, Any]) -> bool:
+    """Whether a saved (name, kwargs) is ``model`` built with ``expected`` (compared as JSON)."""
+    as_json = json.loads(kwargs) if isinstance(kwargs, str) else json.loads(json.dumps(kwargs))
+    return name == model and as_json == json.loads(json.dumps(expected))
+
+
 def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: str, kwargs: dict[str, Any]) -> None:
     """Copy the weights of a saved model (``tessera export`` / shipped safetensors) into
     ``generator``, which must be the same model with the same kwargs (fine-tuning)."""
@@ -228,7 +234,7 @@ def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: s
         src = load_model(path)
     except ModelLoadError as exc:
         raise TrainError(f"--init: {exc}") from None
-    if src.name != model or json.loads(json.dumps(src.kwargs)) != json.loads(json.dumps(kwargs)):
+    if not _same_model(src.name, src.kwargs, model, kwargs):
         raise TrainError(f"--init {path} holds {src.name} {json.dumps(src.kwargs)}, not {model} {json.dumps(kwargs)}")
     generator.load_state_dict(src.state_dict())
 
@@ -393,7 +399,7 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
         init_generator(recipe.generator, cfg.init, cfg.model, kwargs)
     if cfg.resume:
         state = load_checkpoint(ckpt_path)
-        if state["model"] != cfg.model or json.loads(state["model_kwargs"]) != json.loads(json.dumps(kwargs)):
+        if not _same_model(state["model"], state["model_kwargs"], cfg.model, kwargs):
             raise TrainError(
                 f"{ckpt_path} holds {state['model']} {state['model_kwargs']}, not {cfg.model} {json.dumps(kwargs)}; "
                 "use the same --model/--preset or another --out"
