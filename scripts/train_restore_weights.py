@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--region", type=int, default=96, help="largest side of a hidden region (pixels of the 128-px crop)")
     ap.add_argument("--init", type=Path, help="fine-tune from these weights (e.g. weights/restore-faces.safetensors)")
+    ap.add_argument("--blocks", default="", help="residual blocks per U-Net decoder level, e.g. 0,1,2,2,1 (default: none)")
     ap.add_argument("--loss", choices=["mse", "log_mse"], default="mse", help="log_mse: mean per-sample log MSE (= mean PSNR)")
     args = ap.parse_args()
     degrade = DegradeConfig(
@@ -59,7 +60,7 @@ def main() -> None:
         out=args.out,
         model="unet",
         preset="small",
-        model_kwargs={"residual": True, "prefill": "smooth"},
+        model_kwargs={"residual": True, "prefill": "smooth", **({"blocks": [int(b) for b in args.blocks.split(",")]} if args.blocks else {})},
         steps=args.steps,
         batch=args.batch,
         crop=128,

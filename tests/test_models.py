@@ -145,3 +145,16 @@ def test_critic_features_and_any_size():
     c = WGANCritic(in_channels=3, base=4, n_layers=3)
     s, feats = c(torch.zeros(2, 3, 24, 40), features=True)
     assert s.shape == (2, 1) and len(feats) == 3 and feats[-1].shape == (2, 16, 3, 5)
+
+
+def test_unet_blocks_round_trip_and_validation(tmp_path):
+    model = build_model("unet", base=4, depth=3, blocks=(0, 1, 1)).eval()
+    assert len(model.blocks[1]) == 1 and len(model.blocks[2]) == 1
+    path = save_model(model, tmp_path / "b.safetensors", "unet", model.kwargs)
+    loaded = load_model(path)
+    x = torch.rand(1, 4, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    for bad in ((1, 0, 0), (0, -1), (0, 0, 0, 1)):
+        with pytest.raises(ValueError, match="blocks"):
+            build_model("unet", base=4, depth=3, blocks=bad)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tessera.models import load_model, model_kwargs
+from tessera.models import build_model, load_model, model_kwargs, save_model
 from tessera.train.data import (
     HOLE_FILL,
     KINDS,
@@ -335,3 +335,30 @@ def test_log_mse_weighs_every_sample_alike():
     g = pred.grad[:, :, :2].abs().mean((1, 2, 3))
     assert (g[0] / g[1]).item() == pytest.approx(10.0, rel=1e-5)  # d/dp log(p^2) = 2/p
     assert pred.grad[:, :, 2:].abs().max().item() == 0.0  # visible pixels are not weighted (valid_weight 0)
+
+
+def test_init_grows_a_unet_by_identity_blocks(tmp_path):
+    """A U-Net grown by residual blocks computes exactly what its saved source did, trains away
+    from it, and a model with blocks the grown one lacks is refused."""
+    torch.manual_seed(0)
+    small = build_model("unet", base=4, depth=3)
+    path = save_model(small, tmp_path / "small.safetensors", "unet", small.kwargs)
+    grown_kwargs = {"base": 4, "depth": 3, "blocks": [0, 1, 2]}
+    grown = build_model("unet", **grown_kwargs).eval()
+    init_generator(grown, path, "unet", grown_kwargs)
+    x = torch.rand(2, 4, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(grown(x), small.eval()(x))
+    grown.train()
+    opt = torch.optim.SGD(grown.blocks.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (grown(x) - x[:, :3].flip(-1)).square().mean().backward()
+        opt.step()
+    with torch.no_grad():
+        assert (grown.eval()(x) - small(x)).abs().max() > 1e-4  # the new blocks learn
+    bigger = save_model(grown, tmp_path / "grown.safetensors", "unet", grown_kwargs)
+    with pytest.raises(TrainError, match="not a subset"):
+        init_generator(build_model("unet", base=4, depth=3, blocks=[0, 1]), bigger, "unet", {"base": 4, "depth": 3, "blocks": [0, 1]})
+    with pytest.raises(TrainError, match="holds unet"):
+        init_generator(build_model("unet", base=8, depth=3), path, "unet", {"base": 8, "depth": 3, "residual": True})

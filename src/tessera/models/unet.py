@@ -8,6 +8,11 @@ The layers follow pix2pix (Isola et al. 2017, "U-Net 256"): 4x4 stride-2 convolu
 LeakyReLU(0.2) down, 4x4 stride-2 transposed convolutions with ReLU up, a norm after every
 layer except the outermost ones and the innermost down layer, dropout in the three innermost
 up layers, tanh at the end, and skip connections that concatenate encoder features.
+
+``blocks`` adds capacity where pix2pix has one thin layer per level: residual blocks
+(conv 3x3, ReLU, conv 3x3, added to their input) on the decoder's features of a level. Their
+last convolution starts at zero, so a model grown from a trained one computes exactly what the
+trained one did (see ``tessera.train.loop.init_generator``) and training adds from there.
 """
 
 from __future__ import annotations
@@ -28,6 +33,20 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
 
 
+class ResBlock(nn.Module):
+    """x + conv(relu(conv(x))), 3x3 convolutions; starts as the identity (last conv zero)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
 class UNet(nn.Module):
     """U-Net autoencoder baseline (the source article's model; trained with MSE).
 
@@ -39,6 +58,9 @@ class UNet(nn.Module):
     prefill: the input this model was trained on: "none" (the degraded pixels as they are) or
         "smooth" (mosaic cells replaced by their grid-aware cubic interpolation,
         :func:`tessera.restore.classical.smooth`, before the model sees them).
+    blocks: residual blocks per decoder level, ``blocks[i]`` on the features at 1/2**i of the
+        input size (``blocks[0]`` must be 0: level 0 is the output image). Shorter tuples are
+        padded with zeros; () adds none (the pix2pix layout).
     """
 
     def __init__(
@@ -54,8 +76,12 @@ class UNet(nn.Module):
         skip: bool = True,
         residual: bool = False,
         prefill: str = "none",
+        blocks: tuple[int, ...] | list[int] = (),
     ) -> None:
         super().__init__()
+        blocks = tuple(int(b) for b in blocks)
+        if len(blocks) > depth or any(b < 0 for b in blocks) or (blocks and blocks[0]):
+            raise ValueError(f"blocks must be at most {depth} counts >= 0 with blocks[0] == 0, got {blocks}")
         if prefill not in ("none", "smooth"):
             raise ValueError(f"prefill must be 'none' or 'smooth', got {prefill!r}")
         self.residual = residual
@@ -91,6 +117,10 @@ class UNet(nn.Module):
             else:
                 layers.append(nn.Tanh())
             self.up.append(nn.Sequential(*layers))
+        counts = blocks + (0,) * (depth - len(blocks))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(*[ResBlock(ch[i - 1]) for _ in range(counts[i])]) if i > 0 else nn.Identity() for i in range(depth)
+        )
         if residual:  # start as the identity: the last convolution outputs zeros
             last = self.up[0][1]
             nn.init.zeros_(last.weight)
@@ -111,7 +141,7 @@ class UNet(nn.Module):
         for i in reversed(range(self.depth)):
             if self.skip and i < self.depth - 1:
                 h = torch.cat([h, feats[i]], dim=1)  # (N, 2 * ch[i], H / 2**(i+1), ...)
-            h = self.up[i](h)
+            h = self.blocks[i](self.up[i](h))
         if self.residual:
             return (x[:, : self.out_channels] + h).clamp(-1.0, 1.0)  # (N, out_channels, H, W)
         return h  # (N, out_channels, H, W) in [-1, 1]

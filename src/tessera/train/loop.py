@@ -227,16 +227,24 @@ def _same_model(name: str, kwargs: Any, model: str, expected: dict[str, Any]) ->
 
 def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: str, kwargs: dict[str, Any]) -> None:
     """Copy the weights of a saved model (``tessera export`` / shipped safetensors) into
-    ``generator``, which must be the same model with the same kwargs (fine-tuning)."""
+    ``generator``, which must be the same model with the same kwargs (fine-tuning), or the same
+    U-Net grown by more residual ``blocks``: the new blocks start as the identity, so the grown
+    model computes what the saved one did."""
     from tessera.models import ModelLoadError, load_model
 
     try:
         src = load_model(path)
     except ModelLoadError as exc:
         raise TrainError(f"--init: {exc}") from None
-    if not _same_model(src.name, src.kwargs, model, kwargs):
+    grown = {k: v for k, v in kwargs.items() if k != "blocks"}
+    if _same_model(src.name, src.kwargs, model, kwargs):
+        generator.load_state_dict(src.state_dict())
+        return
+    if not _same_model(src.name, {k: v for k, v in src.kwargs.items() if k != "blocks"}, model, grown):
         raise TrainError(f"--init {path} holds {src.name} {json.dumps(src.kwargs)}, not {model} {json.dumps(kwargs)}")
-    generator.load_state_dict(src.state_dict())
+    missing, unexpected = generator.load_state_dict(src.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("blocks.") for k in missing):
+        raise TrainError(f"--init {path}: its blocks {src.kwargs.get('blocks', [])} are not a subset of {list(kwargs.get('blocks', []))}")
 
 
 def export_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
