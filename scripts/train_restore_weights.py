@@ -43,13 +43,16 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--region", type=int, default=96, help="largest side of a hidden region (pixels of the 128-px crop)")
     ap.add_argument("--init", type=Path, help="fine-tune from these weights (e.g. weights/restore-faces.safetensors)")
+    ap.add_argument("--cell-mode", type=int, default=12, help="mode of the triangular cell-size draw over 4-32 px (the source's 12)")
+    ap.add_argument("--centre-prob", type=float, default=0.3, help="share of centre-sampled mosaics")
     ap.add_argument("--blocks", default="", help="residual blocks per U-Net decoder level, e.g. 0,1,2,2,1 (default: none)")
     ap.add_argument("--loss", choices=["mse", "log_mse"], default="mse", help="log_mse: mean per-sample log MSE (= mean PSNR)")
     args = ap.parse_args()
     degrade = DegradeConfig(
         region=args.region,
-        cell=12,
+        cell=args.cell_mode,
         cell_range=(4, 32),
+        centre_prob=args.centre_prob,
         kind_weights=(0.8, 0.15, 0.05),
         jpeg_prob=0.3,
         jpeg_quality=(50, 95),

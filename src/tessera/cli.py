@@ -531,7 +531,7 @@ def train(
     cell_range: str = typer.Option("4,24", "--cell-range", help="Smallest,largest mosaic cell size."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate of every network."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoint.pt at its step."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune: start the generator from these weights (a .safetensors file or a shipped name, same model and kwargs)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune: start the generator from these weights (a .safetensors file or a shipped name): the same model and kwargs, or a U-Net grown by more residual blocks (--kwargs '{\"blocks\": [0, 1, 2, 2, 1]}')."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     amp: str = typer.Option("none", "--amp", help="Autocast: none, bf16 or fp16."),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
