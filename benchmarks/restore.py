@@ -45,20 +45,40 @@ def model_time(name: str, size: int = 256, repeats: int = 5) -> float:
 
 
 CELL_BINS = ((4, 8), (8, 13), (13, 20), (20, 33))
+AREA_BINS = ((0, 15_000), (15_000, 40_000), (40_000, 10**9))  # hidden pixels
 
 
-def by_cell_size(scores) -> str:
-    """Mean PSNR per model and cell-size bin (the larger cell side), true mask: where the gain comes from."""
+def grouped(scores, label: str, groups) -> str:
+    """Mean PSNR per model and group of cases (true mask): where the gain comes from.
+    groups: (row name, predicate on a Score) pairs; empty groups are left out."""
     models = list(dict.fromkeys(s.model for s in scores if not s.auto))
-    head = "| cell (px) | cases | " + " | ".join(models) + " |"
-    rows = [head, "|" + "---|" * (len(models) + 2)]
-    for lo, hi in CELL_BINS:
-        sel = [s for s in scores if not s.auto and s.extra["cell"] is not None and lo <= s.extra["cell"] < hi]
+    rows = [f"| {label} | cases | " + " | ".join(models) + " |", "|" + "---|" * (len(models) + 2)]
+    for name, keep in groups:
+        sel = [s for s in scores if not s.auto and keep(s)]
         if not sel:
             continue
         vals = [np.mean([s.psnr for s in sel if s.model == m]) for m in models]
-        rows.append(f"| {lo}-{hi - 1} | {len(sel) // len(models)} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+        rows.append(f"| {name} | {len(sel) // len(models)} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
     return "\n".join(rows)
+
+
+def by_cell_size(scores) -> str:
+    """Mean PSNR per cell-size bin (the larger cell side)."""
+    return grouped(scores, "cell (px)", [(f"{lo}-{hi - 1}", lambda s, lo=lo, hi=hi: s.extra["cell"] is not None and lo <= s.extra["cell"] < hi)
+                                         for lo, hi in CELL_BINS])
+
+
+def by_sampling(scores) -> str:
+    """Mean PSNR per cell sampling and cell size (small: larger side below 8 px)."""
+    return grouped(scores, "sampling, cell", [
+        (f"{samp}, {name}", lambda s, samp=samp, small=small: s.extra["sampling"] == samp and s.extra["cell"] is not None and (s.extra["cell"] < 8) == small)
+        for samp in ("mean", "centre") for name, small in (("4-7 px", True), ("8-32 px", False))])
+
+
+def by_area(scores) -> str:
+    """Mean PSNR per size of the hidden region (pixels)."""
+    return grouped(scores, "hidden pixels", [(f"{lo:,}-{hi:,}" if hi < 10**9 else f">= {lo:,}", lambda s, lo=lo, hi=hi: lo <= s.extra["area"] < hi)
+                                             for lo, hi in AREA_BINS])
 
 
 def edge_interior(scores) -> str:
@@ -96,6 +116,8 @@ def main() -> None:
             summary.update({k: v for k, v in auto_summary.items() if k.endswith("(auto mask)")})
         out.append(f"### {folder} ({time.time() - t0:.0f} s)\n\n{markdown_table(summary)}\n\n"
                    f"PSNR in region (dB) by cell size, true mask:\n\n{by_cell_size(scores)}\n\n"
+                   f"By cell sampling (dB), true mask:\n\n{by_sampling(scores)}\n\n"
+                   f"By size of the hidden region (dB), true mask:\n\n{by_area(scores)}\n\n"
                    f"Near the outline and inside (dB), true mask:\n\n{edge_interior(scores)}\n")
         print(out[-1], flush=True)
     rows = ["| model | ms per 256x256 region (model only) |", "|---|---|"]

@@ -102,3 +102,5 @@ def test_run_eval_reports_interior_and_edge_psnr(tmp_path):
     for s in scores:
         assert np.isfinite(s.extra["psnr_edge"])
         assert s.extra["psnr_interior"] > 0 or np.isnan(s.extra["psnr_interior"])
+        assert s.extra["sampling"] in ("mean", "centre") and 64 <= s.extra["area"] < img.shape[0] * img.shape[1]
+        assert 4 <= s.extra["cell"] <= 32

@@ -168,6 +168,8 @@ def score_case(case: Case, model: str, *, auto: bool = False, restore: Callable 
         "psnr_interior": psnr(out, case.clean, inner),
         "psnr_edge": psnr(out, case.clean, case.mask & ~inner),
         "cell": max(g.cell_h, g.cell_w) if g is not None else None,
+        "sampling": g.sampling if g is not None else None,
+        "area": int(case.mask.sum()),
     }
     return (
         Score(
