@@ -15,7 +15,12 @@ The shipped weights (see their cards in weights/ for the exact resumes):
     python scripts/train_restore_weights.py scenes --steps 12000 --lr 2e-4 \
         --init weights/restore-faces.safetensors --out runs/scenes-ft   # stop it at step 2800, then
     python scripts/train_restore_weights.py scenes --steps 12000 --lr 2e-4 --region 128 --resume --out runs/scenes-ft
-    tessera export runs/scenes-ft/checkpoint.pt -o weights/restore-scenes.safetensors
+    tessera export runs/scenes-ft/checkpoint.pt -o weights/restore-scenes-ft.safetensors
+    # then grown by residual blocks (identity at start) and trained with more small cells
+    python scripts/train_restore_weights.py scenes --steps 6500 --lr 2e-4 --region 128 \
+        --blocks 0,1,2,2,1 --cell-mode 4 --centre-prob 0.4 \
+        --init weights/restore-scenes-ft.safetensors --out runs/scenes-grow
+    tessera export runs/scenes-grow/checkpoint.pt -o weights/restore-scenes.safetensors
 """
 
 from __future__ import annotations
