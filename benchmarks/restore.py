@@ -48,10 +48,15 @@ CELL_BINS = ((4, 8), (8, 13), (13, 20), (20, 33))
 AREA_BINS = ((0, 15_000), (15_000, 40_000), (40_000, 10**9))  # hidden pixels
 
 
+def true_mask_models(scores) -> list[str]:
+    """The models scored with the true mask, in their order of appearance."""
+    return list(dict.fromkeys(s.model for s in scores if not s.auto))
+
+
 def grouped(scores, label: str, groups) -> str:
     """Mean PSNR per model and group of cases (true mask): where the gain comes from.
     groups: (row name, predicate on a Score) pairs; empty groups are left out."""
-    models = list(dict.fromkeys(s.model for s in scores if not s.auto))
+    models = true_mask_models(scores)
     rows = [f"| {label} | cases | " + " | ".join(models) + " |", "|" + "---|" * (len(models) + 2)]
     for name, keep in groups:
         sel = [s for s in scores if not s.auto and keep(s)]
@@ -83,7 +88,7 @@ def by_area(scores) -> str:
 
 def edge_interior(scores) -> str:
     """Mean PSNR per model within 16 px of the region's outline and farther inside (true mask)."""
-    models = list(dict.fromkeys(s.model for s in scores if not s.auto))
+    models = true_mask_models(scores)
     rows = ["| model | PSNR within 16 px of the outline | PSNR farther inside |", "|---|---|---|"]
     for m in models:
         rows_m = [s for s in scores if s.model == m and not s.auto]

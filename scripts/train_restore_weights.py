@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--init", type=Path, help="fine-tune from these weights (e.g. weights/restore-faces.safetensors)")
     ap.add_argument("--cell-mode", type=int, default=12, help="mode of the triangular cell-size draw over 4-32 px (the source's 12)")
     ap.add_argument("--centre-prob", type=float, default=0.3, help="share of centre-sampled mosaics")
-    ap.add_argument("--blocks", default="", help="residual blocks per U-Net decoder level, e.g. 0,1,2,2,1 (default: none)")
+    ap.add_argument("--blocks", type=lambda v: [int(b) for b in v.split(",")], help="residual blocks per U-Net decoder level, e.g. 0,1,2,2,1 (default: none)")
     ap.add_argument("--loss", choices=["mse", "log_mse"], default="mse", help="log_mse: mean per-sample log MSE (= mean PSNR)")
     args = ap.parse_args()
     degrade = DegradeConfig(
@@ -68,7 +68,7 @@ def main() -> None:
         out=args.out,
         model="unet",
         preset="small",
-        model_kwargs={"residual": True, "prefill": "smooth", **({"blocks": [int(b) for b in args.blocks.split(",")]} if args.blocks else {})},
+        model_kwargs={"residual": True, "prefill": "smooth", **({"blocks": args.blocks} if args.blocks else {})},
         steps=args.steps,
         batch=args.batch,
         crop=128,

@@ -118,9 +118,7 @@ class UNet(nn.Module):
                 layers.append(nn.Tanh())
             self.up.append(nn.Sequential(*layers))
         counts = blocks + (0,) * (depth - len(blocks))
-        self.blocks = nn.ModuleList(
-            nn.Sequential(*[ResBlock(ch[i - 1]) for _ in range(counts[i])]) if i > 0 else nn.Identity() for i in range(depth)
-        )
+        self.blocks = nn.ModuleList(nn.Sequential(*[ResBlock(ch[i - 1]) for _ in range(counts[i])]) for i in range(depth))
         if residual:  # start as the identity: the last convolution outputs zeros
             last = self.up[0][1]
             nn.init.zeros_(last.weight)

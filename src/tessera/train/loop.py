@@ -236,15 +236,18 @@ def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: s
         src = load_model(path)
     except ModelLoadError as exc:
         raise TrainError(f"--init: {exc}") from None
-    grown = {k: v for k, v in kwargs.items() if k != "blocks"}
-    if _same_model(src.name, src.kwargs, model, kwargs):
-        generator.load_state_dict(src.state_dict())
-        return
-    if not _same_model(src.name, {k: v for k, v in src.kwargs.items() if k != "blocks"}, model, grown):
+
+    def unblocked(kw: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in kw.items() if k != "blocks"}
+
+    if not _same_model(src.name, unblocked(src.kwargs), model, unblocked(kwargs)):
         raise TrainError(f"--init {path} holds {src.name} {json.dumps(src.kwargs)}, not {model} {json.dumps(kwargs)}")
-    missing, unexpected = generator.load_state_dict(src.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("blocks.") for k in missing):
+    state = src.state_dict()
+    own = generator.state_dict().keys()
+    missing, unexpected = own - state.keys(), state.keys() - own
+    if unexpected or any(not k.startswith("blocks.") for k in missing):  # checked before anything is copied
         raise TrainError(f"--init {path}: its blocks {src.kwargs.get('blocks', [])} are not a subset of {list(kwargs.get('blocks', []))}")
+    generator.load_state_dict(state, strict=not missing)
 
 
 def export_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
