@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "src"))
 
-from tessera.mosaic.detect import DetectConfig, default_weights, detect, load_detector  # noqa: E402
+from tessera.detect.mosaics import DetectConfig, default_weights, detect, load_detector  # noqa: E402
 from tessera.mosaic.synth import GRID_ALIGNED, make_case  # noqa: E402
 
 MOSAIC_KINDS = ("box", "ellipse", "polygon", "rect", "border", "feather", "pasted", "strokes", "multi", "soft", "blur")

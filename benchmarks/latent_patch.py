@@ -23,7 +23,8 @@ import torch
 from _results import write_section
 
 from tessera.evaluate import load_folder, make_cases, psnr, sample_sheet, ssim
-from tessera.restore.pipeline import SHIPPED, resolve_model, restore_image, weights_dir
+from tessera.restore.pipeline import resolve_model, restore_image
+from tessera.weights import SHIPPED, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -97,7 +98,7 @@ def main() -> None:
 `python benchmarks/latent_patch.py --cases {a.cases}` on {a.cases} seeded cases (box and ellipse regions, seed {a.seed})
 from ../shared/data/faces/val; machine: 2-core CPU (no GPU), torch {torch.__version__} CPU, {a.threads} threads,
 shared with other jobs while it ran (times are upper bounds). Wall time of the whole run: {(time.time() - t_all) / 60:.1f} min.
-dcgan: weights/dcgan-faces64.safetensors ({meta.get('steps', '?')} steps), {cfg.restarts} restarts x {cfg.iters} Adam steps
+dcgan: src/tessera/weights/dcgan-faces64.safetensors ({meta.get('steps', '?')} steps), {cfg.restarts} restarts x {cfg.iters} Adam steps
 (lr {cfg.lr}), lambda {cfg.lam}, Poisson blending. +patch: the model's output refined by multi-scale neural patch
 synthesis on the DCGAN critic's features (restore/patch.py defaults).
 

@@ -18,7 +18,8 @@ import torch
 from _results import write_section
 
 from tessera.evaluate import EvalConfig, markdown_table, run_eval
-from tessera.restore.pipeline import SHIPPED, resolve_model, weights_dir
+from tessera.restore.pipeline import SHIPPED, resolve_model
+from tessera.weights import shipped_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -101,7 +102,7 @@ def edge_interior(scores) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=40)
-    ap.add_argument("--models", default="smooth,telea,ns," + ",".join(n for n in SHIPPED if (weights_dir() / SHIPPED[n]).exists()))
+    ap.add_argument("--models", default="smooth,telea,ns," + ",".join(SHIPPED))
     ap.add_argument("--auto", action="store_true", help="also score each folder's own model (faces, scenes) with auto-detected masks")
     args = ap.parse_args()
     models = tuple(m for m in args.models.split(",") if m)

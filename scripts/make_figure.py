@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tessera.imaging import read_image
+from tessera.io.image import read_image
 from tessera.restore.pipeline import restore_image
 
 ROOT = Path(__file__).resolve().parents[1]

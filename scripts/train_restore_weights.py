@@ -1,4 +1,4 @@
-"""Reproduce the shipped restoration weights (weights/restore-{scenes,faces}.safetensors).
+"""Reproduce the shipped restoration weights (src/tessera/weights/restore-{scenes,faces}.safetensors).
 
 The same framework as `tessera train`, with the settings the shipped models used: a residual
 U-Net (small preset) that sees mosaics pre-filled by the grid-aware cubic interpolation
@@ -7,20 +7,20 @@ a mosaic-heavy mix (mosaic 0.8, holes 0.15, blur 0.05), JPEG on 30 % of the samp
 runs had to fit a 2-core CPU session, the learning rate is 3e-4 (not the source's 1e-4) with a
 linear decay over the second half.
 
-The shipped weights (see their cards in weights/ for the exact resumes):
+The shipped weights (see their cards in src/tessera/weights/ for the exact resumes):
 
     python scripts/train_restore_weights.py faces --steps 16000 --out runs/faces-unet
-    tessera export runs/faces-unet/checkpoint.pt -o weights/restore-faces.safetensors
+    tessera export runs/faces-unet/checkpoint.pt -o src/tessera/weights/restore-faces.safetensors
     # the general model: the faces model fine-tuned on scenes, regions up to 128 px after step 2800
     python scripts/train_restore_weights.py scenes --steps 12000 --lr 2e-4 \
-        --init weights/restore-faces.safetensors --out runs/scenes-ft   # stop it at step 2800, then
+        --init src/tessera/weights/restore-faces.safetensors --out runs/scenes-ft   # stop it at step 2800, then
     python scripts/train_restore_weights.py scenes --steps 12000 --lr 2e-4 --region 128 --resume --out runs/scenes-ft
-    tessera export runs/scenes-ft/checkpoint.pt -o weights/restore-scenes-ft.safetensors
+    tessera export runs/scenes-ft/checkpoint.pt -o src/tessera/weights/restore-scenes-ft.safetensors
     # then grown by residual blocks (identity at start) and trained with more small cells
     python scripts/train_restore_weights.py scenes --steps 6500 --lr 2e-4 --region 128 \
         --blocks 0,1,2,2,1 --cell-mode 4 --centre-prob 0.4 \
-        --init weights/restore-scenes-ft.safetensors --out runs/scenes-grow
-    tessera export runs/scenes-grow/checkpoint.pt -o weights/restore-scenes.safetensors
+        --init src/tessera/weights/restore-scenes-ft.safetensors --out runs/scenes-grow
+    tessera export runs/scenes-grow/checkpoint.pt -o src/tessera/weights/restore-scenes.safetensors
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--region", type=int, default=96, help="largest side of a hidden region (pixels of the 128-px crop)")
-    ap.add_argument("--init", type=Path, help="fine-tune from these weights (e.g. weights/restore-faces.safetensors)")
+    ap.add_argument("--init", type=Path, help="fine-tune from these weights (e.g. src/tessera/weights/restore-faces.safetensors)")
     ap.add_argument("--cell-mode", type=int, default=12, help="mode of the triangular cell-size draw over 4-32 px (the source's 12)")
     ap.add_argument("--centre-prob", type=float, default=0.3, help="share of centre-sampled mosaics")
     ap.add_argument("--blocks", type=lambda v: [int(b) for b in v.split(",")], help="residual blocks per U-Net decoder level, e.g. 0,1,2,2,1 (default: none)")

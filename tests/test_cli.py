@@ -198,7 +198,7 @@ def test_pixelate_faces(tmp_path):
     if not face:
         pytest.skip("no face images")
     # the first val faces the detector finds: pixelated inside, untouched outside the face box
-    from tessera.mosaic.faces import find_faces
+    from tessera.detect.faces import find_faces
 
     src = next((f for f in face[:20] if find_faces(np.asarray(Image.open(f).convert("RGB")))), None)
     assert src is not None, "the Haar cascade found no face in 20 val face crops"

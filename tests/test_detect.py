@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from tessera.mosaic import detect as detect_mod
-from tessera.mosaic.detect import DetectConfig, default_weights, detect
+from tessera.detect import mosaics as detect_mod
+from tessera.detect.mosaics import DetectConfig, default_weights, detect
 from tessera.mosaic.pixelate import pixelate
 from tessera.mosaic.region import mask_box
-from tessera.mosaic.segnet import MosaicSegNet, load_segnet, save_segnet
+from tessera.models.segnet import MosaicSegNet, load_segnet, save_segnet
 from tessera.mosaic.synth import KINDS, jpeg, make_case, synthetic_screenshot
 
 HAVE_WEIGHTS = default_weights().is_file()
@@ -99,13 +99,17 @@ def test_min_area_and_sensitivity_are_validated(photo):
     assert detect(out, weights="", min_area=100_000) == []
 
 
-def test_missing_weights_warn_and_fall_back(photo, monkeypatch, tmp_path):
-    monkeypatch.setattr(detect_mod, "default_weights", lambda: tmp_path / "none.safetensors")
+def test_missing_weights_raise_never_degrade(photo, monkeypatch, tmp_path):
+    import tessera.weights as weights_mod
+
+    monkeypatch.setattr(weights_mod, "PACKAGE_DIR", tmp_path)
+    monkeypatch.setenv("TESSERA_WEIGHTS", str(tmp_path))
     region = np.zeros(photo.shape[:2], bool)
     region[60:200, 80:260] = True
     out, changed = pixelate(photo, region, cell=14, phase=(2, 9))
-    with pytest.warns(RuntimeWarning, match="grid analysis only"):
-        regions = detect(out)
+    with pytest.raises(weights_mod.WeightsError, match="detector.safetensors"):
+        detect(out)
+    regions = detect(out, weights="")  # grid analysis only, when asked for
     assert len(regions) == 1 and regions[0].grid.cell == (14, 14)
     with pytest.raises(FileNotFoundError):
         detect(out, weights=str(tmp_path / "missing.safetensors"))

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tessera import imaging
-from tessera.imaging import (
+from tessera.io import image as imaging
+from tessera.io.image import (
     IMAGE_EXTS,
     ImageInfo,
     ImageReadError,

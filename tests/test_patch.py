@@ -118,9 +118,9 @@ def test_cli_restore_refine_patch(tmp_path):
 
     from PIL import Image
 
-    from tessera.restore.pipeline import LATENT, weights_dir
+    from tessera.weights import SHIPPED, weights_dir
 
-    if not (weights_dir() / LATENT["dcgan"]).is_file():
+    if not (weights_dir() / SHIPPED["dcgan"]).is_file():
         pytest.skip("shipped DCGAN weights missing")
     face = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "val" / "face-0018.jpg"
     img = np.asarray(Image.open(face).convert("RGB").resize((48, 48)))

@@ -13,7 +13,7 @@ from tessera.mosaic.pixelate import pixelate
 from tessera.mosaic.region import Grid
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = sorted((ROOT / "weights").glob("*.safetensors"))
+WEIGHTS = sorted((ROOT / "src" / "tessera" / "weights").glob("*.safetensors"))
 DATA = ROOT.parent / "shared" / "data"
 
 
@@ -28,7 +28,7 @@ RESTORE_WEIGHTS = [w for w in WEIGHTS if w.name.startswith("restore-")]
 
 @pytest.mark.parametrize("weight", RESTORE_WEIGHTS, ids=[w.stem for w in RESTORE_WEIGHTS])
 def test_shipped_restorer_beats_smooth_on_a_val_image(weight):
-    from tessera.imaging import read_image
+    from tessera.io.image import read_image
     from tessera.models import load_model
     from tessera.restore.pipeline import restore_image
 
@@ -51,3 +51,80 @@ def test_shipped_restorer_beats_smooth_on_a_val_image(weight):
         assert ours.residual is not None and ours.residual <= 1.0
         gains.append(psnr(ours.image, img, mask) - psnr(base.image, img, mask))
     assert np.mean(gains) > 0.0, f"mean PSNR gain over smooth {np.mean(gains):.2f} dB"
+
+
+def test_every_network_uses_one_format_and_shipped_names_resolve():
+    from tessera import weights
+
+    for name, file in weights.SHIPPED.items():
+        path = weights.shipped_path(name)
+        assert path.name == file
+        model_name, kwargs, state, meta = weights.read(path)
+        assert model_name in ("unet", "dcgan", "segnet") and state
+
+
+def test_missing_shipped_file_raises_naming_it(monkeypatch, tmp_path):
+    from tessera import weights
+    from tessera.restore.pipeline import restore_image
+
+    monkeypatch.setattr(weights, "PACKAGE_DIR", tmp_path)
+    monkeypatch.setenv("TESSERA_WEIGHTS", str(tmp_path / "nowhere"))
+    img = np.zeros((32, 32, 3), np.uint8)
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 8:24] = True
+    with pytest.raises(weights.WeightsError, match="restore-scenes.safetensors"):
+        restore_image(img, mask, model="default")
+
+
+def test_tessera_weights_env_comes_first(monkeypatch, tmp_path):
+    import shutil
+
+    from tessera import weights
+
+    shutil.copy(weights.PACKAGE_DIR / "detector.safetensors", tmp_path / "detector.safetensors")
+    monkeypatch.setenv("TESSERA_WEIGHTS", str(tmp_path))
+    assert weights.shipped_path("detector") == tmp_path / "detector.safetensors"
+
+
+@pytest.mark.parametrize(
+    "kwargs, why",
+    [
+        ({"base": 2048, "depth": 8}, "parameters"),
+        ({"base": 10**9}, "outside"),
+        ({"nonsense": 1}, "no kwargs"),
+        ({"base": "x" * 10}, "cannot be built"),
+        ({"base": [1.5]}, "cannot be built"),
+    ],
+)
+def test_model_kwargs_from_a_file_are_validated_before_building(tmp_path, kwargs, why):
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from tessera import weights
+
+    path = tmp_path / "evil.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"tessera_model": "unet", "tessera_kwargs": json.dumps(kwargs)})
+    with pytest.raises(weights.WeightsError, match=why) as info:
+        weights.load(path)
+    assert "evil.safetensors" in str(info.value)
+
+
+def test_wrong_shapes_and_bad_json_name_the_file(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from tessera import weights
+    from tessera.models import build_model
+
+    model = build_model("unet", base=4, depth=3)
+    path = weights.save(model, tmp_path / "ok.safetensors", "unet", {"base": 4, "depth": 3})
+    assert weights.load(path).kwargs == {"base": 4, "depth": 3}
+    state = {k: torch.zeros(1) for k in model.state_dict()}
+    save_file(state, str(tmp_path / "shape.safetensors"), metadata={"tessera_model": "unet", "tessera_kwargs": '{"base": 4, "depth": 3}'})
+    with pytest.raises(weights.WeightsError, match="shape.safetensors.*wrong shape"):
+        weights.load(tmp_path / "shape.safetensors")
+    save_file(state, str(tmp_path / "json.safetensors"), metadata={"tessera_model": "unet", "tessera_kwargs": "{base"})
+    with pytest.raises(weights.WeightsError, match="json.safetensors.*not JSON"):
+        weights.load(tmp_path / "json.safetensors")

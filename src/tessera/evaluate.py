@@ -92,7 +92,7 @@ RESTORE_KINDS = ("box", "ellipse", "polygon", "rect", "border")
 
 def load_folder(folder: Path, max_side: int = 512) -> list[tuple[str, np.ndarray]]:
     """Every readable image of a folder, centre-cropped to at most ``max_side`` px a side."""
-    from tessera.imaging import ImageReadError, collect_inputs, read_image
+    from tessera.io.image import ImageReadError, collect_inputs, read_image
 
     images = []
     for src, rel in collect_inputs([Path(folder)]):

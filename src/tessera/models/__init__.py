@@ -9,19 +9,20 @@ kwargs (JSON), so :func:`load_model` needs nothing else. Weights are never pickl
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tessera.models.dcgan import DCGAN
+from tessera.models.segnet import MosaicSegNet
 from tessera.models.deepfill import DeepFill
 from tessera.models.unet import Pix2PixGenerator, UNet
+from tessera.weights import WeightsError
 
-# dcgan is no image-to-image model (it maps a latent z to an image, for completion by latent
+# segnet is the mosaic detector (detect/mosaics.py). dcgan is no image-to-image model (it maps a latent z to an image, for completion by latent
 # search in restore/latent.py); the others follow the restoration contract above.
-MODELS = {"unet": UNet, "pix2pix": Pix2PixGenerator, "deepfill": DeepFill, "dcgan": DCGAN}
+MODELS = {"unet": UNet, "pix2pix": Pix2PixGenerator, "deepfill": DeepFill, "dcgan": DCGAN, "segnet": MosaicSegNet}
 RESTORATION_MODELS = ("unet", "pix2pix", "deepfill")
 
 # Named sizes per model. "paper" is the published size; "small" fits the CPU budget
@@ -44,13 +45,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "weights"
-
 __all__ = ["MODELS", "RESTORATION_MODELS", "PRESETS", "build_model", "model_kwargs", "save_model", "load_model", "ModelLoadError"]
 
-
-class ModelLoadError(ValueError):
-    """A weight file that is missing, not a Tessera model, or does not match its model."""
+# Loading and saving live in tessera.weights (one format and one resolve rule for every network).
+ModelLoadError = WeightsError
 
 
 def model_kwargs(name: str, preset: str = "paper", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -76,67 +74,16 @@ def build_model(name: str, **kwargs: Any):
     return model
 
 
-def _jsonable(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
-
-
 def save_model(model, path: str | os.PathLike, name: str, kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Path:
-    """Write ``model``'s weights to a safetensors file with its name and kwargs (JSON) in the
-    metadata, plus any ``metadata`` (values are JSON-encoded unless they are strings)."""
-    from safetensors.torch import save_file
+    """Write ``model``'s weights with its name and kwargs (see :func:`tessera.weights.save`)."""
+    from tessera import weights
 
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    meta["tessera_model"] = name
-    meta["tessera_kwargs"] = json.dumps(_jsonable(kwargs), sort_keys=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=meta)
-    return path
-
-
-def _resolve(path_or_name: str | os.PathLike) -> Path:
-    p = Path(path_or_name)
-    if p.is_file():
-        return p
-    candidates = []
-    extra = os.environ.get("TESSERA_WEIGHTS")
-    for d in ([Path(extra)] if extra else []) + [WEIGHTS_DIR]:
-        candidates += [d / str(path_or_name), d / f"{path_or_name}.safetensors"]
-    for c in candidates:
-        if c.is_file():
-            return c
-    shipped = sorted(q.stem for q in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
-    raise ModelLoadError(
-        f"no weight file {str(path_or_name)!r}: give a path to a .safetensors file"
-        + (f" or one of the shipped models: {', '.join(shipped)}" if shipped else "")
-    )
+    return weights.save(model, path, name, kwargs, metadata)
 
 
 def load_model(path_or_name: str | os.PathLike, *, device: str = "cpu"):
-    """Load a model saved by :func:`save_model` (a path, or the name of a file in weights/).
+    """Load a model saved by :func:`save_model` (a path, or a shipped name such as ``scenes``).
     Returns it in eval mode with ``.name``, ``.kwargs`` and ``.metadata`` attributes."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from tessera import weights
 
-    path = _resolve(path_or_name)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        state = load_file(str(path), device=device)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path} is not a readable safetensors file: {exc}") from None
-    name = meta.get("tessera_model")
-    if name not in MODELS:
-        raise ModelLoadError(f"{path} has no Tessera model name in its metadata (found {name!r}); export it with `tessera export`")
-    kwargs = json.loads(meta.get("tessera_kwargs", "{}"))
-    if name == "deepfill" and "dilations" in kwargs:
-        kwargs["dilations"] = tuple(kwargs["dilations"])
-    model = build_model(name, **kwargs)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelLoadError(f"{path} does not match model {name} {kwargs}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.metadata = {k: v for k, v in meta.items() if not k.startswith("tessera_")}
-    return model.to(device).eval()
+    return weights.load(path_or_name, device=device)

@@ -17,7 +17,7 @@ Coarse to fine: at ``scales`` resolutions (halving each time, coarsest first) wi
 initialized from the previous result upsampled (the coarsest from the content output).
 
 Features: ImageNet VGG cannot be had offline, so the features are those of the critic of our
-DCGAN trained on faces (weights/dcgan-faces64.safetensors), its second block by default: stride 4,
+DCGAN trained on faces (the shipped dcgan-faces64.safetensors), its second block by default: stride 4,
 LeakyReLU after a batch-normed 4x4 convolution, about what VGG's relu3_1 is in the paper.
 """
 

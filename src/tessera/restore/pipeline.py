@@ -7,7 +7,6 @@ and the returned ``mask`` marks every pixel that may differ from the input.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -21,16 +20,17 @@ from tessera.mosaic.region import Grid, Region, mask_box
 from tessera.restore.blend import blend, tile_weight
 from tessera.restore.classical import CLASSICAL
 from tessera.restore.consistency import project
+from tessera.weights import shipped_path
 
 Kind = Literal["auto", "mosaic", "blur", "hole"]
 Sampling = Literal["auto", "mean", "centre"]
 Restorer = Callable[[np.ndarray, np.ndarray, "Grid | None", str], np.ndarray]
 
-# Shipped learned models: name -> file in weights/. "default" is the general scenes model.
-SHIPPED = {"scenes": "restore-scenes.safetensors", "faces": "restore-faces.safetensors"}
+# Shipped learned restorers (files in tessera.weights.SHIPPED). "default" is the general scenes model.
+SHIPPED = ("scenes", "faces")
 DEFAULT_MODEL = "scenes"
-# Completion by latent search (restore/latent.py): name -> DCGAN weights in weights/.
-LATENT = {"dcgan": "dcgan-faces64.safetensors"}
+# Completion by latent search (restore/latent.py) in a shipped DCGAN.
+LATENT = ("dcgan",)
 # Refinements of any model's output, as "MODEL+NAME" or restore_image(refine=NAME) (restore/patch.py).
 REFINERS = ("patch",)
 # Unknown cell sampling: restore under both hypotheses and keep 'mean' only when the projection onto
@@ -39,14 +39,6 @@ REFINERS = ("patch",)
 # mistake: forcing 'centre' on every case lost 0.16-0.38 dB on average, forcing 'mean' 0.57-1.37 dB.
 # Picked on train-folder cases (benchmarks/sampling.py, benchmarks/RESULTS.md "sampling").
 SAMPLING_RATIO = 0.7
-
-
-def weights_dir() -> Path:
-    """Where shipped weights live: $TESSERA_WEIGHTS, else the repository's weights/ folder."""
-    env = os.environ.get("TESSERA_WEIGHTS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "weights"
 
 
 def model_names() -> list[str]:
@@ -160,22 +152,12 @@ def resolve_model(model: str | os.PathLike, latent=None) -> tuple[str, Restorer]
         base, _, refine = name.rpartition("+")
         base_name, base_restorer = resolve_model(base, latent)
         return f"{base_name}+{refine}", PatchRefiner(base_restorer)
-    label = None
-    if name in LATENT:
-        label, name = name, str(weights_dir() / LATENT[name])
-        if not Path(name).is_file():
-            raise ValueError(f"the {label} weights {name} are missing (train them with python -m tessera.train.dcgan)")
-    # --- end latent / patch ---
     if name in CLASSICAL:
         fn = CLASSICAL[name]
         return name, lambda img, m, g, kind: fn(img, m, g)
-    if name == "default":
-        name = DEFAULT_MODEL
-    if name in SHIPPED:
-        path = weights_dir() / SHIPPED[name]
-        if not path.exists():
-            warnings.warn(f"shipped weights {path} are missing; using the classical 'smooth' restorer", stacklevel=3)
-            return "smooth", lambda img, m, g, kind: CLASSICAL["smooth"](img, m, g)
+    label = name = DEFAULT_MODEL if name == "default" else name
+    if name in SHIPPED or name in LATENT:
+        path = shipped_path(name)  # raises, naming the file, when it is missing
     else:
         path = Path(name)
         if not path.is_file():
@@ -184,7 +166,7 @@ def resolve_model(model: str | os.PathLike, latent=None) -> tuple[str, Restorer]
     if getattr(net, "name", "") == "dcgan":  # a generator of z, completed by latent search
         from tessera.restore.latent import LatentConfig, LatentRestorer
 
-        return label or name, LatentRestorer(net, latent or LatentConfig())
+        return label, LatentRestorer(net, latent or LatentConfig())
     return name, NetRestorer(net, name)
 
 
@@ -300,7 +282,7 @@ def restore_image(
     estimated = regions is None and grid is None  # grids found here rather than given
     if regions is None:
         if mask is None:
-            from tessera.mosaic.detect import detect
+            from tessera.detect.mosaics import detect
 
             regions = detect(image)
             if kind != "auto" or grid is not None:  # the user knows what hides the detected regions

@@ -231,7 +231,7 @@ def find_images(root: str | Path) -> list[Path]:
 def read_rgb(path: Path) -> np.ndarray:
     """RGB uint8 (H, W, 3) from any image file (grey becomes RGB); raises on broken files."""
     try:
-        from tessera.imaging import read_image
+        from tessera.io.image import read_image
     except ImportError:  # imaging not available: PIL directly
         read_image = None
     if read_image is not None:

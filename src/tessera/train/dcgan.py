@@ -30,7 +30,7 @@ from tessera.train.losses import gan_bce
 @dataclass(frozen=True)
 class DCGANTrainConfig:
     data: Path
-    out: Path = Path("weights/dcgan-faces64.safetensors")
+    out: Path = Path("src/tessera/weights/dcgan-faces64.safetensors")
     run_dir: Path = Path("runs/dcgan")
     size: int = 64
     z_dim: int = 100

@@ -299,7 +299,7 @@ class Logger:
         """Write samples/step_XXXXXXX.png: one row per image, input | output | target."""
         if not self.enabled:
             return None
-        from tessera.imaging import write_image
+        from tessera.io.image import write_image
 
         rows = torch.cat([x[:, :3], out, target], dim=3)  # (N, 3, H, 3W)
         img = torch.cat(list(rows), dim=1)  # (3, N*H, 3W)

@@ -2,7 +2,7 @@
 
 Two parts, each doing what it is best at:
 
-- the segmentation net (:mod:`tessera.mosaic.segnet`) says *where*: a per-pixel probability
+- the segmentation net (:mod:`tessera.models.segnet`) says *where*: a per-pixel probability
   that is good at outlines (feathered, pasted, non grid-aligned) and at small mosaics;
 - grid analysis (:mod:`tessera.mosaic.grid`) says *what*: the cell size, phase and sampling of
   each proposed region, and vetoes proposals without a lattice (a region with a clear lattice
@@ -16,7 +16,6 @@ the mosaic. That finds grid-aligned mosaics on clean (PNG) images, not blurs.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,34 +49,27 @@ class DetectConfig:
 
 
 def default_weights() -> Path:
-    import tessera
+    """The shipped detector's file (by the resolve rule of :mod:`tessera.weights`); raises when missing."""
+    from tessera.weights import shipped_path
 
-    return Path(tessera.__file__).resolve().parents[2] / "weights" / "detector.safetensors"
+    return shipped_path("detector")
 
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float):
-    from tessera.mosaic.segnet import load_segnet
+    from tessera.models.segnet import load_segnet
 
     return load_segnet(path, fuse=True)
 
 
 def load_detector(weights: str | Path | None = None):
-    """The segmentation net from ``weights`` (default: the shipped file), or None with a warning
-    when the default file is missing. An explicit path that does not exist raises."""
+    """The segmentation net from ``weights`` (default: the shipped file), or None for ``weights=""``
+    (grid analysis only). A missing file raises, the shipped one included: nothing degrades silently."""
     if weights == "":
         return None
     path = Path(weights) if weights is not None else default_weights()
     if not path.is_file():
-        if weights is not None:
-            raise FileNotFoundError(f"detector weights {path} not found; pass an existing .safetensors file")
-        warnings.warn(
-            f"no detector weights at {path}; detecting with grid analysis only "
-            "(train them with `python -m tessera.mosaic.train_detector`)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
+        raise FileNotFoundError(f"detector weights {path} not found; pass an existing .safetensors file")
     return _load(str(path), path.stat().st_mtime)
 
 

@@ -7,13 +7,11 @@ convolutions run at 1/fold of the resolution; the head predicts ``fold * fold`` 
 block and unfolds them back to one logit per pixel. This keeps a 512x512 image well under
 100 ms on one CPU core while edges stay pixel-accurate.
 
-Weights are stored as safetensors with the constructor kwargs in the metadata
-(``{"model": "segnet", "kwargs": "<json>"}``); see :func:`load_segnet`.
+Weights are stored like every network's (:mod:`tessera.weights`); see :func:`load_segnet`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -128,30 +126,17 @@ def segnet_kwargs(model: MosaicSegNet) -> dict:
 
 
 def save_segnet(model: MosaicSegNet, path: str | Path, extra: dict | None = None) -> None:
-    """Save weights (float32) as safetensors with the constructor kwargs in the metadata."""
-    from safetensors.torch import save_file
+    """Save weights as safetensors with the constructor kwargs in the metadata (tessera.weights.save)."""
+    from tessera import weights
 
-    meta = {"model": "segnet", "kwargs": json.dumps(segnet_kwargs(model))}
-    for k, v in (extra or {}).items():
-        meta[str(k)] = json.dumps(v)
-    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=meta)
+    weights.save(model, path, "segnet", segnet_kwargs(model), extra)
 
 
 def load_segnet(path: str | Path, *, fuse: bool = False) -> MosaicSegNet:
-    """Build a :class:`MosaicSegNet` from a safetensors file written by :func:`save_segnet` (eval mode;
+    """Build a :class:`MosaicSegNet` from a weight file or the shipped name ``detector`` (eval mode;
     ``fuse=True`` folds the BatchNorms into the convolutions and the space-to-depth step into the
     stem, for faster inference with the same outputs)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from tessera import weights
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"detector weights not found at {path}; pass an existing .safetensors file")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("model") != "segnet" or "kwargs" not in meta:
-        raise ValueError(f"{path} is not a Tessera detector checkpoint (metadata lacks model='segnet' and kwargs)")
-    model = MosaicSegNet(**json.loads(meta["kwargs"]))
-    model.load_state_dict(load_file(str(path)))
-    return fuse_batchnorm(model).fold_stem() if fuse else model.eval()
+    model = weights.load(path, expect="segnet")
+    return fuse_batchnorm(model).fold_stem() if fuse else model

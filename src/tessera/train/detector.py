@@ -1,4 +1,4 @@
-"""Train the mosaic segmentation net on synthetic cases (``python -m tessera.mosaic.train_detector``).
+"""Train the mosaic segmentation net on synthetic cases (``python -m tessera.train.detector``).
 
 Crops of ../shared/data/*/train are hidden with :func:`tessera.mosaic.synth.random_case`
 (cells 4-32, rectangular cells, mean/centre sampling, feathered and pasted edges, blurs,
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tessera.mosaic.segnet import MosaicSegNet, save_segnet
+from tessera.models.segnet import MosaicSegNet, save_segnet
 from tessera.mosaic.synth import random_case
 
 REPO = Path(__file__).resolve().parents[3]
@@ -123,7 +123,7 @@ def train(cfg: TrainConfig) -> None:
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4, persistent_workers=True)
     model = MosaicSegNet(fold=cfg.fold, base=cfg.base, depth=cfg.depth)
     if cfg.init:
-        from tessera.mosaic.segnet import load_segnet, segnet_kwargs
+        from tessera.models.segnet import load_segnet, segnet_kwargs
 
         start = load_segnet(cfg.init)
         if segnet_kwargs(start) != segnet_kwargs(model):

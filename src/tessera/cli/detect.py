@@ -1,0 +1,69 @@
+"""`tessera detect`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tessera.cli.app import app, console
+from tessera.cli.common import Job, plan_outputs, run_jobs
+
+
+def detect_file(job: Job, cfg, model, overwrite: bool) -> None:
+    """One input -> OUT/NAME.mask.png (255 = mosaic) and OUT/NAME.json (the regions)."""
+    import json
+
+    import numpy as np
+
+    from tessera.io.image import read_image, write_image
+    from tessera.detect.mosaics import detect as detect_regions
+
+    rgb, _ = read_image(job.source)
+    regions = detect_regions(rgb, config=cfg, model=model)
+    mask = np.zeros(rgb.shape[:2], bool)
+    for r in regions:
+        mask |= r.mask
+    json_path = job.target.with_name(job.target.name[: -len(".mask.png")] + ".json")
+    if json_path.exists() and not overwrite:
+        raise FileExistsError(f"{json_path} exists (use --overwrite)")
+    write_image(job.target, mask, overwrite=overwrite)
+    doc = {"image": job.source.name, "size": [int(rgb.shape[1]), int(rgb.shape[0])], "regions": [r.to_json() for r in regions]}
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+@app.command()
+def detect(
+    inputs: list[Path] = typer.Argument(..., help="Image files or folders (walked recursively).", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: NAME.mask.png and NAME.json per input."),
+    min_area: int = typer.Option(64, "--min-area", min=1, help="Smallest region reported, in pixels."),
+    sensitivity: float = typer.Option(0.5, "--sensitivity", min=0.0, max=1.0, help="0..1; higher finds fainter regions (and more false ones)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Detector .safetensors (default: the shipped detector)."),
+    no_net: bool = typer.Option(False, "--no-net", help="Grid analysis only (no segmentation net)."),
+    blur: bool = typer.Option(False, "--blur", help="Also report blurred regions (no lattice) at ordinary confidence."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+) -> None:
+    """Find mosaicked regions by themselves: a mask PNG and a JSON (box, cell, phase, sampling, score) per image."""
+    import warnings
+
+    from tessera.io.image import IMAGE_EXTS
+    from tessera.detect.mosaics import DetectConfig, load_detector
+
+    if output.suffix.lower() in IMAGE_EXTS or (output.exists() and not output.is_dir()):
+        raise typer.BadParameter(f"{output} must be a folder (it gets NAME.mask.png and NAME.json)", param_hint="--output")
+    if weights is not None and not weights.is_file():
+        raise typer.BadParameter(f"weights {weights} is not a file", param_hint="--weights")
+    cfg = DetectConfig(
+        min_area=min_area, sensitivity=sensitivity, weights="" if no_net else (str(weights) if weights else None), blur=blur
+    )
+    jobs = plan_outputs(inputs, output, suffix=".mask.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_detector(cfg.weights)
+    for w in caught:
+        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    if model is None:  # warned once above; grid analysis only for every file
+        cfg = DetectConfig(min_area=min_area, sensitivity=sensitivity, weights="", blur=blur)
+    raise typer.Exit(run_jobs(jobs, lambda job: detect_file(job, cfg, model, overwrite), "detect"))
