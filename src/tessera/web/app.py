@@ -1,0 +1,497 @@
+"""The FastAPI application: the page at ``/``, the API under ``/api``, OpenAPI docs at ``/docs``.
+
+Only HTTP lives here: parse a request, save its uploads under a server-made folder, queue the
+matching function of :mod:`tessera.web.tasks` (which calls the library as the CLI does) and answer.
+Safety, from the outside in (:class:`Guard`): the Host and Origin headers must name this server
+(DNS rebinding), the body is capped, image work waits in a bounded queue (503 + Retry-After when
+full), images are capped in pixels from their header, and every temporary folder is removed when
+its request ends, failed or not (job folders when the job is deleted or expires).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+import tessera
+from tessera.web import tasks
+from tessera.web.config import WebConfig
+from tessera.web.work import Busy, Cancelled, Job, JobStore, WorkQueue
+
+WORK_PATHS = frozenset({"/api/detect", "/api/restore", "/api/pixelate", "/api/anonymize", "/api/jobs"})
+CHUNK = 1 << 20
+
+
+class TooLarge(HTTPException):
+    """The request body is over the cap (raised while it is read, so nothing more is read)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than the limit of {limit / 2**20:g} MiB (--max-upload-mb)")
+
+
+def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class Guard:
+    """Pure ASGI middleware in front of every route: Host/Origin check, body cap, early 503."""
+
+    def __init__(self, app, config: WebConfig, queue: WorkQueue) -> None:
+        self.app = app
+        self.config = config
+        self.queue = queue
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        refusal = self.refusal(scope, headers)
+        if refusal is not None:
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": 1008})
+            return await refusal(scope, receive, send)
+        limit = self.config.max_upload_bytes
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise TooLarge(limit)
+            return message
+
+        started = False
+
+        async def watched_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except TooLarge as exc:  # raised outside a route's handlers
+            if started:
+                raise
+            await _json_error(413, exc.detail)(scope, receive, send)
+
+    def refusal(self, scope, headers: dict[str, str]) -> Response | None:
+        host = headers.get("host", "")
+        hostname = urlsplit(f"//{host}").hostname if host else None
+        if not hostname or not self.config.host_allowed(hostname):
+            return _json_error(
+                403,
+                f"refused: the Host header {host!r} is not this server's name (a guard against DNS rebinding); "
+                "start tessera serve with --allow-host NAME to accept it",
+            )
+        origin = headers.get("origin")
+        if origin is not None:
+            parts = urlsplit(origin)
+            if origin == "null" or parts.scheme not in ("http", "https") or parts.netloc.lower() != host.lower():
+                return _json_error(403, f"refused: a page from {origin!r} may not call this server (cross-origin request)")
+        if scope["type"] == "http":
+            length = headers.get("content-length")
+            if length is not None:
+                try:
+                    n = int(length)
+                except ValueError:
+                    return _json_error(400, "malformed Content-Length header")
+                if n > self.config.max_upload_bytes:
+                    return _json_error(413, TooLarge(self.config.max_upload_bytes).detail)
+            if scope.get("method") == "POST" and scope.get("path") in WORK_PATHS and self.queue.full():
+                retry = self.queue.retry_after()
+                return _json_error(503, "the server is busy; retry later", {"Retry-After": str(retry)})
+        return None
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _save(upload: UploadFile | None, path: Path) -> None:
+    """Copy an upload into the work folder in chunks (the client's file name is not used)."""
+    if upload is None:
+        return
+    upload.file.seek(0)
+    with open(path, "xb") as out:
+        shutil.copyfileobj(upload.file, out, CHUNK)
+
+
+def _data_url(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64," + base64.b64encode(data).decode("ascii")
+
+
+def _is_upload(value: Any) -> bool:
+    return value is not None and hasattr(value, "file") and hasattr(value, "filename")
+
+
+def _status_for(exc: BaseException) -> int:
+    from tessera.io.image import ImageReadError, MaskError
+
+    if isinstance(exc, ImageReadError) and "limit" in exc.reason and "pixels" in exc.reason:
+        return 413
+    if isinstance(exc, (tasks.BadInput, ImageReadError, MaskError, ValueError)):
+        return 400
+    return 500
+
+
+def _message(exc: BaseException) -> str:
+    from tessera.io.image import ImageIOError
+
+    if isinstance(exc, ImageIOError):  # the path is a server-made temporary name: say which upload
+        return f"{exc.path.name}: {exc.reason}"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# ------------------------------------------------------------------------------------------ the app
+
+
+def create_app(config: WebConfig) -> FastAPI:
+    queue = WorkQueue(config.workers, config.queue)
+    root = Path(tempfile.mkdtemp(prefix="tessera-web-"))
+    store = JobStore(root, config.jobs, config.job_ttl)
+    static = resources.files("tessera.web") / "static"
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            queue.shutdown()
+            shutil.rmtree(root, ignore_errors=True)
+
+    app = FastAPI(
+        title="Tessera",
+        version=tessera.__version__,
+        description=(
+            "Find, restore and add mosaics (pixelation), blurs and holes in images, over the same library "
+            "calls as the `tessera` command line. **Restoration is imagination, not recovery**: every "
+            "restored PNG names its synthesized-pixel mask (text chunk `tessera:synthesized-mask`) and "
+            "carries the notice. Errors are JSON: `{\"error\": message}`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.queue = queue
+    app.state.jobs = store
+    app.state.root = root
+    app.add_middleware(Guard, config=config, queue=queue)
+
+    # -------------------------------------------------------------------------------- errors
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException):
+        return _json_error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError):
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return _json_error(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(Busy)
+    async def _busy(_request: Request, exc: Busy):
+        return _json_error(503, str(exc), {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(tasks.BadInput)
+    async def _bad_input(_request: Request, exc: tasks.BadInput):
+        return _json_error(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _internal(_request: Request, exc: Exception):
+        return _json_error(_status_for(exc), _message(exc))
+
+    # -------------------------------------------------------------------------------- running work
+
+    def new_folder() -> Path:
+        folder = root / f"req-{uuid.uuid4().hex}"
+        folder.mkdir(mode=0o700)
+        return folder
+
+    def in_folder(fn: Callable, folder: Path, params: Any, outputs: tuple[str, ...]):
+        """Runs on a worker: the task, then its output files read back; the folder always removed."""
+        try:
+            info = fn(folder, params, config.max_pixels)
+            return info, {name: (folder / name).read_bytes() for name in outputs if (folder / name).exists()}
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def run_now(fn: Callable, params: Any, uploads: dict[str, UploadFile | None], outputs: tuple[str, ...]):
+        """Save the uploads, queue the work, wait for it. The folder goes whatever happens: the
+        worker removes it, or this request does when the work never started."""
+        folder = new_folder()
+        try:
+            for name, upload in uploads.items():
+                await run_in_threadpool(_save, upload, folder / name)
+            fut: Future = queue.submit(in_folder, fn, folder, params, outputs)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        fut.add_done_callback(lambda f: shutil.rmtree(folder, ignore_errors=True) if f.cancelled() else None)
+        try:
+            return await asyncio.wrap_future(fut)
+        except Exception as exc:
+            raise HTTPException(_status_for(exc), _message(exc)) from exc
+
+    def run_job(job: Job, fn: Callable, params: Any, outputs: dict[str, tuple[str, str, str]]) -> None:
+        """Runs on a worker: the task with progress reports; outputs kept in the job's folder."""
+        job.status, job.started = "running", time.time()
+        try:
+            if job.cancel_requested:
+                raise Cancelled("cancelled")
+            info = fn(job.folder, params, config.max_pixels, job.report)
+            if job.cancel_requested:
+                raise Cancelled("cancelled")
+            if isinstance(info, dict) and tasks.RESULT_JSON in outputs:
+                (job.folder / tasks.RESULT_JSON).write_text(json.dumps(info))
+            job.info = info if isinstance(info, dict) else {}
+            for key, (filename, media, download) in outputs.items():
+                if (job.folder / filename).exists():
+                    job.outputs[key] = (job.folder / filename, media, download)
+            job.progress, job.status = 1.0, "done"
+        except Cancelled:
+            job.status = "cancelled"
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the job's error message
+            job.status, job.error = "failed", _message(exc)
+        finally:
+            job.finished = time.time()
+            for name in (tasks.IMAGE, tasks.MASK):
+                (job.folder / name).unlink(missing_ok=True)
+            if job.cancel_requested:
+                store.remove(job)
+
+    # -------------------------------------------------------------------------------- page and info
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return Response((static / "index.html").read_bytes(), media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/api/info", summary="Models, actions and limits of this server")
+    async def info() -> dict:
+        from tessera.restore.pipeline import DEFAULT_MODEL, model_names
+
+        return {
+            "version": tessera.__version__,
+            "models": model_names(),
+            "default_model": "default",
+            "default_is": DEFAULT_MODEL,
+            "actions": {"detect": True, "restore": True, "pixelate": True, "blur": True, "solid": True,
+                        "anonymize": False, "video": False},
+            "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
+                       "workers": config.workers, "queue": config.queue},
+            "busy": queue.busy,
+            "notice": tasks.notice(),
+        }
+
+    # -------------------------------------------------------------------------------- image work
+
+    @app.post("/api/detect", summary="Find mosaicked regions: box, cell size, phase, sampling, score")
+    async def detect(
+        image: UploadFile = File(..., description="The image (any format Pillow reads)."),
+        min_area: int = Form(64, description="Smallest region reported, in pixels."),
+        sensitivity: float = Form(0.5, description="0..1; higher finds fainter regions (and more false ones)."),
+        with_mask: bool = Form(False, description="Also return the regions' mask as a PNG data URL (white = mosaic)."),
+    ) -> dict:
+        params = tasks.DetectParams(min_area=min_area, sensitivity=sensitivity, with_mask=with_mask)
+        doc, files = await run_now(tasks.run_detect, params, {tasks.IMAGE: image}, (tasks.RESULT_MASK,))
+        if with_mask and tasks.RESULT_MASK in files:
+            doc["mask"] = _data_url(files[tasks.RESULT_MASK])
+        return doc
+
+    @app.post(
+        "/api/restore",
+        summary="Restore mosaicked, blurred or missing regions (imagined, not recovered)",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "application/json": {}},
+                         "description": "The restored PNG (or JSON with both images as data URLs when with_mask)."}},
+    )
+    async def restore(
+        image: UploadFile = File(..., description="The image to restore."),
+        mask: UploadFile | None = File(None, description="Optional mask image (white = restore), same size; else mosaics are detected."),
+        model: str = Form("default", description="A model name from GET /api/info."),
+        sampling: str = Form("auto", description="auto, mean or centre: how each mosaic cell took its colour."),
+        kind: str = Form("auto", description="What hides the pixels: auto, mosaic, blur or hole."),
+        cell: str | None = Form(None, description="Known mosaic cell size N or HxW (else estimated)."),
+        phase: str | None = Form(None, description="Known grid phase YxX (with cell)."),
+        feather: int = Form(0, description="Blend the restoration in over N pixels inside the mask."),
+        with_mask: bool = Form(False, description="Answer JSON with the result and the synthesized mask as PNG data URLs."),
+    ):
+        params = tasks.RestoreParams(
+            model=model, sampling=sampling, kind=kind, cell=tasks.parse_pair(cell, "cell"),
+            phase=tasks.parse_pair(phase, "phase") or (0, 0), feather=feather, with_mask=with_mask,
+            name=tasks.download_name(image.filename),
+        )
+        uploads = {tasks.IMAGE: image, tasks.MASK: mask if _is_upload(mask) else None}
+        done, files = await run_now(tasks.run_restore, params, uploads, (tasks.RESULT, tasks.RESULT_MASK))
+        return _image_answer(done, files, with_mask, synthesized=True)
+
+    @app.post(
+        "/api/pixelate",
+        summary="Hide regions: mosaic, blur or solid fill",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "application/json": {}}}},
+    )
+    async def pixelate(
+        image: UploadFile = File(..., description="The image."),
+        mask: UploadFile | None = File(None, description="Optional mask image (white = hide), same size."),
+        boxes: str | None = Form(None, description="Boxes x,y,w,h;x,y,w,h. Without mask or boxes: the whole image."),
+        method: str = Form("mosaic", description="mosaic, blur or solid."),
+        cell: str = Form("12", description="Mosaic cell size N or HxW."),
+        phase: str | None = Form(None, description="Grid phase YxX."),
+        sampling: str = Form("mean", description="Cell colour: mean or centre."),
+        feather: int = Form(0, description="Blend the edge over N pixels."),
+        sigma: float = Form(8.0, description="Blur sigma (method blur)."),
+        with_mask: bool = Form(False, description="Answer JSON with the result and the changed-pixel mask as data URLs."),
+    ):
+        params = tasks.PixelateParams(
+            method=method, cell=tasks.parse_pair(cell, "cell") or (12, 12), phase=tasks.parse_pair(phase, "phase") or (0, 0),
+            sampling=sampling, feather=feather, sigma=sigma, boxes=tasks.parse_boxes(boxes), with_mask=with_mask,
+            name=tasks.download_name(image.filename),
+        )
+        uploads = {tasks.IMAGE: image, tasks.MASK: mask if _is_upload(mask) else None}
+        done, files = await run_now(tasks.run_pixelate, params, uploads, (tasks.RESULT, tasks.RESULT_MASK))
+        return _image_answer(done, files, with_mask, synthesized=False)
+
+    @app.post("/api/anonymize", summary="Find faces and text and hide them (not available yet)", status_code=501)
+    async def anonymize():
+        return _json_error(
+            501,
+            "anonymize is not available in this version: tessera.anonymize has not landed yet; "
+            "use /api/pixelate with a mask or boxes",
+        )
+
+    # -------------------------------------------------------------------------------- jobs
+
+    @app.post("/api/jobs", status_code=202, summary="Start long work (big images) as a job: returns its id")
+    async def create_job(
+        task: str = Form(..., description="detect, restore or pixelate."),
+        image: UploadFile = File(...),
+        mask: UploadFile | None = File(None),
+        model: str = Form("default"),
+        sampling: str | None = Form(None),
+        kind: str = Form("auto"),
+        cell: str | None = Form(None),
+        phase: str | None = Form(None),
+        feather: int = Form(0),
+        method: str = Form("mosaic"),
+        boxes: str | None = Form(None),
+        sigma: float = Form(8.0),
+        min_area: int = Form(64),
+        sensitivity: float = Form(0.5),
+    ) -> dict:
+        name = tasks.download_name(image.filename)
+        fn: Callable
+        if task == "detect":
+            fn, params = tasks.run_detect, tasks.DetectParams(min_area=min_area, sensitivity=sensitivity, with_mask=True)
+            outputs = {"result": (tasks.RESULT_JSON, "application/json", f"{name}.regions.json"),
+                       "mask": (tasks.RESULT_MASK, "image/png", f"{name}.mask.png")}
+        elif task == "restore":
+            fn, params = tasks.run_restore, tasks.RestoreParams(
+                model=model, sampling=sampling or "auto", kind=kind, cell=tasks.parse_pair(cell, "cell"),
+                phase=tasks.parse_pair(phase, "phase") or (0, 0), feather=feather, name=name)
+            outputs = {"result": (tasks.RESULT, "image/png", f"{name}.restored.png"),
+                       "mask": (tasks.RESULT_MASK, "image/png", f"{name}.synthesized.png")}
+        elif task == "pixelate":
+            fn, params = tasks.run_pixelate, tasks.PixelateParams(
+                method=method, cell=tasks.parse_pair(cell, "cell") or (12, 12), phase=tasks.parse_pair(phase, "phase") or (0, 0),
+                sampling=sampling or "mean", feather=feather, sigma=sigma, boxes=tasks.parse_boxes(boxes), name=name)
+            outputs = {"result": (tasks.RESULT, "image/png", f"{name}.{method}.png"),
+                       "mask": (tasks.RESULT_MASK, "image/png", f"{name}.{method}.mask.png")}
+        elif task == "anonymize":
+            return _json_error(501, "anonymize is not available in this version")  # type: ignore[return-value]
+        else:
+            raise tasks.BadInput(f"task must be detect, restore or pixelate, got {task!r}")
+        if queue.full():
+            raise Busy("the server is busy; retry later", queue.retry_after())
+        job = store.new(task)
+        try:
+            await run_in_threadpool(_save, image, job.folder / tasks.IMAGE)
+            if _is_upload(mask):
+                await run_in_threadpool(_save, mask, job.folder / tasks.MASK)
+            job.future = queue.submit(run_job, job, fn, params, outputs)
+        except BaseException:
+            store.remove(job)
+            raise
+        return {"id": job.id, "status": job.status, "url": f"/api/jobs/{job.id}"}
+
+    @app.get("/api/jobs", summary="Every job this server keeps")
+    async def list_jobs() -> dict:
+        store.expire()
+        return {"jobs": [job.to_json() for job in store.all()]}
+
+    def find(job_id: str) -> Job:
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r} (finished jobs are kept {config.job_ttl:g} s)")
+        return job
+
+    @app.get("/api/jobs/{job_id}", summary="A job's status, progress (0..1) and ETA in seconds")
+    async def job_status(job_id: str) -> dict:
+        return find(job_id).to_json()
+
+    @app.get("/api/jobs/{job_id}/{output}", summary="Download a finished job's result or mask")
+    async def job_output(job_id: str, output: str):
+        job = find(job_id)
+        if job.status != "done":
+            raise HTTPException(409, f"job {job_id} is {job.status}, not done")
+        if output not in job.outputs:  # a key of a dict this server filled: never a path
+            raise HTTPException(404, f"job {job_id} has no output {output!r}; it has {', '.join(job.outputs)}")
+        path, media, download = job.outputs[output]
+        headers = {"X-Tessera-Notice": tasks.notice()} if job.task == "restore" else None
+        return FileResponse(path, media_type=media, filename=download, headers=headers)
+
+    @app.delete("/api/jobs/{job_id}", summary="Cancel a job and delete it and its files")
+    async def cancel_job(job_id: str) -> dict:
+        job = find(job_id)
+        job.cancel_requested = True
+        if job.future is not None and job.future.cancel():  # still waiting: it never runs
+            job.status = "cancelled"
+        if job.status in ("running",):
+            job.status = "cancelling"
+            return job.to_json() | {"status": "cancelling"}
+        out = job.to_json() | {"status": "deleted" if job.status != "cancelled" else "cancelled"}
+        store.remove(job)
+        return out
+
+    return app
+
+
+def _image_answer(done: dict, files: dict[str, bytes], with_mask: bool, *, synthesized: bool):
+    """The result PNG itself, or (with_mask) JSON holding both PNGs as data URLs and what was done."""
+    if tasks.RESULT not in files:
+        raise HTTPException(500, "the result was not written")
+    if with_mask:
+        body = dict(done)
+        body["image"] = _data_url(files[tasks.RESULT])
+        body["mask"] = _data_url(files[tasks.RESULT_MASK]) if tasks.RESULT_MASK in files else None
+        return JSONResponse(body)
+    headers = {"Content-Disposition": f'inline; filename="{done["result_name"]}"'}
+    if synthesized:
+        headers |= {"X-Tessera-Notice": done["notice"], "X-Tessera-Model": done["model"],
+                    "X-Tessera-Synthesized-Mask": done["mask_name"]}
+    return Response(files[tasks.RESULT], media_type="image/png", headers=headers)
