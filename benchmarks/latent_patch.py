@@ -23,8 +23,8 @@ import torch
 from _results import write_section
 
 from tessera.evaluate import load_folder, make_cases, psnr, sample_sheet, ssim
-from tessera.restore.pipeline import resolve_model, restore_image
-from tessera.weights import SHIPPED, weights_dir
+from tessera.restore.pipeline import restore_image
+from tessera.restore.restorer import from_spec, resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -42,7 +42,7 @@ def run_set(cases, models, kind: str) -> tuple[dict, dict]:
             else:
                 img, grid, k = np.where(c.mask[..., None], np.uint8(0), c.clean), None, "hole"
             t0 = time.perf_counter()
-            res = restore_image(img, c.mask, model=name, grid=grid, kind=k)
+            res = restore_image(img, c.mask, restorer=from_spec(name), grid=grid, kind=k)
             ts.append(time.perf_counter() - t0)
             ps.append(psnr(res.image, c.clean, c.mask))
             ss.append(ssim(res.image, c.clean, c.mask))
@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    learned = [m for m in ("faces",) if (weights_dir() / SHIPPED[m]).exists()]
+    learned = ["faces"]
     mosaic_models = a.models.split(",") if a.models else ["smooth", "smooth+patch", *learned, *(m + "+patch" for m in learned), "dcgan"]
     hole_models = a.models.split(",") if a.models else ["telea", "telea+patch", *learned, *(m + "+patch" for m in learned), "dcgan"]
     images = load_folder(DATA / "faces" / "val", 512)
@@ -84,7 +84,7 @@ def main() -> None:
     sample_sheet(hole_cases, hol_out, out / "hole.png")
     # the latent search itself: contextual loss at the start and the end (best restart), and where
     # the time goes, on the first (up to) 4 hole cases
-    _, restorer = resolve_model("dcgan")
+    restorer = resolve_model("dcgan")
     drops, split = [], []
     for c in cases[:4]:
         restorer(np.where(c.mask[..., None], np.uint8(0), c.clean), c.mask, None, "hole")

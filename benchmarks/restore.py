@@ -19,7 +19,6 @@ from _results import write_section
 
 from tessera.evaluate import EvalConfig, markdown_table, run_eval
 from tessera.restore.pipeline import SHIPPED, resolve_model
-from tessera.weights import shipped_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -35,7 +34,7 @@ def model_time(name: str, size: int = 256, repeats: int = 5) -> float:
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
     mask = np.ones((size, size), bool)
-    _, restorer = resolve_model(name)
+    restorer = resolve_model(name)
     restorer(img, mask, None, "mosaic")  # warm up
     times = []
     for _ in range(repeats):

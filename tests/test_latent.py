@@ -146,15 +146,15 @@ def test_pipeline_runs_a_dcgan_weight_file(tmp_path):
 
     model = tiny_dcgan()
     path = save_model(model, tmp_path / "tiny-dcgan.safetensors", "dcgan", model.kwargs)
-    name, restorer = resolve_model(path, LatentConfig(iters=3, restarts=2))
+    restorer = resolve_model(path, latent=LatentConfig(iters=3, restarts=2))
     assert isinstance(restorer, LatentRestorer) and restorer.cfg.iters == 3
-    name, refiner = resolve_model(f"{path}+patch")
-    assert name == f"{path}+patch" and isinstance(refiner, PatchRefiner) and isinstance(refiner.restorer, LatentRestorer)
+    refiner = resolve_model(path, refine="patch")
+    assert refiner.name == f"{path}+patch" and isinstance(refiner, PatchRefiner) and isinstance(refiner.restorer, LatentRestorer)
     rng = np.random.default_rng(2)
     image = rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)
     mask = np.zeros((36, 36), bool)
     mask[10:20, 12:24] = True
-    res = restore_image(image, mask, model=path, kind="hole", latent=LatentConfig(iters=3, restarts=2))
+    res = restore_image(image, mask, model=str(path), kind="hole", iters=3)
     assert np.array_equal(res.image[~mask], image[~mask]) and res.mask.sum() == mask.sum()
     with pytest.raises(ValueError, match="refinement"):
         restore_image(image, mask, model="smooth", refine="sharpen")

@@ -9,7 +9,8 @@ from tessera.evaluate import blockiness, psnr
 from tessera.mosaic.pixelate import pixelate
 from tessera.mosaic.region import Grid
 from tessera.restore.classical import cubic_matrix, smooth
-from tessera.restore.pipeline import NetRestorer, restore_image
+from tessera.restore.pipeline import restore_image
+from tessera.restore.restorer import NetRestorer
 
 
 def test_outside_mask_is_byte_identical(photo):
@@ -204,5 +205,5 @@ def test_weights_are_loaded_once(tmp_path):
 
     torch.manual_seed(0)
     path = save_model(build_model("unet", base=4, depth=2), tmp_path / "w.safetensors", "unet", {"base": 4, "depth": 2})
-    (_, a), (_, b) = resolve_model(path), resolve_model(str(path))
+    a, b = resolve_model(path), resolve_model(str(path))
     assert a.net is b.net

@@ -148,18 +148,23 @@ class Score:
     extra: dict = field(default_factory=dict)
 
 
-def score_case(case: Case, model: str, *, auto: bool = False, restore: Callable | None = None) -> tuple[Score, np.ndarray]:
+def score_case(
+    case: Case, model: str, *, auto: bool = False, restore: Callable | None = None, restorer=None
+) -> tuple[Score, np.ndarray]:
     """Restore one case with ``model`` (given the true mask and grid, or detecting them when
     ``auto``) and score the result inside the true mask."""
     from tessera.restore.consistency import remosaic_residual
     from tessera.restore.pipeline import restore_image
 
+    from tessera.restore.restorer import from_spec
+
     restore = restore or restore_image
+    restorer = restorer or from_spec(model)  # model: a name, a path, or MODEL+patch
     t0 = time.perf_counter()
     if auto:
-        res = restore(case.degraded, None, model=model)
+        res = restore(case.degraded, None, restorer=restorer)
     else:
-        res = restore(case.degraded, case.mask, model=model, grid=case.grid, kind="mosaic" if case.grid else "auto")
+        res = restore(case.degraded, case.mask, restorer=restorer, grid=case.grid, kind="mosaic" if case.grid else "auto")
     dt = time.perf_counter() - t0
     out = res.image
     g = case.grid
@@ -300,19 +305,18 @@ class EvalConfig:
 def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> tuple[dict, list[Score]]:
     """Make the cases, restore them with every model, and write report.md, scores.json, psnr.png and
     samples.png into ``cfg.output``. Returns (summary, scores)."""
-    from tessera.restore.pipeline import resolve_model
+    from tessera.restore.restorer import from_spec
 
     images = load_folder(cfg.data, cfg.max_side)
     cases = make_cases(images, cfg.cases, cfg.seed, cfg.kinds, cfg.jpeg)
     scores: list[Score] = []
     outputs: dict[str, list[np.ndarray]] = {}
-    for model in cfg.models:
-        resolve_model(model)  # load the weights before timing (they are cached) and fail early on a bad name
+    restorers = {model: from_spec(model) for model in cfg.models}  # load weights before timing; fail early
     for model in cfg.models:
         outs = []
         for auto in (False, True) if cfg.auto else (False,):
             for case in cases:
-                s, out = score_case(case, model, auto=auto)
+                s, out = score_case(case, model, auto=auto, restorer=restorers[model])
                 scores.append(s)
                 if not auto:
                     outs.append(out)

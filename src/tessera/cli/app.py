@@ -25,4 +25,3 @@ def _root() -> None:
     Restoration is imagination, not recovery: a restored face is not the person who was hidden.
     """
 
-DISCLAIMER = "Restored pixels are imagined, not recovered: they are not the hidden original."

@@ -8,32 +8,28 @@ from typing import Optional
 
 import typer
 
-from tessera.cli.app import DISCLAIMER, app, console
+from tessera.restore.marking import NOTICE
+from tessera.restore.pipeline import RestoreConfig
+from tessera.cli.app import app, console
 from tessera.cli.common import parse_ints, parse_cell, Job, plan_outputs, run_jobs, check_not_input
 
 
 @dataclass(frozen=True)
-class RestoreConfig:
-    model: str = "default"
+class RestoreFiles:
+    """The command's own fields (where masks come from, how outputs are written); how to restore
+    is the library's :class:`tessera.restore.pipeline.RestoreConfig`."""
+
+    restore: RestoreConfig = RestoreConfig()
     mask: Path | None = None
     mask_dir: Path | None = None
     cell: tuple[int, int] | None = None
     phase: tuple[int, int] = (0, 0)
-    sampling: str = "auto"
-    kind: str = "auto"
-    feather: int = 0
     save_mask: bool = False
     overwrite: bool = False
     quality: int = 95
-    refine: str | None = None  # "patch": neural patch synthesis on the model's output
-    iters: int = 100  # dcgan: latent-search steps
-    lam: float = 0.003  # dcgan: perceptual-loss weight
 
 
-MASK_TEXT_KEY = "tessera:synthesized-mask"
-
-
-def find_mask(job: Job, cfg: RestoreConfig) -> Path | None:
+def find_mask(job: Job, cfg: RestoreFiles) -> Path | None:
     """The mask for one input: --mask, or the file in --mask-dir with the input's stem (mirrored sub-folder first)."""
     from tessera.io.image import IMAGE_EXTS
 
@@ -51,37 +47,28 @@ def find_mask(job: Job, cfg: RestoreConfig) -> Path | None:
     raise ValueError(f"no mask named {stem}.* in {cfg.mask_dir}")
 
 
-def restore_file(job: Job, cfg: RestoreConfig) -> None:
-    from tessera.io.image import ImageWriteError, read_image, read_mask, write_image
+def restore_file(job: Job, cfg: RestoreFiles) -> None:
+    from tessera.io.image import read_image, read_mask
     from tessera.mosaic.region import Grid
+    from tessera.restore.marking import refuse_existing, write_restoration
     from tessera.restore.pipeline import restore_image
 
     check_not_input(job)
-    mask_out = job.target.with_name(job.target.stem + ".synthesized.png")
-    if not cfg.overwrite:  # refuse before the work, and before writing either file
-        for path in (job.target, mask_out) if cfg.save_mask else (job.target,):
-            if path.exists():
-                raise ImageWriteError(path, "exists; use --overwrite to replace it")
     rgb, info = read_image(job.source)
     mask_path = find_mask(job, cfg)
     mask = read_mask(mask_path, shape=rgb.shape[:2]) if mask_path else None
     grid = None
     if cfg.cell is not None:
         ch, cw = cfg.cell
-        grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, "mean" if cfg.sampling == "auto" else cfg.sampling)  # type: ignore[arg-type]
-    from tessera.restore.latent import LatentConfig
-
-    latent = LatentConfig(iters=cfg.iters, lam=cfg.lam)
-    result = restore_image(
-        rgb, mask, model=cfg.model, grid=grid, kind=cfg.kind, feather=cfg.feather, refine=cfg.refine, latent=latent, sampling=cfg.sampling  # type: ignore[arg-type]
+        sampling = cfg.restore.sampling if cfg.restore.sampling in ("mean", "centre") else "mean"
+        grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, sampling)  # type: ignore[arg-type]
+    if not cfg.overwrite:  # refuse before the work (write_restoration checks again before writing)
+        refuse_existing(job.target, cfg.save_mask)
+    result = restore_image(rgb, mask, config=cfg.restore, grid=grid)
+    write_restoration(
+        job.target, result.image, result.mask, result.model, save_mask=cfg.save_mask, overwrite=cfg.overwrite,
+        quality=cfg.quality, alpha=info.alpha, icc_profile=info.icc_profile,
     )
-    text = {"tessera:notice": DISCLAIMER, "tessera:model": result.model}
-    if cfg.save_mask:
-        text[MASK_TEXT_KEY] = mask_out.name
-    if cfg.save_mask:  # the mask first: a failure leaves no output that names a missing mask
-        write_image(mask_out, result.mask, overwrite=cfg.overwrite)
-    write_image(job.target, result.image, alpha=info.alpha, overwrite=cfg.overwrite, quality=cfg.quality, text=text,
-                icc_profile=info.icc_profile)
 
 
 @app.command()
@@ -109,39 +96,30 @@ def restore(
 
     Restored pixels are imagined, not recovered: they are not the hidden original.
     """
-    from tessera.restore.pipeline import model_names
-
     if mask is not None and mask_dir is not None:
         raise typer.BadParameter("give --mask or --mask-dir, not both", param_hint="--mask")
     if mask is not None and not mask.is_file():
         raise typer.BadParameter(f"mask {mask} is not a file", param_hint="--mask")
     if mask_dir is not None and not mask_dir.is_dir():
         raise typer.BadParameter(f"{mask_dir} is not a folder", param_hint="--mask-dir")
-    if model not in model_names() and not Path(model).is_file():
-        raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(model_names())} or a .safetensors file", param_hint="--model")
-    if kind not in ("auto", "mosaic", "blur", "hole"):
-        raise typer.BadParameter("must be auto, mosaic, blur or hole", param_hint="--kind")
-    if refine is not None and refine != "patch":
-        raise typer.BadParameter("must be patch", param_hint="--refine")
-    if sampling not in ("auto", "mean", "centre", "center"):
-        raise typer.BadParameter("must be 'auto', 'mean' or 'centre'", param_hint="--sampling")
-    cfg = RestoreConfig(
-        model=model,
+    try:
+        restore_cfg = RestoreConfig(
+            model=model, kind=kind, sampling="centre" if sampling == "center" else sampling,  # type: ignore[arg-type]
+            feather=feather, refine=refine, iters=iters, lam=lam,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    cfg = RestoreFiles(
+        restore=restore_cfg,
         mask=mask,
         mask_dir=mask_dir,
         cell=parse_cell(cell) if cell else None,
         phase=parse_ints(phase, 2, "--phase"),  # type: ignore[arg-type]
-        sampling="centre" if sampling == "center" else sampling,
-        kind=kind,
-        feather=feather,
         save_mask=save_mask,
         overwrite=overwrite,
         quality=quality,
-        refine=refine,
-        iters=iters,
-        lam=lam,
     )
     jobs = plan_outputs(inputs, output)
     code = run_jobs(jobs, lambda job: restore_file(job, cfg), "restore")
-    console.print(f"[dim]{DISCLAIMER}[/]", highlight=False)
+    console.print(f"[dim]{NOTICE}[/]", highlight=False)
     raise typer.Exit(code)

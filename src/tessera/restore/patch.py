@@ -255,6 +255,7 @@ class PatchRefiner:
         self.restorer = restorer
         self.cfg = cfg
         self._features = features
+        self.name = f"{getattr(restorer, 'name', 'model')}+patch"
 
     @property
     def features(self) -> torch.nn.Module:

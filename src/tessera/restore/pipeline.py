@@ -1,7 +1,14 @@
-"""restore_image: regions -> crop with context -> model (tiled, native scale) -> blend -> mosaic consistency.
+"""restore_image in three stages: plan regions -> restore each crop -> compose.
 
-Restoration is imagination, not recovery: what a model puts behind a mosaic is a plausible guess,
-and the returned ``mask`` marks every pixel that may differ from the input.
+1. plan (:func:`plan_regions`): the user's mask split into regions, or :func:`tessera.detect.mosaics.detect`;
+   each region gets its grid (given, or estimated) and its kind (mosaic | blur | hole).
+2. restore (:func:`restore_region`): each region's crop with context goes through a
+   :class:`tessera.restore.restorer.Restorer` (model at native scale, tiled when large), is blended in
+   and projected onto the observed mosaic (each cell averages to, or has at its centre, what was observed).
+3. compose: the restored pieces are pasted into a copy of the image; pixels outside the regions stay
+   byte-identical; the returned ``mask`` marks every synthesized pixel (see restore/marking.py).
+
+Restoration is imagination, not recovery: what a model puts behind a mosaic is a plausible guess.
 """
 
 from __future__ import annotations
@@ -9,30 +16,27 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
 
 from tessera.mosaic.region import Grid, Region, mask_box
-from tessera.restore.blend import blend, tile_weight
-from tessera.restore.classical import CLASSICAL
+from tessera.restore.blend import blend
 from tessera.restore.consistency import project
-from tessera.weights import shipped_path
+from tessera.restore.restorer import DEFAULT_MODEL, MODEL_TABLE, Restorer, model_names, resolve_model
+
+__all__ = [
+    "RestoreConfig", "Restoration", "restore_image", "plan_regions", "restore_region", "model_names",
+    "resolve_model", "DEFAULT_MODEL", "SHIPPED",
+]
 
 Kind = Literal["auto", "mosaic", "blur", "hole"]
 Sampling = Literal["auto", "mean", "centre"]
-Restorer = Callable[[np.ndarray, np.ndarray, "Grid | None", str], np.ndarray]
+Progress = Callable[[int, int], None]  # (regions done, regions in all)
 
-# Shipped learned restorers (files in tessera.weights.SHIPPED). "default" is the general scenes model.
-SHIPPED = ("scenes", "faces")
-DEFAULT_MODEL = "scenes"
-# Completion by latent search (restore/latent.py) in a shipped DCGAN.
-LATENT = ("dcgan",)
-# Refinements of any model's output, as "MODEL+NAME" or restore_image(refine=NAME) (restore/patch.py).
-REFINERS = ("patch",)
+# Shipped learned restorers (names in restore/restorer.py's MODEL_TABLE with weights).
+SHIPPED = tuple(n for n, e in MODEL_TABLE.items() if e.family == "net")
 # Unknown cell sampling: restore under both hypotheses and keep 'mean' only when the projection onto
 # the 'centre' constraint needs at least this fraction of the correction that 'mean' needs. A 'centre'
 # constraint pins one pixel per cell, so it always needs less; when unsure, 'centre' is the cheaper
@@ -41,9 +45,46 @@ REFINERS = ("patch",)
 SAMPLING_RATIO = 0.7
 
 
-def model_names() -> list[str]:
-    """Every name ``restore_image(model=...)`` accepts (besides a path to a .safetensors file)."""
-    return ["default", *SHIPPED, *CLASSICAL, *LATENT]
+@dataclass(frozen=True)
+class RestoreConfig:
+    """How to restore. model: a name (see :func:`model_names`) or a .safetensors path. kind: what hides
+    the pixels ('auto' = mosaic if a grid is found, else a hole whose pixels are ignored). sampling: how
+    each cell's colour was taken (None: a given grid keeps its own and an estimated one is decided as
+    in 'auto'; 'auto': restore under 'mean' and 'centre' and keep the one the restoration agrees with).
+    context: pixels of context around each region (at least). feather: blend over N pixels inside the
+    mask. consistency: project onto the observed mosaic. refine: 'patch' (neural patch synthesis).
+    iters, lam: the latent search of dcgan models (Adam steps, weight of the critic's loss)."""
+
+    model: str | os.PathLike = "default"
+    kind: Kind = "auto"
+    sampling: Sampling | None = None
+    context: int = 32
+    feather: int = 0
+    consistency: bool = True
+    refine: str | None = None
+    iters: int = 100
+    lam: float = 0.003
+
+    def __post_init__(self) -> None:
+        from tessera.restore.restorer import is_model
+
+        if not is_model(str(self.model)):
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(model_names())} or a .safetensors file")
+        if self.kind not in ("auto", "mosaic", "blur", "hole"):
+            raise ValueError(f"kind must be auto, mosaic, blur or hole, got {self.kind!r}")
+        if self.sampling not in (None, "auto", "mean", "centre"):
+            raise ValueError(f"sampling must be 'auto', 'mean' or 'centre', got {self.sampling!r}")
+        if not 0 <= self.context <= 4096 or not 0 <= self.feather <= 256:
+            raise ValueError(f"context must be within 0..4096 and feather within 0..256, got {self.context}, {self.feather}")
+        if self.refine not in (None, "patch"):
+            raise ValueError(f"unknown refinement {self.refine!r}: use patch")
+        if not 0 <= self.iters <= 100_000 or not 0.0 <= self.lam <= 1e3:
+            raise ValueError(f"iters must be within 0..100000 and lam within 0..1000, got {self.iters}, {self.lam}")
+
+    def restorer(self) -> Restorer:
+        from tessera.restore.latent import LatentConfig
+
+        return resolve_model(self.model, latent=LatentConfig(iters=self.iters, lam=self.lam), refine=self.refine)
 
 
 @dataclass
@@ -57,117 +98,6 @@ class Restoration:
     regions: list[Region] = field(default_factory=list)
     residual: float | None = None
     model: str = ""
-
-
-# ----------------------------------------------------------------------------- learned models
-
-
-class NetRestorer:
-    """Runs a restoration network on a crop at native scale, in overlapping tiles when large.
-
-    flips: self-ensemble over 1, 2 (mirror) or 4 (mirror x flip) flipped copies of the input, each
-    flipped back and averaged: the task is symmetric, the network's errors are not quite. Measured
-    once with the previous (3716-step) faces weights on the 40 faces/val cases: 25.57 dB with 1 flip,
-    25.64 with 2, 25.68 with 4, for 4x the model time.
-    """
-
-    def __init__(self, net, name: str, tile: int = 512, overlap: int = 32, flips: int = 4):
-        import torch
-
-        if flips not in (1, 2, 4):
-            raise ValueError(f"flips must be 1, 2 or 4, got {flips}")
-        self.net = net.eval()
-        self.name = name
-        self.tile = int(tile)
-        self.overlap = int(overlap)
-        self.flips = flips
-        self.multiple = int(getattr(net, "size_multiple", 32))
-        self.torch = torch
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        """x: float32 (4, h, w) -> (3, h, w), padding to the model's size multiple by reflection."""
-        torch = self.torch
-        _, h, w = x.shape
-        m = self.multiple
-        ph, pw = (-h) % m, (-w) % m
-        t = torch.from_numpy(x)[None]
-        if ph or pw:
-            mode = "reflect" if (ph < h and pw < w) else "replicate"
-            t = torch.nn.functional.pad(t, (0, pw, 0, ph), mode=mode)
-        dims = [(), (3,), (2,), (2, 3)][: self.flips]
-        with torch.inference_mode():
-            t = torch.cat([t.flip(d) if d else t for d in dims])
-            y = self.net(t)
-            y = sum(y[i : i + 1].flip(d) if d else y[i : i + 1] for i, d in enumerate(dims)) / len(dims)
-        return y[0, :, :h, :w].float().numpy()
-
-    def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str) -> np.ndarray:
-        H, W = mask.shape
-        if getattr(self.net, "prefill", "none") == "smooth" and kind == "mosaic" and grid is not None:
-            image = CLASSICAL["smooth"](image, mask, grid)  # the input the model was trained on
-        x = image.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
-        if kind == "hole":
-            x = x * ~mask[None]
-        x = np.concatenate([x, mask[None].astype(np.float32)], axis=0)
-        T, ov = self.tile, self.overlap
-        if H <= T and W <= T:
-            y = self._run(x)
-        else:
-            acc = np.zeros((3, H, W), np.float32)
-            wsum = np.zeros((H, W), np.float32)
-            step = T - 2 * ov
-            ys = list(range(0, max(H - T, 0) + 1, step)) + ([H - T] if H > T and (H - T) % step else [])
-            xs = list(range(0, max(W - T, 0) + 1, step)) + ([W - T] if W > T and (W - T) % step else [])
-            for y0 in ys:
-                for x0 in xs:
-                    y1, x1 = min(y0 + T, H), min(x0 + T, W)
-                    if not mask[y0:y1, x0:x1].any():
-                        continue
-                    wgt = tile_weight(y1 - y0, x1 - x0, ov)
-                    acc[:, y0:y1, x0:x1] += self._run(x[:, y0:y1, x0:x1]) * wgt
-                    wsum[y0:y1, x0:x1] += wgt
-            y = acc / np.maximum(wsum, 1e-6)
-        out = np.clip(np.rint((y.transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        return np.where(mask[..., None], out, image)
-
-
-@lru_cache(maxsize=8)
-def _load_net(path: str, mtime: float):
-    """A weight file's network, loaded once per (path, modification time): batches of images and
-    evaluation runs reuse it (the networks are only run in eval mode, never changed)."""
-    from tessera.models import load_model
-
-    return load_model(path)
-
-
-def resolve_model(model: str | os.PathLike, latent=None) -> tuple[str, Restorer]:
-    """A model name (see :func:`model_names`) or a .safetensors path -> (name, restorer).
-    ``NAME+patch`` refines NAME's output by neural patch synthesis; ``latent`` (a
-    :class:`tessera.restore.latent.LatentConfig`) sets the latent search of dcgan models."""
-    name = str(model)
-    # --- latent search / patch refinement (restore/latent.py, restore/patch.py) ---
-    if name.endswith(tuple("+" + r for r in REFINERS)):
-        from tessera.restore.patch import PatchRefiner
-
-        base, _, refine = name.rpartition("+")
-        base_name, base_restorer = resolve_model(base, latent)
-        return f"{base_name}+{refine}", PatchRefiner(base_restorer)
-    if name in CLASSICAL:
-        fn = CLASSICAL[name]
-        return name, lambda img, m, g, kind: fn(img, m, g)
-    label = name = DEFAULT_MODEL if name == "default" else name
-    if name in SHIPPED or name in LATENT:
-        path = shipped_path(name)  # raises, naming the file, when it is missing
-    else:
-        path = Path(name)
-        if not path.is_file():
-            raise ValueError(f"unknown model {name!r}: use one of {', '.join(model_names())} or a .safetensors file")
-    net = _load_net(str(Path(path).resolve()), Path(path).stat().st_mtime)
-    if getattr(net, "name", "") == "dcgan":  # a generator of z, completed by latent search
-        from tessera.restore.latent import LatentConfig, LatentRestorer
-
-        return label, LatentRestorer(net, latent or LatentConfig())
-    return name, NetRestorer(net, name)
 
 
 # ----------------------------------------------------------------------------- regions
@@ -232,37 +162,82 @@ def _restore_crop(restorer: Restorer, crop, observed, m, g: Grid | None, kind: s
     return restored, h, (proj if consistency else None)
 
 
-# ----------------------------------------------------------------------------- the pipeline
+# ----------------------------------------------------------------------------- 1. plan
+
+
+def plan_regions(
+    image: np.ndarray, mask: np.ndarray | None, *, grid: Grid | None = None, kind: Kind = "auto", detect_config=None
+) -> list[Region]:
+    """The regions to restore: ``mask`` split into connected regions, or (without a mask) the
+    detected mosaics. A given ``grid`` or ``kind`` applies to every region."""
+    if mask is not None:
+        return regions_from_mask(image, mask, grid, kind) if mask.any() else []
+    from tessera.detect.mosaics import detect
+
+    regions = detect(image, config=detect_config)
+    if kind != "auto" or grid is not None:  # the user knows what hides the detected regions
+        k = kind if kind != "auto" else "mosaic"
+        regions = [replace(r, kind=k, grid=(grid or r.grid) if k == "mosaic" else None) for r in regions]
+    return regions
+
+
+# ----------------------------------------------------------------------------- 2. restore
+
+
+@dataclass
+class RegionResult:
+    """One region restored: ``pixels`` is the crop at ``box`` (x0, y0, x1, y1) of the output, to be
+    pasted where ``mask`` (the region's mask in the crop) is True; ``region`` carries the grid used."""
+
+    box: tuple[int, int, int, int]
+    mask: np.ndarray
+    pixels: np.ndarray
+    region: Region
+    residual: float | None
+
+
+def restore_region(
+    image: np.ndarray, region: Region, restorer: Restorer, cfg: RestoreConfig, *, estimated: bool, current: np.ndarray | None = None
+) -> RegionResult:
+    """Crop with context, run the restorer, blend and project one region. ``current``: the output so
+    far (earlier regions already restored), which the crop is cut from; ``image``: what was observed."""
+    H, W = image.shape[:2]
+    x0, y0, x1, y1 = context_box(region.box, (H, W), cfg.context)
+    source = image if current is None else current
+    crop, m, observed = source[y0:y1, x0:x1], region.mask[y0:y1, x0:x1], image[y0:y1, x0:x1]
+    g = _shift_grid(region.grid, x0, y0)
+    sampling = None if g is None else cfg.sampling if cfg.sampling is not None else ("auto" if estimated else g.sampling)
+    restored, h, proj = _restore_crop(restorer, crop, observed, m, g, region.kind, cfg.feather, cfg.consistency, sampling)
+    if h is not None and region.grid is not None and h.sampling != region.grid.sampling:
+        region = replace(region, grid=replace(region.grid, sampling=h.sampling))
+    if proj is not None:
+        restored = proj.image
+    return RegionResult((x0, y0, x1, y1), m, restored, region, proj.residual_max if proj is not None else None)
+
+
+# ----------------------------------------------------------------------------- 3. compose (the pipeline)
 
 
 def restore_image(
     image: np.ndarray,
     mask: np.ndarray | None = None,
     *,
-    model: str | os.PathLike = "default",
+    config: RestoreConfig | None = None,
     grid: Grid | None = None,
-    kind: Kind = "auto",
     regions: list[Region] | None = None,
-    context: int = 32,
-    feather: int = 0,
-    consistency: bool = True,
-    refine: str | None = None,
-    latent=None,
-    sampling: Sampling | None = None,
+    restorer: Restorer | None = None,
+    progress: Progress | None = None,
+    **options,
 ) -> Restoration:
     """Restore the hidden parts of ``image`` (RGB uint8 (H, W, 3)).
 
     mask: bool (H, W) of what to restore; without it (and without ``regions``) mosaics are detected.
-    model: a name from :func:`model_names` or a .safetensors path. grid: the mosaic lattice when
-    known (else estimated per region). kind: what hides the pixels ('auto' = mosaic if a grid is
-    found, else a hole whose pixels are ignored). Without a mask, a given grid or kind applies to
-    every detected region. Pixels outside the mask are byte-identical.
-    refine: 'patch' refines the model's output by multi-scale neural patch synthesis.
-    latent: a :class:`tessera.restore.latent.LatentConfig` for dcgan models (iters, lam, ...).
-    sampling: how each cell's colour was taken. None: a given ``grid``/``regions`` keeps its own,
-    and an estimated one is decided as in 'auto'. 'auto': restore under 'mean' and 'centre' and keep
-    the one the restoration agrees with (see SAMPLING_RATIO). 'mean'/'centre': use it everywhere.
+    config: a :class:`RestoreConfig`; keyword ``options`` (model=, kind=, sampling=, feather=, ...)
+    update it. grid: the mosaic lattice when known (else estimated per region). regions: regions
+    planned already (skips stage 1). restorer: a ready :class:`Restorer` (else built from the config).
+    progress: called with (regions done, regions in all). Pixels outside the regions are byte-identical.
     """
+    cfg = replace(config or RestoreConfig(), **options) if options else (config or RestoreConfig())
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
@@ -271,52 +246,28 @@ def restore_image(
         mask = np.asarray(mask).astype(bool)
         if mask.shape != (H, W):
             raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {W}x{H}")
-    if refine is not None:  # e.g. "patch": neural patch synthesis on the model's output
-        if refine not in REFINERS:
-            raise ValueError(f"unknown refinement {refine!r}: use one of {', '.join(REFINERS)}")
-        model = f"{model}+{refine}"
-    if sampling not in (None, "auto", "mean", "centre"):
-        raise ValueError(f"sampling must be 'auto', 'mean' or 'centre', got {sampling!r}")
-    name, restorer = resolve_model(model, latent)
-
+    restorer = restorer or cfg.restorer()
+    # 1. plan
     estimated = regions is None and grid is None  # grids found here rather than given
     if regions is None:
-        if mask is None:
-            from tessera.detect.mosaics import detect
-
-            regions = detect(image)
-            if kind != "auto" or grid is not None:  # the user knows what hides the detected regions
-                k = kind if kind != "auto" else "mosaic"
-                regions = [replace(r, kind=k, grid=(grid or r.grid) if k == "mosaic" else None) for r in regions]
-        elif mask.any():
-            regions = regions_from_mask(image, mask, grid, kind)
-        else:
-            regions = []
+        regions = plan_regions(image, mask, grid=grid, kind=cfg.kind)
     total = np.zeros((H, W), bool)
     for r in regions:
         total |= r.mask
     if not regions or not total.any():
-        return Restoration(image.copy(), total, regions, None, name)
-
+        return Restoration(image.copy(), total, list(regions), None, restorer.name)
+    # 2. restore each region, 3. compose
     out = image.copy()
+    done: list[Region] = []
     residuals = []
-    regions = list(regions)
     for i, region in enumerate(regions):
-        # 1. crop with context
-        x0, y0, x1, y1 = context_box(region.box, (H, W), context)
-        crop, m = out[y0:y1, x0:x1], region.mask[y0:y1, x0:x1]
-        observed = image[y0:y1, x0:x1]
-        g = _shift_grid(region.grid, x0, y0)
-        # 2-4. model at native scale, feathered paste inside the mask, mosaic consistency (each cell
-        # averages to, or has at its centre, what was observed again)
-        choice = None if g is None else sampling if sampling is not None else ("auto" if estimated else g.sampling)
-        restored, h, proj = _restore_crop(restorer, crop, observed, m, g, region.kind, feather, consistency, choice)
-        if h is not None and region.grid is not None and h.sampling != region.grid.sampling:
-            regions[i] = replace(region, grid=replace(region.grid, sampling=h.sampling))
-        if proj is not None:
-            restored = proj.image
-            residuals.append(proj.residual_max)
-        piece = out[y0:y1, x0:x1]
-        piece[m] = restored[m]
+        res = restore_region(image, region, restorer, cfg, estimated=estimated, current=out)
+        x0, y0, x1, y1 = res.box
+        out[y0:y1, x0:x1][res.mask] = res.pixels[res.mask]
+        done.append(res.region)
+        if res.residual is not None:
+            residuals.append(res.residual)
+        if progress:
+            progress(i + 1, len(regions))
     out[~total] = image[~total]
-    return Restoration(out, total, regions, max(residuals) if residuals else None, name)
+    return Restoration(out, total, done, max(residuals) if residuals else None, restorer.name)
