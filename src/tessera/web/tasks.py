@@ -187,16 +187,15 @@ def run_detect(folder: Path, p: DetectParams, max_pixels: int, progress: Progres
 
 def marking_text(model: str, mask_name: str) -> dict[str, str]:
     """The PNG text of a restored image: the notice, the model and the synthesized mask's name."""
-    from tessera.cli.app import DISCLAIMER
-    from tessera.cli.restore import MASK_TEXT_KEY
+    from tessera.restore.marking import png_text
 
-    return {"tessera:notice": DISCLAIMER, "tessera:model": model, MASK_TEXT_KEY: mask_name}
+    return png_text(model, mask_name)
 
 
 def notice() -> str:
-    from tessera.cli.app import DISCLAIMER
+    from tessera.restore.marking import NOTICE
 
-    return DISCLAIMER
+    return NOTICE
 
 
 def run_restore(folder: Path, p: RestoreParams, max_pixels: int, progress: Progress = _no_progress) -> dict:
