@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tessera.mosaic.masks import RegionError, region_mask
-from tessera.mosaic.pixelate import lattice, pixelate, pixelate_torch
+from tessera.mosaic.lattice import lattice
+from tessera.mosaic.pixelate import pixelate, pixelate_torch
 
 
 def cells_of(H, W, cell, phase):

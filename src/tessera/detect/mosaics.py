@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from tessera.mosaic.grid import GridEstimate, estimate_grid
-from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.lattice import Lattice
 from tessera.mosaic.region import Grid, Region, mask_box
 
 
@@ -101,10 +101,8 @@ def probability_map(image: np.ndarray, model) -> np.ndarray:
 
 
 def _cell_index(shape: tuple[int, int], grid: Grid):
-    H, W = shape
-    ri, rs, re, _ = lattice(H, grid.cell_h, grid.phase_y)
-    ci, cs, ce, _ = lattice(W, grid.cell_w, grid.phase_x)
-    return ri, ci, len(rs), len(cs)
+    cells = Lattice(shape, grid)
+    return (cells.ri, cells.ci, *cells.shape)
 
 
 def cell_flatness(image: np.ndarray, grid: Grid, tol: float) -> np.ndarray:

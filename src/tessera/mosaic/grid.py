@@ -299,12 +299,12 @@ def estimate_grid(
 
 def cell_values(image: np.ndarray, region: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """Per-cell median colour (nR, nC, C) float and whether the whole cell lies in ``region`` (nR, nC)."""
-    from tessera.mosaic.pixelate import lattice
+    from tessera.mosaic.lattice import Lattice
 
     img = image if image.ndim == 3 else image[..., None]
     H, W = img.shape[:2]
-    _, rs, re, _ = lattice(H, grid.cell_h, grid.phase_y)
-    _, cs, ce, _ = lattice(W, grid.cell_w, grid.phase_x)
+    cells = Lattice((H, W), grid)
+    rs, re, cs, ce = cells.rs, cells.re, cells.cs, cells.ce
     full_r = (re - rs) == grid.cell_h
     full_c = (ce - cs) == grid.cell_w
     # sample each cell at its inner points (away from the edges JPEG smears)

@@ -22,7 +22,9 @@ from collections.abc import Iterable, Sequence
 import cv2
 import numpy as np
 
+from tessera.mosaic.lattice import Lattice, lattice
 from tessera.mosaic.masks import Box, region_mask
+from tessera.mosaic.region import Grid
 
 CellArg = int | Sequence[int]
 
@@ -46,18 +48,6 @@ def check_cell(cell: CellArg) -> tuple[int, int]:
     return ch, cw
 
 
-def lattice(n: int, cell: int, phase: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Along one axis of length n: the cell index of every pixel, and each cell's
-    start, end (exclusive) and centre pixel, for cells of ``cell`` pixels with an edge at ``phase``."""
-    offset = (cell - phase % cell) % cell
-    index = (np.arange(n) + offset) // cell
-    k = np.arange(int(index[-1]) + 1 if n else 0)
-    starts = np.clip(k * cell - offset, 0, n)
-    ends = np.clip((k + 1) * cell - offset, 0, n)
-    centres = (starts + ends - 1) // 2
-    return index, starts, ends, centres
-
-
 def feather_weight(selected: np.ndarray, feather: int) -> np.ndarray:
     """Integer blend weight 0..feather+1 (feather+1 = fully mosaicked) from a bool mask."""
     sel = selected.astype(np.uint8)
@@ -74,28 +64,25 @@ def _blend(image: np.ndarray, effect: np.ndarray, weight: np.ndarray, feather: i
     return out.astype(image.dtype)
 
 
+def _lattice(shape: tuple[int, int], cell: tuple[int, int], phase: tuple[int, int]) -> Lattice:
+    return Lattice(shape, Grid(cell[0], cell[1], phase[0] % cell[0], phase[1] % cell[1]))
+
+
 def cell_image(image: np.ndarray, cell: tuple[int, int], phase: tuple[int, int], sampling: str) -> np.ndarray:
     """The whole image turned into cells (every cell mosaicked)."""
-    H, W = image.shape[:2]
-    ri, rs, re, rc = lattice(H, cell[0], phase[0])
-    ci, cs, ce, cc = lattice(W, cell[1], phase[1])
+    lat = _lattice(image.shape[:2], cell, phase)
     if sampling == "centre":
-        values = image[rc][:, cc]
+        values = lat.centres(image)
     elif sampling == "mean":
-        sums = np.add.reduceat(np.add.reduceat(image.astype(np.int64), rs, axis=0), cs, axis=1)
-        counts = ((re - rs)[:, None] * (ce - cs)[None, :])[..., None]
-        values = (2 * sums + counts) // (2 * counts)
+        values = lat.rounded_means(image)
     else:
         raise ValueError(f"sampling must be 'mean' or 'centre', got {sampling!r}")
-    return values[ri][:, ci].astype(image.dtype)
+    return lat.expand(values).astype(image.dtype)
 
 
 def selected_cells(region: np.ndarray, cell: tuple[int, int], phase: tuple[int, int]) -> np.ndarray:
     """Pixels of the cells whose centre pixel lies in ``region``."""
-    H, W = region.shape
-    ri, _, _, rc = lattice(H, cell[0], phase[0])
-    ci, _, _, cc = lattice(W, cell[1], phase[1])
-    return region[np.ix_(rc, cc)][ri][:, ci]
+    return _lattice(region.shape, cell, phase).selected(region)
 
 
 def pixelate(

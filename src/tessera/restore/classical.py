@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.lattice import Lattice
 from tessera.mosaic.region import Grid
 
 
@@ -62,16 +62,9 @@ def smooth(image: np.ndarray, mask: np.ndarray, grid: Grid | None = None) -> np.
     if grid is None:
         return telea(image, mask)
     H, W = mask.shape
-    _, rs, re, rc = lattice(H, grid.cell_h, grid.phase_y)
-    _, cs, ce, cc = lattice(W, grid.cell_w, grid.phase_x)
-    img = image.astype(np.float64)
-    if grid.sampling == "centre":
-        values = img[rc][:, cc]
-        ry, rx = rc.astype(np.float64), cc.astype(np.float64)
-    else:
-        sums = np.add.reduceat(np.add.reduceat(img, rs, axis=0), cs, axis=1)
-        values = sums / ((re - rs)[:, None] * (ce - cs)[None, :])[..., None]
-        ry, rx = (rs + re - 1) / 2.0, (cs + ce - 1) / 2.0
+    cells = Lattice((H, W), grid)
+    values = cells.values(image)
+    ry, rx = cells.positions()
     out = np.einsum("hr,rcz,wc->hwz", cubic_matrix(H, ry), values, cubic_matrix(W, rx), optimize=True)
     out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return np.where(mask[..., None], out, image)
@@ -93,23 +86,20 @@ def smooth_torch(degraded, mask, cells, phases, samplings):
         if cells[i] is None:
             continue
         grid = Grid(int(cells[i][0]), int(cells[i][1]), int(phases[i][0]) % int(cells[i][0]), int(phases[i][1]) % int(cells[i][1]), samplings[i])
-        _, rs, re, rc = lattice(H, grid.cell_h, grid.phase_y)
-        _, cs, ce, cc = lattice(W, grid.cell_w, grid.phase_x)
+        lat = Lattice((H, W), grid)
         img = degraded[i].to(torch.float64)
         dev = img.device
         if grid.sampling == "centre":
-            values = img[:, torch.as_tensor(rc, device=dev)][:, :, torch.as_tensor(cc, device=dev)]
-            ry, rx = rc.astype(np.float64), cc.astype(np.float64)
+            values = img[:, torch.as_tensor(lat.rc, device=dev)][:, :, torch.as_tensor(lat.cc, device=dev)]
         else:
-            ri, _, _, _ = lattice(H, grid.cell_h, grid.phase_y)
-            ci, _, _, _ = lattice(W, grid.cell_w, grid.phase_x)
-            My = torch.zeros(len(rs), H, dtype=torch.float64, device=dev)
-            My[torch.as_tensor(ri, device=dev), torch.arange(H, device=dev)] = 1.0
-            Mx = torch.zeros(len(cs), W, dtype=torch.float64, device=dev)
-            Mx[torch.as_tensor(ci, device=dev), torch.arange(W, device=dev)] = 1.0
-            counts = torch.as_tensor(((re - rs)[:, None] * (ce - cs)[None, :]).astype(np.float64), device=dev)
+            nR, nC = lat.shape
+            My = torch.zeros(nR, H, dtype=torch.float64, device=dev)
+            My[torch.as_tensor(lat.ri, device=dev), torch.arange(H, device=dev)] = 1.0
+            Mx = torch.zeros(nC, W, dtype=torch.float64, device=dev)
+            Mx[torch.as_tensor(lat.ci, device=dev), torch.arange(W, device=dev)] = 1.0
+            counts = torch.as_tensor(lat.counts.astype(np.float64), device=dev)
             values = torch.einsum("rh,chw,kw->crk", My, img, Mx) / counts
-            ry, rx = (rs + re - 1) / 2.0, (cs + ce - 1) / 2.0
+        ry, rx = lat.positions()
         Ay = torch.as_tensor(cubic_matrix(H, ry), device=dev)
         Ax = torch.as_tensor(cubic_matrix(W, rx), device=dev)
         filled = torch.einsum("hr,crk,wk->chw", Ay, values, Ax)

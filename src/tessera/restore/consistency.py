@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.lattice import Lattice
 from tessera.mosaic.region import Grid
 
 
@@ -46,43 +46,23 @@ def _interp_matrix(n: int, centres: np.ndarray) -> np.ndarray:
     return M
 
 
-class _Cells:
-    """The lattice of one grid over an (H, W) image, with fast per-cell reductions."""
+class _Cells(Lattice):
+    """The lattice of one grid over an (H, W) image, with interpolation between cell middles."""
 
     def __init__(self, shape: tuple[int, int], grid: Grid):
-        H, W = shape
-        self.ri, self.rs, self.re, self.rc = lattice(H, grid.cell_h, grid.phase_y)
-        self.ci, self.cs, self.ce, self.cc = lattice(W, grid.cell_w, grid.phase_x)
-        self.counts = ((self.re - self.rs)[:, None] * (self.ce - self.cs)[None, :]).astype(np.float64)
-        self.Wy = _interp_matrix(H, ((self.rs + self.re - 1) / 2.0).astype(np.float64))
-        self.Wx = _interp_matrix(W, ((self.cs + self.ce - 1) / 2.0).astype(np.float64))
-
-    def means(self, img: np.ndarray) -> np.ndarray:
-        sums = np.add.reduceat(np.add.reduceat(img, self.rs, axis=0), self.cs, axis=1)
-        return sums / self.counts[..., None]
-
-    def centres(self, img: np.ndarray) -> np.ndarray:
-        return img[self.rc][:, self.cc]
-
-    def expand(self, per_cell: np.ndarray) -> np.ndarray:
-        return per_cell[self.ri][:, self.ci]
+        super().__init__(shape, grid)
+        ry, rx = self.positions("mean")
+        self.Wy = _interp_matrix(shape[0], ry)
+        self.Wx = _interp_matrix(shape[1], rx)
 
     def smooth(self, per_cell: np.ndarray) -> np.ndarray:
         return np.einsum("hr,rcz,wc->hwz", self.Wy, per_cell, self.Wx, optimize=True)
-
-    def inside(self, mask: np.ndarray) -> np.ndarray:
-        """(nR, nC) bool: cells entirely inside the mask."""
-        m = mask.astype(np.float64)
-        full = np.add.reduceat(np.add.reduceat(m, self.rs, axis=0), self.cs, axis=1)
-        return full >= self.counts - 0.5
 
 
 def observed_cells(observed: np.ndarray, mask: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """The cell values read off the degraded image (mean or centre pixel), and which cells are constrained."""
     cells = _Cells(mask.shape, grid)
-    obs = observed.astype(np.float64)
-    values = cells.centres(obs) if grid.sampling == "centre" else cells.means(obs)
-    return values, cells.inside(mask)
+    return cells.values(observed), cells.inside(mask)
 
 
 def project(
@@ -124,7 +104,7 @@ def project(
                 break
             up = cells.expand(r)
             free = np.where(up > 0, out < 255.0, out > 0.0) & region[..., None]
-            nfree = np.add.reduceat(np.add.reduceat(free.astype(np.float64), cells.rs, axis=0), cells.cs, axis=1)
+            nfree = cells.sums(free)
             scale = np.where(nfree > 0, cells.counts[..., None] / np.maximum(nfree, 1), 0.0)
             out = np.clip(out + cells.expand(r * scale) * free, 0.0, 255.0)
     out = np.rint(out)
@@ -147,7 +127,7 @@ def _remosaic_errors(image: np.ndarray, target: np.ndarray, active: np.ndarray, 
 def _fix_rounding(out: np.ndarray, target: np.ndarray, active: np.ndarray, cells: _Cells) -> np.ndarray:
     """After rounding to integers a cell's mean can leave the interval that re-mosaics to the
     observed value (mean rounded half up == target); move single pixels by one level until it is back."""
-    sums = np.add.reduceat(np.add.reduceat(out, cells.rs, axis=0), cells.cs, axis=1)
+    sums = cells.sums(out)
     n = cells.counts[..., None]
     lo = np.ceil((np.rint(target) - 0.5) * n)  # smallest integer sum whose mean rounds (half up) to target
     hi = np.ceil((np.rint(target) + 0.5) * n) - 1  # largest

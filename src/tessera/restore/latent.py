@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.lattice import lattice
 from tessera.mosaic.region import Grid
 
 

@@ -1,0 +1,95 @@
+"""The maths of a mosaic lattice, in one place: which cell every pixel falls in, where cells start,
+end and have their centre, and per-cell reductions (sums, means, centre samples, coverage).
+
+Pure numpy. Every module that works with cells (pixelate, consistency, classical, grid analysis,
+detection, latent search, training data) goes through :func:`lattice` or :class:`Lattice`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tessera.mosaic.region import Grid
+
+__all__ = ["lattice", "Lattice"]
+
+
+def lattice(n: int, cell: int, phase: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis of length n: the cell index of every pixel, and each cell's
+    start, end (exclusive) and centre pixel, for cells of ``cell`` pixels with an edge at ``phase``."""
+    offset = (cell - phase % cell) % cell
+    index = (np.arange(n) + offset) // cell
+    k = np.arange(int(index[-1]) + 1 if n else 0)
+    starts = np.clip(k * cell - offset, 0, n)
+    ends = np.clip((k + 1) * cell - offset, 0, n)
+    centres = (starts + ends - 1) // 2
+    return index, starts, ends, centres
+
+
+class Lattice:
+    """The cells of ``grid`` over an (H, W) image. Rows: ``ri`` (cell row of every pixel row), ``rs``,
+    ``re``, ``rc`` (each cell row's start, end and centre); columns likewise (``ci``, ``cs``, ``ce``, ``cc``).
+    ``counts`` (nR, nC): pixels per cell (edge cells are cut by the image border)."""
+
+    def __init__(self, shape: tuple[int, int], grid: Grid):
+        H, W = shape[:2]
+        self.grid = grid
+        self.ri, self.rs, self.re, self.rc = lattice(H, grid.cell_h, grid.phase_y)
+        self.ci, self.cs, self.ce, self.cc = lattice(W, grid.cell_w, grid.phase_x)
+        self.counts = (self.re - self.rs)[:, None] * (self.ce - self.cs)[None, :]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(nR, nC): cells per column and per row."""
+        return len(self.rs), len(self.cs)
+
+    def sums(self, img: np.ndarray) -> np.ndarray:
+        """Per-cell sums (nR, nC, ...) of an (H, W, ...) array (int64 for integers, else float64)."""
+        acc = img.astype(np.int64 if np.issubdtype(img.dtype, np.integer) or img.dtype == bool else np.float64)
+        return np.add.reduceat(np.add.reduceat(acc, self.rs, axis=0), self.cs, axis=1)
+
+    def means(self, img: np.ndarray) -> np.ndarray:
+        """Per-cell means, float64 (nR, nC, ...)."""
+        counts = self.counts.reshape(self.counts.shape + (1,) * (img.ndim - 2))
+        return self.sums(img) / counts
+
+    def rounded_means(self, img: np.ndarray) -> np.ndarray:
+        """Per-cell means of an integer image, rounded half up with integer arithmetic (exact)."""
+        counts = self.counts.reshape(self.counts.shape + (1,) * (img.ndim - 2))
+        return (2 * self.sums(img) + counts) // (2 * counts)
+
+    def centres(self, img: np.ndarray) -> np.ndarray:
+        """Each cell's centre pixel (nR, nC, ...)."""
+        return img[self.rc][:, self.cc]
+
+    def values(self, img: np.ndarray, sampling: str | None = None) -> np.ndarray:
+        """What a mosaic with this lattice shows per cell: float means or centre samples."""
+        sampling = sampling or self.grid.sampling
+        if sampling == "centre":
+            return self.centres(img).astype(np.float64)
+        if sampling == "mean":
+            return self.means(img)
+        raise ValueError(f"sampling must be 'mean' or 'centre', got {sampling!r}")
+
+    def positions(self, sampling: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Where each cell's value sits, in pixels (float): its centre pixel for 'centre' sampling,
+        the middle of its extent for 'mean'."""
+        if (sampling or self.grid.sampling) == "centre":
+            return self.rc.astype(np.float64), self.cc.astype(np.float64)
+        return (self.rs + self.re - 1) / 2.0, (self.cs + self.ce - 1) / 2.0
+
+    def expand(self, per_cell: np.ndarray) -> np.ndarray:
+        """(nR, nC, ...) -> (H, W, ...): every pixel takes its cell's value."""
+        return per_cell[self.ri][:, self.ci]
+
+    def ids(self) -> np.ndarray:
+        """(H, W) int: the flat index (row * nC + col) of every pixel's cell, for np.bincount."""
+        return self.ri[:, None] * len(self.cs) + self.ci[None, :]
+
+    def inside(self, mask: np.ndarray) -> np.ndarray:
+        """(nR, nC) bool: cells lying entirely inside ``mask``."""
+        return self.sums(mask) >= self.counts
+
+    def selected(self, region: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the pixels of the cells whose centre pixel lies in ``region``."""
+        return self.expand(self.centres(region))
