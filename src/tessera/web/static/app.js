@@ -1,0 +1,386 @@
+// Tessera's page: plain JavaScript over the REST API (/docs). No external resources.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  file: null,          // the File the user picked (sent as is)
+  width: 0, height: 0,
+  tool: "brush",
+  size: 24,
+  undo: [],            // ImageData snapshots of the mask before each edit
+  painting: false,
+  last: null,
+  busy: false,
+  urls: [],            // object URLs to revoke when replaced
+  notice: "",
+};
+const MASK_RGBA = [230, 40, 40, 255];
+const UNDO_LIMIT = 30;
+
+const imageCanvas = $("image-canvas");
+const maskCanvas = $("mask-canvas");
+const boxCanvas = $("box-canvas");
+const maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true });
+
+// ------------------------------------------------------------------ helpers
+
+function showError(msg) { $("error").textContent = msg || ""; }
+
+async function errorOf(response) {
+  try {
+    const body = await response.json();
+    if (body && body.error) return body.error;
+  } catch (e) { /* not JSON */ }
+  return `${response.status} ${response.statusText}`;
+}
+
+function action() { return document.querySelector('input[name="action"]:checked').value; }
+
+function setProgress(fraction, text) {
+  $("progress").hidden = false;
+  $("progress-bar").style.width = `${Math.round(100 * fraction)}%`;
+  $("progress-text").textContent = text;
+}
+
+function keepUrl(url) { state.urls.push(url); return url; }
+
+function revokeUrls() { state.urls.forEach((u) => URL.revokeObjectURL(u)); state.urls = []; }
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+// ------------------------------------------------------------------ server info
+
+async function loadInfo() {
+  const r = await fetch("/api/info");
+  if (!r.ok) { showError(await errorOf(r)); return; }
+  const info = await r.json();
+  state.notice = info.notice;
+  const select = $("model");
+  select.innerHTML = "";
+  for (const name of info.models) {
+    const opt = document.createElement("option");
+    opt.value = name;
+    opt.textContent = name === "default" ? `default (${info.default_is})` : name;
+    select.appendChild(opt);
+  }
+  const anon = document.querySelector('input[value="anonymize"]');
+  anon.disabled = !info.actions.anonymize;
+  $("anonymize-label").title = info.actions.anonymize ? "" : "not available in this version";
+}
+
+// ------------------------------------------------------------------ loading an image
+
+async function loadFile(file) {
+  showError("");
+  if (!file) return;
+  if (!file.type.startsWith("image/") && file.type !== "") { showError(`${file.name}: not an image`); return; }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch (e) {
+    showError(`${file.name}: this browser cannot show it (${e.message})`);
+    return;
+  }
+  state.file = file;
+  state.width = bitmap.width; state.height = bitmap.height;
+  for (const c of [imageCanvas, maskCanvas, boxCanvas]) { c.width = bitmap.width; c.height = bitmap.height; }
+  imageCanvas.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+  state.undo = [];
+  clearBoxes();
+  maskCtx.clearRect(0, 0, state.width, state.height);
+  $("stage").hidden = false;
+  $("placeholder").hidden = true;
+  $("result").hidden = true;
+  $("downloads").hidden = true;
+  $("progress").hidden = true;
+  $("file-info").textContent = `${file.name}: ${state.width}×${state.height}`;
+  await detect();
+}
+
+// ------------------------------------------------------------------ detection
+
+function clearBoxes() { boxCanvas.getContext("2d").clearRect(0, 0, boxCanvas.width, boxCanvas.height); }
+
+function drawBoxes(regions) {
+  const ctx = boxCanvas.getContext("2d");
+  clearBoxes();
+  const lw = Math.max(2, Math.round(state.width / 400));
+  ctx.lineWidth = lw;
+  ctx.font = `${Math.max(12, 6 * lw)}px system-ui, sans-serif`;
+  for (const r of regions) {
+    const [x, y, w, h] = r.box;
+    ctx.strokeStyle = "#ffd400";
+    ctx.strokeRect(x + lw / 2, y + lw / 2, w - lw, h - lw);
+    const label = r.cell ? `${r.kind} ${r.cell[0]}×${r.cell[1]} px` : r.kind;
+    ctx.fillStyle = "rgba(0,0,0,0.6)";
+    const tw = ctx.measureText(label).width + 6;
+    const th = Math.max(12, 6 * lw) + 4;
+    ctx.fillRect(x, Math.max(0, y - th), tw, th);
+    ctx.fillStyle = "#ffd400";
+    ctx.fillText(label, x + 3, Math.max(0, y - th) + th - 4);
+  }
+}
+
+async function detect() {
+  if (!state.file || state.busy) return;
+  const form = new FormData();
+  form.append("image", state.file, state.file.name);
+  form.append("with_mask", "true");
+  $("regions-info").textContent = "detecting mosaics…";
+  const r = await fetch("/api/detect", { method: "POST", body: form });
+  if (!r.ok) { $("regions-info").textContent = ""; showError(await errorOf(r)); return; }
+  const doc = await r.json();
+  pushUndo();
+  maskCtx.clearRect(0, 0, state.width, state.height);
+  if (doc.mask) await paintMaskImage(doc.mask);
+  drawBoxes(doc.regions);
+  $("regions-info").textContent = doc.regions.length
+    ? `${doc.regions.length} mosaic region(s) found; edit the mask as you like.`
+    : "no mosaic found: paint what to restore or hide.";
+}
+
+// A white-on-black mask image (data URL) -> red pixels on the mask canvas.
+async function paintMaskImage(url) {
+  const img = new Image();
+  img.src = url;
+  await img.decode();
+  const tmp = document.createElement("canvas");
+  tmp.width = state.width; tmp.height = state.height;
+  const t = tmp.getContext("2d");
+  t.drawImage(img, 0, 0);
+  const src = t.getImageData(0, 0, state.width, state.height).data;
+  const out = maskCtx.getImageData(0, 0, state.width, state.height);
+  for (let i = 0; i < src.length; i += 4) {
+    if (src[i] > 127) out.data.set(MASK_RGBA, i);
+  }
+  maskCtx.putImageData(out, 0, 0);
+}
+
+// ------------------------------------------------------------------ mask editing
+
+function pushUndo() {
+  if (!state.width) return;
+  state.undo.push(maskCtx.getImageData(0, 0, state.width, state.height));
+  if (state.undo.length > UNDO_LIMIT) state.undo.shift();
+}
+
+function undo() {
+  const snap = state.undo.pop();
+  if (snap) maskCtx.putImageData(snap, 0, 0);
+}
+
+function clearMask() { pushUndo(); maskCtx.clearRect(0, 0, state.width, state.height); clearBoxes(); }
+
+function toImage(ev) {
+  const rect = maskCanvas.getBoundingClientRect();
+  return { x: (ev.clientX - rect.left) * (state.width / rect.width), y: (ev.clientY - rect.top) * (state.height / rect.height) };
+}
+
+function stroke(from, to) {
+  const scale = state.width / maskCanvas.getBoundingClientRect().width;
+  maskCtx.save();
+  maskCtx.globalCompositeOperation = state.tool === "eraser" ? "destination-out" : "source-over";
+  maskCtx.strokeStyle = maskCtx.fillStyle = `rgba(${MASK_RGBA.join(",")})`;
+  maskCtx.lineWidth = state.size * scale;
+  maskCtx.lineCap = maskCtx.lineJoin = "round";
+  maskCtx.beginPath();
+  maskCtx.moveTo(from.x, from.y);
+  maskCtx.lineTo(to.x + 0.01, to.y);
+  maskCtx.stroke();
+  maskCtx.restore();
+}
+
+maskCanvas.addEventListener("pointerdown", (ev) => {
+  if (!state.width || ev.button !== 0) return;
+  maskCanvas.setPointerCapture(ev.pointerId);
+  pushUndo();
+  state.painting = true;
+  state.last = toImage(ev);
+  stroke(state.last, state.last);
+});
+maskCanvas.addEventListener("pointermove", (ev) => {
+  if (!state.painting) return;
+  const p = toImage(ev);
+  stroke(state.last, p);
+  state.last = p;
+});
+for (const name of ["pointerup", "pointercancel"]) {
+  maskCanvas.addEventListener(name, () => { state.painting = false; state.last = null; });
+}
+
+// The mask as the API wants it: a PNG, white = selected, the image's size. null when empty.
+async function maskBlob() {
+  const src = maskCtx.getImageData(0, 0, state.width, state.height);
+  const out = new ImageData(state.width, state.height);
+  let any = false;
+  for (let i = 0; i < src.data.length; i += 4) {
+    const on = src.data[i + 3] > 127;
+    any = any || on;
+    const v = on ? 255 : 0;
+    out.data[i] = out.data[i + 1] = out.data[i + 2] = v;
+    out.data[i + 3] = 255;
+  }
+  if (!any) return null;
+  const tmp = document.createElement("canvas");
+  tmp.width = state.width; tmp.height = state.height;
+  tmp.getContext("2d").putImageData(out, 0, 0);
+  return await new Promise((resolve) => tmp.toBlob(resolve, "image/png"));
+}
+
+function setTool(tool) {
+  state.tool = tool;
+  $("tool-brush").classList.toggle("active", tool === "brush");
+  $("tool-eraser").classList.toggle("active", tool === "eraser");
+}
+
+function setSize(size) {
+  state.size = Math.max(2, Math.min(120, size));
+  $("brush-size").value = state.size;
+  $("brush-size-value").textContent = state.size;
+}
+
+// ------------------------------------------------------------------ running work as a job
+
+async function run() {
+  if (!state.file || state.busy) { if (!state.file) showError("pick an image first"); return; }
+  showError("");
+  const act = action();
+  const mask = await maskBlob();
+  const form = new FormData();
+  form.append("image", state.file, state.file.name);
+  if (mask) form.append("mask", mask, "mask.png");
+  const cell = $("cell").value.trim();
+  if (act === "restore") {
+    form.append("task", "restore");
+    form.append("model", $("model").value);
+    if (cell) form.append("cell", cell);
+  } else {
+    if (!mask) { showError("paint the region to hide first"); return; }
+    form.append("task", "pixelate");
+    form.append("method", act);
+    form.append("cell", cell || "12");
+    form.append("sigma", $("sigma").value);
+  }
+  state.busy = true;
+  $("run").disabled = true;
+  setProgress(0, "sending…");
+  try {
+    const r = await fetch("/api/jobs", { method: "POST", body: form });
+    if (!r.ok) {
+      const retry = r.headers.get("Retry-After");
+      throw new Error((await errorOf(r)) + (retry ? ` (retry in ${retry} s)` : ""));
+    }
+    const { id } = await r.json();
+    const job = await follow(id);
+    await showResult(job, act);
+    fetch(`/api/jobs/${id}`, { method: "DELETE" });  // its files are ours now
+  } catch (e) {
+    showError(e.message);
+    $("progress").hidden = true;
+  } finally {
+    state.busy = false;
+    $("run").disabled = false;
+  }
+}
+
+async function follow(id) {
+  for (;;) {
+    const r = await fetch(`/api/jobs/${id}`);
+    if (!r.ok) throw new Error(await errorOf(r));
+    const job = await r.json();
+    const eta = job.eta_s != null ? `, about ${Math.ceil(job.eta_s)} s left` : "";
+    setProgress(job.progress, `${job.status}${job.stage ? ": " + job.stage : ""} ${Math.round(100 * job.progress)}%${eta}`);
+    if (job.status === "done") return job;
+    if (job.status === "failed") throw new Error(job.error || "the job failed");
+    if (job.status === "cancelled") throw new Error("the job was cancelled");
+    await sleep(200);
+  }
+}
+
+async function fetchBlob(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(await errorOf(r));
+  return await r.blob();
+}
+
+async function showResult(job, act) {
+  const [result, mask] = await Promise.all([fetchBlob(job.outputs.result), fetchBlob(job.outputs.mask)]);
+  revokeUrls();
+  const before = keepUrl(URL.createObjectURL(await new Promise((res) => imageCanvas.toBlob(res, "image/png"))));
+  const after = keepUrl(URL.createObjectURL(result));
+  const afterImg = $("after");
+  afterImg.dataset.ready = "";
+  $("before").src = before;
+  afterImg.src = after;
+  await afterImg.decode();
+  afterImg.dataset.ready = "1";
+  const info = job.info || {};
+  const isRestore = act === "restore";
+  $("result-notice").hidden = !isRestore;
+  $("result-notice").textContent = isRestore
+    ? `${info.notice || state.notice} The ${info.synthesized_pixels} synthesized pixels are marked in ${info.mask_name}, which the PNG names.`
+    : "";
+  $("result-info").textContent = isRestore
+    ? `model ${info.model}, ${info.regions.length} region(s)` + (info.residual != null ? `, re-mosaic residual ${info.residual}` : "")
+    : `${info.method}: ${info.changed_pixels} pixels changed`;
+  const dr = $("download-result"), dm = $("download-mask");
+  dr.href = after; dr.download = info.result_name || "result.png";
+  dm.href = keepUrl(URL.createObjectURL(mask)); dm.download = info.mask_name || "mask.png";
+  dr.textContent = `result (${dr.download})`; dm.textContent = `mask (${dm.download})`;
+  $("downloads").hidden = false;
+  $("result").hidden = false;
+  setProgress(1, "done");
+  setSlider(50);
+}
+
+function setSlider(v) {
+  $("slider").value = v;
+  $("after").style.clipPath = `inset(0 0 0 ${v}%)`;
+  $("divider").style.left = `${v}%`;
+}
+
+// ------------------------------------------------------------------ wiring
+
+$("file").addEventListener("change", (ev) => loadFile(ev.target.files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  drop.classList.remove("over");
+  if (ev.dataTransfer.files.length) loadFile(ev.dataTransfer.files[0]);
+});
+$("tool-brush").addEventListener("click", () => setTool("brush"));
+$("tool-eraser").addEventListener("click", () => setTool("eraser"));
+$("brush-size").addEventListener("input", (ev) => setSize(parseInt(ev.target.value, 10)));
+$("undo").addEventListener("click", undo);
+$("clear").addEventListener("click", clearMask);
+$("detect").addEventListener("click", detect);
+$("run").addEventListener("click", run);
+$("slider").addEventListener("input", (ev) => setSlider(ev.target.value));
+for (const radio of document.querySelectorAll('input[name="action"]')) {
+  radio.addEventListener("change", () => {
+    const act = action();
+    $("model-row").hidden = act !== "restore";
+    $("sigma-row").hidden = act !== "blur";
+    $("cell-row").hidden = act === "blur" || act === "solid";
+    $("cell").placeholder = act === "restore" ? "auto" : "12";
+  });
+}
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.matches("input[type=text], input[type=number], select")) return;
+  const k = ev.key.toLowerCase();
+  if ((ev.ctrlKey || ev.metaKey) && k === "z") { ev.preventDefault(); undo(); return; }
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (k === "b") setTool("brush");
+  else if (k === "e") setTool("eraser");
+  else if (k === "[") setSize(state.size - 4);
+  else if (k === "]") setSize(state.size + 4);
+  else if (k === "c") clearMask();
+  else if (k === "d") detect();
+  else if (k === "r") run();
+  else if (k === "z") undo();
+});
+
+loadInfo();
