@@ -184,6 +184,24 @@ def test_caps_on_upload_size_and_pixels(scene):
         assert leftovers(c) == []
 
 
+def test_a_streamed_body_is_cut_off_at_the_cap():
+    """Without Content-Length (chunked), the body is counted while it is read and refused at the cap."""
+    sent = []
+
+    def chunks():
+        head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n'
+        yield head
+        for _ in range(64):  # 64 x 64 KiB = 4 MiB, against a 1 MiB cap
+            sent.append(1)
+            yield b"\0" * 65536
+        yield b"\r\n--b--\r\n"
+
+    with client(max_upload_mb=1) as c:
+        r = c.post("/api/detect", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 413 and "MiB" in r.json()["error"]
+        assert leftovers(c) == []
+
+
 def test_foreign_host_and_origin_are_refused(api):
     assert api.get("/api/info").status_code == 200
     r = api.get("/api/info", headers={"host": "rebind.attacker.example:8000"})
