@@ -311,3 +311,18 @@ def test_serve_binds_loopback_and_warns_for_another_host(monkeypatch):
     res = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--port", "8765"])
     assert res.exit_code == 0 and "warning" in res.output and calls[-1][1]["port"] == 8765
     assert calls[-1][0].state.config.public
+
+
+def test_job_progress_eta_and_cancel_at_the_next_report(tmp_path):
+    from tessera.web.work import Cancelled, Job
+
+    job = Job("x", "restore", tmp_path)
+    job.status, job.started = "running", time.time() - 10.0
+    job.report(0.25, "restoring: 1 of 4 regions")
+    assert job.progress == 0.25 and job.stage == "restoring: 1 of 4 regions"
+    assert job.eta() == pytest.approx(30.0, abs=0.5)  # 10 s for a quarter: 30 s left
+    job.report(0.1)  # progress never goes back
+    assert job.progress == 0.25
+    job.cancel_requested = True
+    with pytest.raises(Cancelled):
+        job.report(0.5)

@@ -202,7 +202,7 @@ def run_restore(folder: Path, p: RestoreParams, max_pixels: int, progress: Progr
     """``result.png`` (naming its synthesized mask) and ``mask.png``; returns what was done."""
     from tessera.io.image import write_image
     from tessera.mosaic.region import Grid
-    from tessera.restore.pipeline import restore_image
+    from tessera.restore.pipeline import RestoreConfig, restore_image
 
     progress(0.05, "reading")
     rgb, info = _read(folder, max_pixels)
@@ -211,8 +211,13 @@ def run_restore(folder: Path, p: RestoreParams, max_pixels: int, progress: Progr
     if p.cell is not None:
         ch, cw = p.cell
         grid = Grid(ch, cw, p.phase[0] % ch, p.phase[1] % cw, "mean" if p.sampling == "auto" else p.sampling)  # type: ignore[arg-type]
+    config = RestoreConfig(model=p.model, kind=p.kind, sampling=p.sampling, feather=p.feather)  # type: ignore[arg-type]
     progress(0.1, "restoring")
-    result = restore_image(rgb, mask, model=p.model, grid=grid, kind=p.kind, feather=p.feather, sampling=p.sampling)  # type: ignore[arg-type]
+
+    def regions_done(done: int, total: int) -> None:  # the library's callback; a cancelled job raises here
+        progress(0.1 + 0.8 * done / max(total, 1), f"restoring: {done} of {total} regions")
+
+    result = restore_image(rgb, mask, config=config, grid=grid, progress=regions_done)
     progress(0.9, "writing")
     mask_name = f"{p.name}.synthesized.png"
     write_image(folder / RESULT_MASK, result.mask)  # the mask first, as the CLI does
