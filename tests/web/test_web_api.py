@@ -4,6 +4,7 @@ library calls the CLI makes, and the safety rules (host/origin, caps, busy queue
 from __future__ import annotations
 
 import io
+from pathlib import Path
 import threading
 import time
 import warnings
@@ -19,6 +20,7 @@ with warnings.catch_warnings():  # Starlette now prefers httpx2; httpx still wor
     from fastapi.testclient import TestClient  # noqa: E402
 
 from tessera.web import WebConfig, create_app  # noqa: E402
+from tessera.web import tasks as web_tasks  # noqa: E402
 
 BOX = (24, 16, 48, 40)  # x, y, w, h of the mosaic in the 96x80 crop
 CELL = 8
@@ -41,7 +43,7 @@ def scene():
     """A 96x80 crop of the example photo with an 8-px mosaic over BOX, and the mosaic's mask."""
     from tessera.mosaic.pixelate import pixelate
 
-    photo = np.asarray(Image.open(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "boat.png").convert("RGB"))
+    photo = np.asarray(Image.open(Path(__file__).resolve().parents[2] / "examples" / "boat.png").convert("RGB"))
     crop = np.ascontiguousarray(photo[100:180, 100:196])
     mosaic, changed = pixelate(crop, boxes=[BOX], cell=CELL, phase=(0, 0))
     return crop, mosaic, changed
@@ -149,9 +151,42 @@ def test_pixelate_matches_the_library(api, scene, method):
         np.testing.assert_array_equal(out, expected)
 
 
-def test_anonymize_is_a_clear_501(api):
-    r = api.post("/api/anonymize")
+def test_anonymize_is_a_clear_501_where_the_library_lacks_it(api, monkeypatch, scene):
+    from tessera.web import tasks
+
+    monkeypatch.setattr(tasks, "anonymize_available", lambda: False)
+    _, mosaic, _ = scene
+    r = api.post("/api/anonymize", files={"image": ("x.png", png(mosaic), "image/png")})
     assert r.status_code == 501 and "not available" in r.json()["error"]
+    r = api.post("/api/jobs", files={"image": ("x.png", png(mosaic), "image/png")}, data={"task": "anonymize"})
+    assert r.status_code == 501
+    assert api.get("/api/info").json()["actions"]["anonymize"] is False
+    assert leftovers(api) == []
+
+
+@pytest.mark.skipif(not web_tasks.anonymize_available(), reason="tessera.anonymize not installed")
+def test_anonymize_matches_the_library(api):
+    from tessera.anonymize import AnonymizeConfig, anonymize_image
+
+    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "val" / "face-0003.jpg"
+    if not path.exists():
+        pytest.skip("../shared/data not present")
+    from tessera.io.image import read_image
+
+    rgb, _ = read_image(path)
+    r = api.post("/api/anonymize", files={"image": ("face.jpg", path.read_bytes(), "image/jpeg")},
+                 data={"find": "faces", "method": "mosaic", "with_mask": "true"})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    expected = anonymize_image(rgb, AnonymizeConfig(find=("faces",), method="mosaic"))
+    assert doc["hidden_pixels"] == int(expected.mask.sum()) > 0
+    import base64
+
+    out, text = decode(base64.b64decode(doc["image"].split(",", 1)[1]))
+    np.testing.assert_array_equal(out, expected.image)
+    assert text == {}  # nothing of the input's metadata is kept
+    bad = api.post("/api/anonymize", files={"image": ("face.jpg", path.read_bytes(), "image/jpeg")}, data={"find": "nudity"})
+    assert bad.status_code == 400 and "unknown finder" in bad.json()["error"]
 
 
 def test_errors_are_json_with_a_message(api, scene):
@@ -206,10 +241,10 @@ def test_foreign_host_and_origin_are_refused(api):
     assert api.get("/api/info").status_code == 200
     r = api.get("/api/info", headers={"host": "rebind.attacker.example:8000"})
     assert r.status_code == 403 and "DNS rebinding" in r.json()["error"]
-    r = api.post("/api/anonymize", headers={"origin": "http://attacker.example"})
+    r = api.post("/api/restore", headers={"origin": "http://attacker.example"})
     assert r.status_code == 403 and "cross-origin" in r.json()["error"]
-    assert api.post("/api/anonymize", headers={"origin": "null"}).status_code == 403
-    assert api.post("/api/anonymize", headers={"origin": "http://testserver"}).status_code == 501  # same origin: allowed
+    assert api.post("/api/restore", headers={"origin": "null"}).status_code == 403
+    assert api.post("/api/restore", headers={"origin": "http://testserver"}).status_code == 422  # same origin: allowed (no image)
     with TestClient(create_app(WebConfig())) as plain:  # default: loopback names only
         assert plain.get("/api/info").status_code == 403
         assert plain.get("/api/info", headers={"host": "127.0.0.1:8000"}).status_code == 200

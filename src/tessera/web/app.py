@@ -38,6 +38,8 @@ from tessera.web.work import Busy, Cancelled, Job, JobStore, WorkQueue
 
 WORK_PATHS = frozenset({"/api/detect", "/api/restore", "/api/pixelate", "/api/anonymize", "/api/jobs"})
 CHUNK = 1 << 20
+NO_ANONYMIZE = ("anonymize is not available in this installation (tessera.anonymize is missing); "
+                "use /api/pixelate with a mask or boxes")
 
 
 class TooLarge(HTTPException):
@@ -301,7 +303,7 @@ def create_app(config: WebConfig) -> FastAPI:
             "default_model": "default",
             "default_is": DEFAULT_MODEL,
             "actions": {"detect": True, "restore": True, "pixelate": True, "blur": True, "solid": True,
-                        "anonymize": False, "video": False},
+                        "anonymize": tasks.anonymize_available(), "video": False},
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                        "workers": config.workers, "queue": config.queue},
             "busy": queue.busy,
@@ -377,19 +379,34 @@ def create_app(config: WebConfig) -> FastAPI:
         done, files = await run_now(tasks.run_pixelate, params, uploads, (tasks.RESULT, tasks.RESULT_MASK))
         return _image_answer(done, files, with_mask, synthesized=False)
 
-    @app.post("/api/anonymize", summary="Find faces and text and hide them (not available yet)", status_code=501)
-    async def anonymize():
-        return _json_error(
-            501,
-            "anonymize is not available in this version: tessera.anonymize has not landed yet; "
-            "use /api/pixelate with a mask or boxes",
-        )
+    @app.post(
+        "/api/anonymize",
+        summary="Find faces and text and hide them (mosaic, blur or solid); 501 where tessera.anonymize is missing",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "application/json": {}}}, 501: {"description": "not available"}},
+    )
+    async def anonymize(
+        image: UploadFile = File(..., description="The image."),
+        find: str = Form("faces", description="Finders, comma-separated: faces, text, cam."),
+        method: str = Form("mosaic", description="mosaic, blur or solid."),
+        cell: str = Form("auto", description="Cell size in pixels, or auto (scales with each region)."),
+        pad: float = Form(0.15, description="Each box grows by this fraction on every side."),
+        threshold: float | None = Form(None, description="The finders' score threshold (default: each finder's own)."),
+        with_mask: bool = Form(False, description="Answer JSON with the result and the hidden-pixel mask as data URLs."),
+    ):
+        if not tasks.anonymize_available():
+            return _json_error(501, NO_ANONYMIZE)
+        params = tasks.AnonymizeParams(find=tasks.parse_find(find), method=method, cell=tasks.parse_cell_auto(cell), pad=pad,
+                                       threshold=threshold, with_mask=with_mask, name=tasks.download_name(image.filename))
+        params.config()  # a bad value is a 400 before any work is queued
+        done, files = await run_now(tasks.run_anonymize, params, {tasks.IMAGE: image}, (tasks.RESULT, tasks.RESULT_MASK))
+        return _image_answer(done, files, with_mask, synthesized=False)
 
     # -------------------------------------------------------------------------------- jobs
 
     @app.post("/api/jobs", status_code=202, summary="Start long work (big images) as a job: returns its id")
     async def create_job(
-        task: str = Form(..., description="detect, restore or pixelate."),
+        task: str = Form(..., description="detect, restore, pixelate or anonymize."),
         image: UploadFile = File(...),
         mask: UploadFile | None = File(None),
         model: str = Form("default"),
@@ -403,6 +420,9 @@ def create_app(config: WebConfig) -> FastAPI:
         sigma: float = Form(8.0),
         min_area: int = Form(64),
         sensitivity: float = Form(0.5),
+        find: str = Form("faces"),
+        pad: float = Form(0.15),
+        threshold: float | None = Form(None),
     ) -> dict:
         name = tasks.download_name(image.filename)
         fn: Callable
@@ -423,9 +443,15 @@ def create_app(config: WebConfig) -> FastAPI:
             outputs = {"result": (tasks.RESULT, "image/png", f"{name}.{method}.png"),
                        "mask": (tasks.RESULT_MASK, "image/png", f"{name}.{method}.mask.png")}
         elif task == "anonymize":
-            return _json_error(501, "anonymize is not available in this version")  # type: ignore[return-value]
+            if not tasks.anonymize_available():
+                return _json_error(501, NO_ANONYMIZE)  # type: ignore[return-value]
+            fn, params = tasks.run_anonymize, tasks.AnonymizeParams(
+                find=tasks.parse_find(find), method=method, cell=tasks.parse_cell_auto(cell), pad=pad, threshold=threshold, name=name)
+            params.config()
+            outputs = {"result": (tasks.RESULT, "image/png", f"{name}.anonymized.png"),
+                       "mask": (tasks.RESULT_MASK, "image/png", f"{name}.anonymized.mask.png")}
         else:
-            raise tasks.BadInput(f"task must be detect, restore or pixelate, got {task!r}")
+            raise tasks.BadInput(f"task must be detect, restore, pixelate or anonymize, got {task!r}")
         if queue.full():
             raise Busy("the server is busy; retry later", queue.retry_after())
         job = store.new(task)

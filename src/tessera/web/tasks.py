@@ -260,3 +260,70 @@ def run_pixelate(folder: Path, p: PixelateParams, max_pixels: int, progress: Pro
     progress(1.0, "done")
     return {"method": p.method, "changed_pixels": int(changed.sum()), "result_name": f"{p.name}.{p.method}.png",
             "mask_name": f"{p.name}.{p.method}.mask.png"}
+
+
+# ------------------------------------------------------------------------------------ anonymize
+
+
+def anonymize_available() -> bool:
+    """Whether this installation has :mod:`tessera.anonymize` (the anonymize track's library)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tessera.anonymize") is not None
+
+
+@dataclass(frozen=True)
+class AnonymizeParams:
+    find: tuple[str, ...] = ("faces",)
+    method: str = "mosaic"
+    cell: int | None = None  # None = auto (scales with each region)
+    pad: float = 0.15
+    threshold: float | None = None
+    with_mask: bool = False
+    name: str = "image"
+
+    def config(self):
+        """The library's AnonymizeConfig (it validates the values: a ValueError is a 400)."""
+        from tessera.anonymize import AnonymizeConfig
+
+        try:
+            return AnonymizeConfig(find=self.find, method=self.method, cell=self.cell, pad=self.pad, threshold=self.threshold)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+
+
+def parse_find(text: str | None) -> tuple[str, ...]:
+    """'faces,text' -> ('faces', 'text')."""
+    items = tuple(t.strip() for t in (text or "faces").split(",") if t.strip())
+    if not items:
+        raise BadInput("find must name at least one finder, e.g. faces or faces,text")
+    return items
+
+
+def parse_cell_auto(text: str | None) -> int | None:
+    """'auto' or '' -> None; '16' -> 16."""
+    if text is None or not str(text).strip() or str(text).strip().lower() == "auto":
+        return None
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise BadInput(f"cell must be auto or a whole number of pixels, got {text!r}") from None
+
+
+def run_anonymize(folder: Path, p: AnonymizeParams, max_pixels: int, progress: Progress = _no_progress) -> dict:
+    """``result.png`` with every face/text found hidden (no metadata kept), and ``mask.png`` (what was hidden)."""
+    from tessera.anonymize import anonymize_image
+    from tessera.io.image import write_image
+
+    cfg = p.config()
+    progress(0.05, "reading")
+    rgb, info = _read(folder, max_pixels)
+    progress(0.2, "finding " + ", ".join(cfg.find))
+    result = anonymize_image(rgb, cfg)
+    progress(0.9, "writing")
+    write_image(folder / RESULT_MASK, result.mask)
+    write_image(folder / RESULT, result.image, alpha=info.alpha)  # no ICC, EXIF or text: nothing identifying kept
+    progress(1.0, "done")
+    return {**result.to_json(), "method": cfg.method, "result_name": f"{p.name}.anonymized.png",
+            "mask_name": f"{p.name}.anonymized.mask.png",
+            "warning": "a redaction is only as good as its detector: check the result before publishing"}

@@ -255,6 +255,12 @@ async function run() {
     form.append("task", "restore");
     form.append("model", $("model").value);
     if (cell) form.append("cell", cell);
+  } else if (act === "anonymize") {
+    form.delete("mask");  // the finders decide what to hide
+    form.append("task", "anonymize");
+    form.append("find", "faces,text");
+    form.append("method", "mosaic");
+    form.append("cell", cell || "auto");
   } else {
     if (!mask) { showError("paint the region to hide first"); return; }
     form.append("task", "pixelate");
@@ -323,7 +329,9 @@ async function showResult(job, act) {
     : "";
   $("result-info").textContent = isRestore
     ? `model ${info.model}, ${info.regions.length} region(s)` + (info.residual != null ? `, re-mosaic residual ${info.residual}` : "")
-    : `${info.method}: ${info.changed_pixels} pixels changed`;
+    : act === "anonymize"
+      ? `${info.found.length} face/text region(s) found, ${info.hidden_pixels} pixels hidden. ${info.warning}`
+      : `${info.method}: ${info.changed_pixels} pixels changed`;
   const dr = $("download-result"), dm = $("download-mask");
   dr.href = after; dr.download = info.result_name || "result.png";
   dm.href = keepUrl(URL.createObjectURL(mask)); dm.download = info.mask_name || "mask.png";
@@ -365,7 +373,7 @@ for (const radio of document.querySelectorAll('input[name="action"]')) {
     $("model-row").hidden = act !== "restore";
     $("sigma-row").hidden = act !== "blur";
     $("cell-row").hidden = act === "blur" || act === "solid";
-    $("cell").placeholder = act === "restore" ? "auto" : "12";
+    $("cell").placeholder = act === "restore" || act === "anonymize" ? "auto" : "12";
   });
 }
 document.addEventListener("keydown", (ev) => {
