@@ -31,6 +31,8 @@ def train(
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate of every network."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoint.pt at its step."),
     init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune: start the generator from these weights (a .safetensors file or a shipped name): the same model and kwargs, or a U-Net grown by more residual blocks (--kwargs '{\"blocks\": [0, 1, 2, 2, 1]}')."),
+    recipe: str = typer.Option("", "--recipe", help="Training recipe: the model's own (default) or gan (adversarial fine-tuning of --init weights: L1 + feature matching + spectral PatchGAN)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", min=0, help="Stop cleanly with a checkpoint after this many minutes (continue with --resume)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     amp: str = typer.Option("none", "--amp", help="Autocast: none, bf16 or fp16."),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
@@ -58,6 +60,8 @@ def train(
         raise typer.BadParameter(f"must be one of {', '.join(RESTORATION_MODELS)}", param_hint="--model")
     if preset not in PRESETS[model]:
         raise typer.BadParameter(f"must be one of {', '.join(PRESETS[model])}", param_hint="--preset")
+    if recipe not in ("", "gan"):
+        raise typer.BadParameter("must be gan (or left out for the model's own recipe)", param_hint="--recipe")
     if amp not in ("none", "bf16", "fp16"):
         raise typer.BadParameter("must be none, bf16 or fp16", param_hint="--amp")
     if small not in ("upscale", "skip"):
@@ -81,7 +85,7 @@ def train(
         crop=crop, region=region, cell=cell, cell_range=(lo, hi), lr=lr, seed=seed, device=device, amp=amp,
         channels_last=channels_last, compile=compile, augment=augment, small=small, workers=workers, threads=threads,
         log_every=log_every, eval_every=eval_every, sample_every=sample_every, ckpt_every=ckpt_every, resume=resume,
-        init=init, recipe=RecipeConfig(d_base=d_width),
+        init=init, minutes=minutes, recipe=RecipeConfig(d_base=d_width, name=recipe),
     )
     with Progress(
         TextColumn(f"[bold]train {model}"),
@@ -102,6 +106,9 @@ def train(
         summary = fit(cfg, on_step)
     scores = " ".join(f"{k}={v:.4g}" for k, v in summary["val"].items())
     if os.environ.get("RANK", "0") != "0":
+        return
+    if summary.get("timed_out"):
+        console.print(f"stopped at the time limit at step {summary['step']}; checkpoint saved to {summary['checkpoint']} (continue with --resume)")
         return
     if summary["interrupted"]:
         console.print(f"interrupted at step {summary['step']}; checkpoint saved to {summary['checkpoint']} (continue with --resume)")

@@ -35,7 +35,7 @@ from torch import nn
 from tessera.models import model_kwargs as preset_kwargs
 from tessera.models import save_model
 from tessera.train.data import AugmentConfig, DegradeConfig, ImageFolder, StepBatches, make_batch, validation_set
-from tessera.train.losses import composite, masked_psnr, masked_ssim
+from tessera.train.losses import composite, masked_detail_ratio, masked_psnr, masked_ssim
 from tessera.train.recipes import Recipe, RecipeConfig, build_recipe
 
 CHECKPOINT_FORMAT = "tessera-train-1"
@@ -79,6 +79,7 @@ class TrainConfig:
     val_count: int = 16
     resume: bool = False
     init: Path | None = None  # start the generator from these weights (a safetensors file); ignored on resume
+    minutes: float | None = None  # wall-clock limit of this call: stop cleanly (checkpoint) after it; --resume continues
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     degrade: DegradeConfig | None = None  # None: built from region/cell/cell_range
     aug: AugmentConfig = field(default_factory=AugmentConfig)
@@ -323,7 +324,7 @@ def evaluate(recipe: Recipe, val: tuple[torch.Tensor, ...], device, batch: int) 
     """PSNR and SSIM inside the hidden region of the composited output, over the validation set."""
     x_all, m_all, t_all = val
     recipe.generator.eval()
-    outs, psnr, ssim = [], [], []
+    outs, psnr, ssim, detail = [], [], [], []
     for i in range(0, len(x_all), batch):
         x, m, t = (a[i : i + batch].to(device) for a in (x_all, m_all, t_all))
         with recipe.autocast():
@@ -331,11 +332,12 @@ def evaluate(recipe: Recipe, val: tuple[torch.Tensor, ...], device, batch: int) 
         comp = composite(y, x[:, :3], m)
         psnr.append(masked_psnr(comp, t, m).cpu())
         ssim.append(masked_ssim(comp, t, m).cpu())
+        detail.append(masked_detail_ratio(comp, t, m).cpu())
         outs.append(comp.cpu())
     recipe.generator.train()
     base = masked_psnr(x_all[:, :3], t_all, m_all)
     return (
-        {"psnr": float(torch.cat(psnr).mean()), "ssim": float(torch.cat(ssim).mean()), "psnr_input": float(base.mean())},
+        {"psnr": float(torch.cat(psnr).mean()), "ssim": float(torch.cat(ssim).mean()), "detail": float(torch.cat(detail).mean()), "psnr_input": float(base.mean())},
         torch.cat(outs),
     )
 
@@ -450,8 +452,9 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
         (out / "config.json").write_text(json.dumps({"model_kwargs": kwargs, **_config_json(cfg)}, indent=2))
 
     # 3. the loop
-    step, losses, scores, interrupted = start, {}, {}, False
+    step, losses, scores, interrupted, timed_out = start, {}, {}, False, False
     t_last, n_last = time.perf_counter(), 0
+    deadline = None if cfg.minutes is None else time.monotonic() + 60.0 * cfg.minutes
     try:
         with _StopFlag() as flag:
             it = iter(loader)
@@ -504,10 +507,13 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
                     logger.grid(step, x[:4].cpu(), composite(y, x[:4, :3], m[:4]).cpu(), t[:4].cpu())
                 if step % cfg.ckpt_every == 0:
                     save_checkpoint(ckpt_path, recipe, schedulers, step, cfg, kwargs)
+                if deadline is not None and time.monotonic() >= deadline and step < cfg.steps:
+                    timed_out = True  # the checkpoint below holds this step; --resume continues
+                    break
             interrupted = flag.stop and step < cfg.steps
         if d.main:
             save_checkpoint(ckpt_path, recipe, schedulers, step, cfg, kwargs)
     finally:
         logger.close()
         del loader
-    return {"step": step, "losses": losses, "val": scores, "interrupted": interrupted, "checkpoint": str(ckpt_path), "recipe": recipe}
+    return {"step": step, "losses": losses, "val": scores, "interrupted": interrupted, "timed_out": timed_out, "checkpoint": str(ckpt_path), "recipe": recipe}

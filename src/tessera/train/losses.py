@@ -48,6 +48,23 @@ def gan_bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
 
+def patch_weights(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, 1, h, w) weights of a PatchGAN's logits: 1 where the logit's cell of the mask (max-pooled
+    to the logit grid) touches the hidden region, else 0. Patches wholly outside the region are
+    the same pixels in the real and the composited image, so they carry no signal."""
+    return (F.adaptive_max_pool2d(mask.float(), size) > 0).float()
+
+
+def gan_bce_masked(logits: torch.Tensor, real: bool, weight: torch.Tensor) -> torch.Tensor:
+    """:func:`gan_bce` averaged over the patches of ``weight`` (> 0) only (all patches when none)."""
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    err = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
+    w = weight.float().expand_as(err)
+    if float(w.sum()) <= 0:
+        return err.mean()
+    return (err * w).sum() / w.sum()
+
+
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, alpha: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(||grad_x critic(x_hat)||_2 - 1)^2] at random points
     ``x_hat = alpha * real + (1 - alpha) * fake`` (alpha ~ U(0, 1) per sample unless given)."""
@@ -68,6 +85,17 @@ def feature_matching(real_feats: list[torch.Tensor], fake_feats: list[torch.Tens
     return torch.stack(losses).mean()
 
 
+def masked_feature_matching(real_feats: list[torch.Tensor], fake_feats: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """:func:`feature_matching` over the feature positions that see the hidden region (the mask
+    max-pooled to each layer's grid), so the loss does not shrink with the region's area."""
+    losses = []
+    for r, f in zip(real_feats, fake_feats):
+        w = patch_weights(mask, f.shape[-2:]).expand_as(f)
+        err = (f.float() - r.detach().float()).abs()
+        losses.append((err * w).sum() / w.sum().clamp_min(1.0))
+    return torch.stack(losses).mean()
+
+
 # ---------------------------------------------------------------- validation metrics
 
 
@@ -76,6 +104,32 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
     m = mask.float().expand_as(pred)
     mse = ((pred.float() - target.float()).square() * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)
     return 10 * torch.log10(4.0 / mse.clamp_min(1e-10))
+
+
+def gradient_magnitude(img: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) gradient magnitude of the mean of the channels by central differences
+    ((x[i+1] - x[i-1]) / 2 per axis); the one-pixel border is 0."""
+    g = img.float().mean(1, keepdim=True)
+    gx = torch.zeros_like(g)
+    gy = torch.zeros_like(g)
+    gx[..., :, 1:-1] = (g[..., :, 2:] - g[..., :, :-2]) / 2
+    gy[..., 1:-1, :] = (g[..., 2:, :] - g[..., :-2, :]) / 2
+    mag = torch.sqrt(gx.square() + gy.square())
+    mag[..., 0, :] = 0
+    mag[..., -1, :] = 0
+    mag[..., :, 0] = 0
+    mag[..., :, -1] = 0
+    return mag
+
+
+def masked_detail_ratio(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per image: mean gradient magnitude inside the hidden region, ``pred`` / ``target``
+    (1.0 = as much fine detail as the photo; a blurry restoration is below 1). (N,)"""
+    m = mask.float()
+    area = m.flatten(1).sum(1).clamp_min(1)
+    a = (gradient_magnitude(pred) * m).flatten(1).sum(1) / area
+    b = (gradient_magnitude(target) * m).flatten(1).sum(1) / area
+    return a / b.clamp_min(1e-8)
 
 
 def masked_ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, window: int = 11) -> torch.Tensor:

@@ -19,7 +19,17 @@ from torch import nn
 from tessera.models import build_model
 from tessera.models.deepfill import WGANCritic
 from tessera.models.patchgan import PatchGAN
-from tessera.train.losses import composite, feature_matching, gan_bce, gradient_penalty, log_mse, masked_recon
+from tessera.train.losses import (
+    composite,
+    feature_matching,
+    gan_bce,
+    gan_bce_masked,
+    gradient_penalty,
+    log_mse,
+    masked_feature_matching,
+    masked_recon,
+    patch_weights,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,17 @@ class RecipeConfig:
     deepfill_l1: float = 1.2  # DeepFill L1 weight (coarse and refined)
     local_size: int = 128  # DeepFill local critic window (the region size)
     amp: str = "none"  # none | bf16 | fp16
+    name: str = ""  # the recipe: "" = the model's own (RECIPES[model]); "gan" = adversarial fine-tuning (GANFineTuneRecipe)
+    ft_l1: float = 1.0  # GAN fine-tuning weights (Real-ESRGAN's 1 : 1 : 0.1): L1 ...
+    ft_fm: float = 1.0  # ... feature matching on the discriminator's activations (our perceptual loss) ...
+    ft_adv: float = 0.1  # ... and the adversarial loss
+    ft_betas: tuple[float, float] = (0.9, 0.99)  # Real-ESRGAN's Adam betas for both networks
+
+    def __post_init__(self) -> None:
+        if self.name not in ("", *RECIPES):
+            raise ValueError(f"recipe must be one of {sorted(RECIPES)} (or empty for the model's own), got {self.name!r}")
+        if min(self.ft_l1, self.ft_fm, self.ft_adv) < 0:
+            raise ValueError("ft_l1, ft_fm and ft_adv must be >= 0")
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -252,12 +273,67 @@ class DeepFillRecipe(Recipe):
         return {"loss": loss_g.item(), "l1": l1.item(), "g_adv": adv.item(), "fm": fm.item(), "d": loss_d.item(), "gp": gp.item()}
 
 
-RECIPES = {"unet": UNetRecipe, "pix2pix": Pix2PixRecipe, "deepfill": DeepFillRecipe}
+class GANFineTuneRecipe(Recipe):
+    """Adversarial fine-tuning of a restorer trained with a pixel loss (the ESRGAN / Real-ESRGAN
+    recipe: a fidelity model first, then a shorter GAN stage). The discriminator is a conditional
+    70x70 PatchGAN with spectral normalization (no batch norm) on cat([input, image]); its loss
+    counts only the patches that touch the hidden region (the others are the same pixels in real
+    and composited images). The generator minimizes
+    ``ft_l1 * L1 + ft_fm * feature matching + ft_adv * GAN``, where feature matching is the L1
+    distance between the discriminator's activations for the real and the composited image over
+    the positions that see the region: a perceptual loss learned from our own photos, since no
+    ImageNet network can be had offline. Works for any restoration generator (``--init`` the
+    shipped fidelity weights)."""
+
+    name = "gan"
+
+    def __init__(self, generator: nn.Module, cfg: RecipeConfig, device) -> None:
+        super().__init__(generator, cfg, device)
+        self._add("generator", generator, cfg.ft_betas)
+        D = PatchGAN(in_channels=generator.in_channels + 3, base=cfg.d_base, n_layers=3, norm="none", spectral=True)
+        self._add("discriminator", D, cfg.ft_betas)
+
+    def step(self, x, mask, target):
+        D = self.nets["discriminator"]
+        with self.autocast():
+            fake = self.g_forward(x)
+        comp = composite(fake.float(), x[:, :3], mask)
+        real_in, fake_in = torch.cat([x, target], 1), torch.cat([x, comp], 1)
+        # 1. update D on the region's patches: real -> 1, composited -> 0
+        set_requires_grad(D, True)
+        with self.autocast():
+            d_real = D(real_in)
+            d_fake = D(fake_in.detach())
+        w = patch_weights(mask, d_real.shape[-2:])
+        loss_d = 0.5 * (gan_bce_masked(d_real, True, w) + gan_bce_masked(d_fake, False, w))
+        self.update("discriminator", loss_d)
+        # 2. update G against the updated D
+        set_requires_grad(D, False)
+        with self.autocast():
+            s_fake, f_fake = D(fake_in, features=True)
+            with torch.no_grad():
+                _, f_real = D(real_in, features=True)
+        adv = gan_bce_masked(s_fake, True, w)
+        fm = masked_feature_matching(f_real, f_fake, mask)
+        l1 = masked_recon(fake, target, mask, kind="l1", valid_weight=self.cfg.valid_weight)
+        loss_g = self.cfg.ft_l1 * l1 + self.cfg.ft_fm * fm + self.cfg.ft_adv * adv
+        self.update("generator", loss_g)
+        set_requires_grad(D, True)
+        return {
+            "loss": loss_g.item(), "l1": l1.item(), "fm": fm.item(), "g_adv": adv.item(), "d": loss_d.item(),
+            "d_real": float(torch.sigmoid(d_real.detach().float())[w.expand_as(d_real) > 0].mean()),
+            "d_fake": float(torch.sigmoid(d_fake.detach().float())[w.expand_as(d_fake) > 0].mean()),
+        }
+
+
+RECIPES = {"unet": UNetRecipe, "pix2pix": Pix2PixRecipe, "deepfill": DeepFillRecipe, "gan": GANFineTuneRecipe}
 
 
 def build_recipe(model: str, model_kwargs: dict[str, Any], cfg: RecipeConfig, device="cpu") -> Recipe:
-    """A fresh recipe: the generator ``MODELS[model](**model_kwargs)`` and its adversaries."""
-    if model not in RECIPES:
+    """A fresh recipe: the generator ``MODELS[model](**model_kwargs)`` and its adversaries.
+    ``cfg.name`` picks another recipe than the model's own (``"gan"``: adversarial fine-tuning)."""
+    name = cfg.name or model
+    if name not in RECIPES or (not cfg.name and name == "gan"):
         raise ValueError(f"no training recipe for model {model!r}; choose one of {sorted(RECIPES)}")
     generator = build_model(model, **model_kwargs)
-    return RECIPES[model](generator, cfg, device).to(device)
+    return RECIPES[name](generator, cfg, device).to(device)
