@@ -21,9 +21,13 @@ def eval_(
     kinds: str = typer.Option(",".join(("box", "ellipse", "polygon", "rect", "border")), "--kinds", help="Case generators (see tessera.mosaic.synth)."),
     jpeg: Optional[int] = typer.Option(None, "--jpeg", min=1, max=100, help="JPEG-compress the degraded inputs at this quality."),
     auto: bool = typer.Option(False, "--auto", help="Also restore with detected masks instead of the true ones."),
+    niqe: bool = typer.Option(False, "--niqe", help="Also score NIQE (naturalness, lower is better) of each region and of the original."),
+    critic_data: Optional[Path] = typer.Option(None, "--critic-data", help="Folder of other photos (e.g. a train folder): a fresh critic learns to tell real from restored crops of cases made from them, then is scored on --data's cases (50 % = indistinguishable)."),
+    critic_cases: int = typer.Option(40, "--critic-cases", min=1, help="Cases the two-sample critic trains on."),
 ) -> None:
     """Score models against each other on seeded synthetic mosaics: PSNR and SSIM inside the
-    region, blockiness, re-mosaic residual and time, with a chart and a sample sheet."""
+    region, blockiness, re-mosaic residual, detail ratio and time (NIQE and a two-sample critic
+    on request), with a chart and a sample sheet."""
     from rich.progress import Progress
 
     from tessera.evaluate import EvalConfig, markdown_table, run_eval
@@ -40,6 +44,8 @@ def eval_(
     bad = [k for k in kind_list if k not in KINDS]
     if not kind_list or bad:
         raise typer.BadParameter(f"choose case kinds from {', '.join(KINDS)}" + (f" (not {', '.join(bad)})" if bad else ""), param_hint="--kinds")
+    if critic_data is not None and not critic_data.is_dir():
+        raise typer.BadParameter(f"{critic_data} is not a folder", param_hint="--critic-data")
     if output.exists() and not output.is_dir():
         raise typer.BadParameter(f"{output} is a file; the report needs a folder", param_hint="--output")
     for m in names:
@@ -48,8 +54,9 @@ def eval_(
             raise typer.BadParameter(f"unknown model {m!r}; choose from {', '.join(model_names())} (+patch)", param_hint="--models")
     cfg = EvalConfig(
         data=data, models=names, output=output, cases=cases, seed=seed, kinds=kind_list, jpeg=jpeg, auto=auto,
+        niqe=niqe, critic_data=critic_data, critic_cases=critic_cases,
     )
-    total = cases * len(names) * (2 if auto else 1)
+    total = cases * len(names) * (2 if auto else 1) + (len(names) if critic_data is not None else 0)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("eval", total=total)
         try:
