@@ -197,6 +197,11 @@ def test_fit_gan_from_init_stops_at_the_time_limit_and_resumes(folder, tmp_path)
     x = torch.rand(1, 4, 32, 32)
     with torch.no_grad():
         assert not torch.equal(g(x), f(x))  # fine-tuned away from its init
+    # the GAN weights run without the 4-flip average (it would average their texture away)
+    from tessera.restore.restorer import resolve_model
+
+    assert g.metadata["flips"] == "1" and "flips" not in f.metadata
+    assert resolve_model(str(out)).flips == 1 and resolve_model(str(init)).flips == 4
 
 
 def test_cli_train_gan_recipe_with_a_time_limit(folder, tmp_path):

@@ -219,7 +219,8 @@ def resolve_model(model: str | os.PathLike | Restorer, *, latent=None, refine: s
         from tessera.restore.latent import LatentConfig, LatentRestorer
 
         return LatentRestorer(net, latent or LatentConfig(), name=name)
-    return NetRestorer(net, name)
+    flips = str((getattr(net, "metadata", None) or {}).get("flips", "4"))  # GAN fine-tunes: 1 (see export_checkpoint)
+    return NetRestorer(net, name, flips=int(flips) if flips in ("1", "2", "4") else 4)
 
 
 def parse_spec(text: str) -> tuple[str, str | None]:

@@ -253,7 +253,9 @@ def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: s
 
 def export_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Write the generator of a training checkpoint as a safetensors weight file with its
-    model name, kwargs, step and training config in the metadata."""
+    model name, kwargs, step and training config in the metadata. A GAN fine-tune (recipe
+    ``gan``) also gets ``flips: 1``: the pipeline then runs it once instead of averaging four
+    flipped passes, which would average its synthesized texture away."""
     from tessera.models import build_model
 
     state = load_checkpoint(ckpt)
@@ -262,7 +264,9 @@ def export_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike, metadata:
         kwargs["dilations"] = tuple(kwargs["dilations"])
     model = build_model(state["model"], **kwargs)
     model.load_state_dict(state["recipe"]["nets"]["generator"])
-    meta = {"step": state["step"], "train_config": json.loads(state["config"]), **(metadata or {})}
+    config = json.loads(state["config"])
+    gan = (config.get("recipe") or {}).get("name") == "gan"
+    meta = {"step": state["step"], "train_config": config, **({"flips": 1} if gan else {}), **(metadata or {})}
     return save_model(model, out, state["model"], kwargs, meta)
 
 
