@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tessera.cli import detect, eval, export, pixelate, restore, serve, train  # noqa: F401  (each registers its command)
+from tessera.cli import anonymize, detect, eval, export, pixelate, restore, serve, train  # noqa: F401  (each registers its command)
 from tessera.cli.app import app, console
 from tessera.cli.common import _one_line
 

