@@ -47,6 +47,40 @@ class ResBlock(nn.Module):
         return x + self.conv2(torch.relu(self.conv1(x)))
 
 
+def _check_unet_args(depth: int, norm: str, prefill: str, blocks: tuple[int, ...]) -> tuple[int, ...]:
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    if len(blocks) > depth or any(b < 0 for b in blocks) or (blocks and blocks[0]):
+        raise ValueError(f"blocks must be at most {depth} counts >= 0 with blocks[0] == 0, got {blocks}")
+    if prefill not in ("none", "smooth"):
+        raise ValueError(f"prefill must be 'none' or 'smooth', got {prefill!r}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return blocks
+
+
+def _down_layer(i: int, depth: int, cin: int, cout: int, norm: str) -> nn.Sequential:
+    """Encoder level i: (LeakyReLU,) 4x4 stride-2 conv (, norm); the outermost and innermost have no norm."""
+    layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
+    layers.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "batch" or i in (0, depth - 1)))
+    if 0 < i < depth - 1:
+        layers.append(make_norm(norm, cout))
+    return nn.Sequential(*layers)
+
+
+def _up_layer(i: int, depth: int, cin: int, cout: int, norm: str, dropout: float) -> nn.Sequential:
+    """Decoder level i: ReLU, 4x4 stride-2 transposed conv, then norm (+ dropout on the innermost
+    three levels) or, at level 0, tanh."""
+    layers: list[nn.Module] = [nn.ReLU(), nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm != "batch" or i == 0)]
+    if i > 0:
+        layers.append(make_norm(norm, cout))
+        if dropout > 0 and i >= depth - 3:
+            layers.append(nn.Dropout(dropout))
+    else:
+        layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
 class UNet(nn.Module):
     """U-Net autoencoder baseline (the source article's model; trained with MSE).
 
@@ -79,44 +113,20 @@ class UNet(nn.Module):
         blocks: tuple[int, ...] | list[int] = (),
     ) -> None:
         super().__init__()
-        blocks = tuple(int(b) for b in blocks)
-        if len(blocks) > depth or any(b < 0 for b in blocks) or (blocks and blocks[0]):
-            raise ValueError(f"blocks must be at most {depth} counts >= 0 with blocks[0] == 0, got {blocks}")
-        if prefill not in ("none", "smooth"):
-            raise ValueError(f"prefill must be 'none' or 'smooth', got {prefill!r}")
+        blocks = _check_unet_args(depth, norm, prefill, tuple(int(b) for b in blocks))
         self.residual = residual
         self.prefill = prefill
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.size_multiple = 2**depth
         self.depth = depth
         self.skip = skip
         ch = [base * min(2**i, max_mult) for i in range(depth)]
-
-        self.down = nn.ModuleList()
-        for i in range(depth):
-            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
-            layers.append(nn.Conv2d(in_channels if i == 0 else ch[i - 1], ch[i], 4, 2, 1, bias=norm != "batch" or i in (0, depth - 1)))
-            if 0 < i < depth - 1:
-                layers.append(make_norm(norm, ch[i]))
-            self.down.append(nn.Sequential(*layers))
-
-        self.up = nn.ModuleList()
-        for i in range(depth):
-            cin = ch[i] * (2 if skip and i < depth - 1 else 1)
-            cout = ch[i - 1] if i > 0 else out_channels
-            layers = [nn.ReLU(), nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm != "batch" or i == 0)]
-            if i > 0:
-                layers.append(make_norm(norm, cout))
-                if dropout > 0 and i >= depth - 3:
-                    layers.append(nn.Dropout(dropout))
-            else:
-                layers.append(nn.Tanh())
-            self.up.append(nn.Sequential(*layers))
+        self.down = nn.ModuleList(_down_layer(i, depth, in_channels if i == 0 else ch[i - 1], ch[i], norm) for i in range(depth))
+        self.up = nn.ModuleList(
+            _up_layer(i, depth, ch[i] * (2 if skip and i < depth - 1 else 1), ch[i - 1] if i > 0 else out_channels, norm, dropout)
+            for i in range(depth)
+        )
         counts = blocks + (0,) * (depth - len(blocks))
         self.blocks = nn.ModuleList(nn.Sequential(*[ResBlock(ch[i - 1]) for _ in range(counts[i])]) for i in range(depth))
         if residual:  # start as the identity: the last convolution outputs zeros
@@ -152,29 +162,5 @@ class Pix2PixGenerator(UNet):
     :mod:`tessera.models` is the CPU-friendly size we ship.
     """
 
-    def __init__(
-        self,
-        *,
-        in_channels: int = 4,
-        out_channels: int = 3,
-        base: int = 64,
-        depth: int = 8,
-        max_mult: int = 8,
-        norm: str = "batch",
-        dropout: float = 0.5,
-        skip: bool = True,
-        residual: bool = False,
-        prefill: str = "none",
-    ) -> None:
-        super().__init__(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            base=base,
-            depth=depth,
-            max_mult=max_mult,
-            norm=norm,
-            dropout=dropout,
-            skip=skip,
-            residual=residual,
-            prefill=prefill,
-        )
+    def __init__(self, *, base: int = 64, depth: int = 8, dropout: float = 0.5, **kwargs) -> None:
+        super().__init__(base=base, depth=depth, dropout=dropout, **kwargs)

@@ -136,7 +136,13 @@ def validate_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         raise WeightsError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     if not isinstance(kwargs, Mapping):
         raise WeightsError(f"model {name!r}: kwargs must be a JSON object, got {type(kwargs).__name__}")
-    params = inspect.signature(MODELS[name]).parameters
+    params: dict[str, inspect.Parameter] = {}
+    for cls in MODELS[name].__mro__:  # a subclass taking **kwargs passes them to its parent
+        if "__init__" in vars(cls):
+            params.update({k: p for k, p in inspect.signature(cls.__init__).parameters.items() if p.kind == p.KEYWORD_ONLY or p.kind == p.POSITIONAL_OR_KEYWORD})
+        if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()):
+            break
+    params.pop("self", None)
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise WeightsError(f"model {name!r} has no kwargs {', '.join(unknown)} (known: {', '.join(params)})")
