@@ -1,6 +1,6 @@
 """Benchmark mosaic detection on seeded synthetic cases made from the val folders.
 
-    python benchmarks/detect.py [--weights PATH | --no-net] [--limit N] [--no-write]
+    python -m benchmarks.detect [--weights PATH | --no-net] [--limit N] [--no-write]
 
 Cases: every val image of ../shared/data/{scenes,faces}/val gets mosaics from the generators of
 :mod:`tessera.mosaic.synth` (kinds cycled; PNG, or JPEG at quality 70-95 or 50-69), and every val
@@ -18,7 +18,6 @@ import argparse
 import platform
 import re
 import statistics
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -30,7 +29,6 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-sys.path.insert(0, str(ROOT / "src"))
 
 from tessera.detect.mosaics import DetectConfig, default_weights, detect, load_detector  # noqa: E402
 from tessera.mosaic.synth import GRID_ALIGNED, make_case  # noqa: E402
@@ -205,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_write and not args.limit:
         key = "detect-grid" if model is None else "detect"
         title = "Detection (grid analysis only)" if model is None else "Detection (net + grid analysis)"
-        section = f"<!-- {key}:start -->\n## {title}\n\nCommand: `python benchmarks/detect.py{' --no-net' if model is None else ''}`, " \
+        section = f"<!-- {key}:start -->\n## {title}\n\nCommand: `python -m benchmarks.detect{' --no-net' if model is None else ''}`, " \
                   f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n{body}\n<!-- {key}:end -->"
         path = ROOT / "benchmarks" / "RESULTS.md"
         text = path.read_text() if path.exists() else "# Benchmark results\n"

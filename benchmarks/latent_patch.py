@@ -9,7 +9,7 @@ PSNR / SSIM inside the region, and seconds per image. Also the latent search's c
 before and after. Writes its section of benchmarks/RESULTS.md (between '<!-- latent_patch -->'
 markers) and a sample sheet per set under runs/latent_patch/ (not committed).
 
-    python benchmarks/latent_patch.py [--cases 8] [--models smooth,telea,faces,dcgan,...]
+    python -m benchmarks.latent_patch [--cases 8] [--models smooth,telea,faces,dcgan,...]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import write_section
+from benchmarks._results import write_section
 
 from tessera.evaluate import load_folder, make_cases, psnr, sample_sheet, ssim
 from tessera.restore.pipeline import restore_image
@@ -95,7 +95,7 @@ def main() -> None:
     meta = getattr(restorer.model, "metadata", {})
     text = f"""## Latent-search completion (dcgan) and neural patch synthesis (+patch), faces/val
 
-`python benchmarks/latent_patch.py --cases {a.cases}` on {a.cases} seeded cases (box and ellipse regions, seed {a.seed})
+`python -m benchmarks.latent_patch --cases {a.cases}` on {a.cases} seeded cases (box and ellipse regions, seed {a.seed})
 from ../shared/data/faces/val; machine: 2-core CPU (no GPU), torch {torch.__version__} CPU, {a.threads} threads,
 shared with other jobs while it ran (times are upper bounds). Wall time of the whole run: {(time.time() - t_all) / 60:.1f} min.
 dcgan: src/tessera/weights/dcgan-faces64.safetensors ({meta.get('steps', '?')} steps), {cfg.restarts} restarts x {cfg.iters} Adam steps

@@ -3,7 +3,7 @@
 Writes its section of benchmarks/RESULTS.md (between the '<!-- restore -->' markers) and the
 report folders under runs/benchmarks/restore/ (report.md, psnr.png, samples.png; not committed).
 
-    python benchmarks/restore.py [--cases 40] [--models smooth,telea,ns,scenes,faces] [--auto]
+    python -m benchmarks.restore [--cases 40] [--models smooth,telea,ns,scenes,faces] [--auto]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import write_section
+from benchmarks._results import write_section
 
 from tessera.evaluate import EvalConfig, markdown_table, run_eval
 from tessera.restore.pipeline import SHIPPED, resolve_model

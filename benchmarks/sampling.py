@@ -5,7 +5,7 @@ val benchmark stays unbiased), with the true mask and lattice but the sampling h
 own model restores every case four ways: the true sampling, forced 'mean', forced 'centre', and
 'auto'. Writes its section of benchmarks/RESULTS.md (between the '<!-- sampling -->' markers).
 
-    python benchmarks/sampling.py [--cases 30]
+    python -m benchmarks.sampling [--cases 30]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from benchmarks._results import write_section
 from restore import machine
 
 from tessera.evaluate import load_folder, make_cases, psnr

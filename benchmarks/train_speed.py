@@ -1,6 +1,6 @@
 """Training speed: images per second per model at 256x256 crops, and single-image inference time.
 
-    python benchmarks/train_speed.py [--presets small paper] [--batch 4] [--steps 3] [--device cpu]
+    python -m benchmarks.train_speed [--presets small paper] [--batch 4] [--steps 3] [--device cpu]
 
 Measures (a) the optimizer step alone on a fixed batch (generator + discriminators/critics, as
 in training), (b) the data path (read, crop, augment, degrade on the device) alone, and (c) the
@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from _results import write_section
+from benchmarks._results import write_section
 
 from tessera.models import model_kwargs
 from tessera.train.data import AugmentConfig, DegradeConfig, ImageFolder, StepBatches, make_batch
@@ -139,7 +139,7 @@ def main() -> None:
         f"Data path alone (cached images: crop + kornia augmentation + degradation incl. JPEG, one process): {data_ips:.1f} img/s.",
         "",
         "No GPU was available in this session, so the H100 aim (100x the source talk's 5.4 img/s on a TITAN X, "
-        "i.e. 540 img/s) is not measured yet: run `python benchmarks/train_speed.py --device cuda --amp bf16 --batch 16` there.",
+        "i.e. 540 img/s) is not measured yet: run `python -m benchmarks.train_speed --device cuda --amp bf16 --batch 16` there.",
     ]
     if not args.no_write:
         write_section("\n".join(lines), START, END, RESULTS)
