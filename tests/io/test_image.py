@@ -31,7 +31,7 @@ from tessera.io.image import (
     write_image,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 RNG = np.random.default_rng(1234)
 
 

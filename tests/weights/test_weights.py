@@ -12,7 +12,7 @@ from tessera.evaluate import psnr
 from tessera.mosaic.pixelate import pixelate
 from tessera.mosaic.region import Grid
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = sorted((ROOT / "src" / "tessera" / "weights").glob("*.safetensors"))
 DATA = ROOT.parent / "shared" / "data"
 

@@ -30,7 +30,7 @@ from tessera.train.losses import gradient_penalty, masked_psnr, masked_recon
 from tessera.train.loop import TrainConfig, TrainError, export_checkpoint, fit, init_generator, load_checkpoint
 from tessera.train.recipes import RecipeConfig, build_recipe
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

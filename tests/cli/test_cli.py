@@ -15,7 +15,7 @@ from PIL import Image
 
 from tessera.mosaic.pixelate import pixelate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOAT = ROOT / "examples" / "boat.png"
 
 

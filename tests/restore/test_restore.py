@@ -1,4 +1,4 @@
-"""restore_image end to end with the classical restorers (the learned ones are tested in test_weights.py)."""
+"""restore_image end to end with the classical restorers (the learned ones are tested in tests/weights/test_weights.py)."""
 
 from __future__ import annotations
 

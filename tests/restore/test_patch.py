@@ -122,7 +122,7 @@ def test_cli_restore_refine_patch(tmp_path):
 
     if not (weights_dir() / SHIPPED["dcgan"]).is_file():
         pytest.skip("shipped DCGAN weights missing")
-    face = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "val" / "face-0018.jpg"
+    face = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "faces" / "val" / "face-0018.jpg"
     img = np.asarray(Image.open(face).convert("RGB").resize((48, 48)))
     mask = np.zeros((48, 48), np.uint8)
     mask[16:32, 16:32] = 255
