@@ -377,24 +377,29 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Train ``cfg.model`` on ``cfg.data``; write checkpoints and logs under ``cfg.out``.
+@dataclass
+class _Run:
+    """What the stages of :func:`fit` share: the networks and their schedules, where to write, the
+    step reached, the last losses and validation scores."""
 
-    on_step(step, total, losses) is called after every step on rank 0 (for a progress bar).
-    Returns a summary: final step, last losses, last validation scores, whether interrupted,
-    the checkpoint path and the trained ``recipe`` (its ``generator`` is the model).
-    """
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    kind = "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    d = setup_dist(kind)
-    device = pick_device(cfg.device, d)
-    if cfg.amp not in ("none", "bf16", "fp16"):
-        raise TrainError(f"amp must be none, bf16 or fp16, got {cfg.amp!r}")
-    out = Path(cfg.out)
-    ckpt_path = out / "checkpoint.pt"
+    cfg: TrainConfig
+    d: Dist
+    device: torch.device
+    recipe: Recipe
+    kwargs: dict[str, Any]
+    schedulers: dict[str, Any]
+    ckpt_path: Path
+    step: int
+    losses: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
 
-    # 1. networks, optimizers, schedules (same init on every rank, then broadcast)
+    def save(self) -> None:
+        save_checkpoint(self.ckpt_path, self.recipe, self.schedulers, self.step, self.cfg, self.kwargs)
+
+
+def _build(cfg: TrainConfig, d: Dist, device: torch.device) -> _Run:
+    """Stage 1: networks, optimizers, LR schedules; weights from --init or the checkpoint on --resume;
+    the same state on every process."""
     kwargs = preset_kwargs(cfg.model, cfg.preset, cfg.model_kwargs)
     torch.manual_seed(cfg.seed)
     rcfg = RecipeConfig(**{**asdict(cfg.recipe), "lr": cfg.lr, "amp": cfg.amp, "local_size": min(cfg.recipe.local_size, cfg.region)})
@@ -405,64 +410,136 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
     recipe.to(device, channels_last=cfg.channels_last)
     decay_start = int(cfg.steps * cfg.decay_from)
 
-    def lr_factor(step: int) -> float:
+    def lr_factor(step: int) -> float:  # constant, then linear to 0 over the last (1 - decay_from) of the steps
         if step < decay_start:
             return 1.0
         return max(0.0, 1.0 - (step - decay_start) / max(1, cfg.steps - decay_start))
 
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_factor) for k, o in recipe.optimizers.items()}
-    start = 0
+    run = _Run(cfg, d, device, recipe, kwargs, schedulers, Path(cfg.out) / "checkpoint.pt", 0)
     if cfg.init is not None and not cfg.resume:
         init_generator(recipe.generator, cfg.init, cfg.model, kwargs)
     if cfg.resume:
-        state = load_checkpoint(ckpt_path)
+        state = load_checkpoint(run.ckpt_path)
         if not _same_model(state["model"], state["model_kwargs"], cfg.model, kwargs):
             raise TrainError(
-                f"{ckpt_path} holds {state['model']} {state['model_kwargs']}, not {cfg.model} {json.dumps(kwargs)}; "
+                f"{run.ckpt_path} holds {state['model']} {state['model_kwargs']}, not {cfg.model} {json.dumps(kwargs)}; "
                 "use the same --model/--preset or another --out"
             )
         recipe.load_state_dict(state["recipe"])
-        for k, s in schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
+        for k, sch in schedulers.items():
+            sch.load_state_dict(state["schedulers"][k])
         set_rng_state(state["rng"])
-        start = int(state["step"])
+        run.step = int(state["step"])
     if d.world > 1:
         broadcast_state(recipe)
         recipe.reduce_grads = lambda module: all_reduce_grads(module, d.world)
     if cfg.compile:
         recipe.compile()
+    return run
 
-    # 2. data: batches are a pure function of (seed, rank, step)
+
+def _data(run: _Run):
+    """Stage 2: the batch loader (a pure function of (seed, rank, step), so resume is exact) and, on
+    the main process, the fixed validation set."""
+    cfg, d = run.cfg, run.d
     dcfg = cfg.degrade_config()
     folder = ImageFolder(cfg.data, crop=cfg.crop, small=cfg.small)
     batches = StepBatches(folder, cfg.batch, dcfg, seed=cfg.seed, rank=d.rank)
     loader = torch.utils.data.DataLoader(
         batches,
         batch_size=None,
-        sampler=range(start, cfg.steps),
+        sampler=range(run.step, cfg.steps),
         num_workers=cfg.workers,
         worker_init_fn=_quiet_worker if cfg.workers else None,
-        pin_memory=device.type == "cuda",
+        pin_memory=run.device.type == "cuda",
         persistent_workers=False,
     )
     val = None
     if cfg.val is not None and d.main:
         val = validation_set(
             cfg.val, crop=cfg.crop, degrade_cfg=dcfg, count=cfg.val_count, seed=cfg.seed + 1234, small=cfg.small,
-            prefill=getattr(recipe.generator, "prefill", "none"),
+            prefill=getattr(run.recipe.generator, "prefill", "none"),
         )
+    return loader, val
+
+
+def _train_step(run: _Run, raw: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stage 3a: degrade and augment the step's images on the device, one recipe step (update D,
+    then G), the schedules. Returns the batch (x, mask, target)."""
+    cfg, d = run.cfg, run.d
+    assert raw["step"] == run.step, (raw["step"], run.step)
+    torch.manual_seed(step_seed(cfg.seed, d.rank, run.step))
+    x, m, t = make_batch(
+        raw, run.device, cfg.aug if cfg.augment else None, step_seed(cfg.seed, d.rank, run.step) + 1,
+        prefill=getattr(run.recipe.generator, "prefill", "none"),
+    )
+    if cfg.channels_last:
+        x, m, t = (a.contiguous(memory_format=torch.channels_last) for a in (x, m, t))
+    run.recipe.train()
+    run.losses = run.recipe.step(x, m, t)
+    for sch in run.schedulers.values():
+        sch.step()
+    if d.world > 1:
+        broadcast_state(run.recipe, buffers_only=True)
+    run.step += 1
+    return x, m, t
+
+
+def _report(run: _Run, logger: Logger, val, batch: tuple[torch.Tensor, ...], throughput: float | None) -> None:
+    """Stage 3b (main process): losses to the log, validation scores and sample grids, checkpoints."""
+    cfg, step, recipe = run.cfg, run.step, run.recipe
+    last = step == cfg.steps
+    if throughput is not None:
+        lr = next(iter(recipe.optimizers.values())).param_groups[0]["lr"]
+        logger.log(step, {**run.losses, "lr": lr, "img_per_s": round(throughput, 3)})
+    want_scores, want_grid = step % cfg.eval_every == 0 or last, step % cfg.sample_every == 0 or last
+    if val is not None and (want_scores or want_grid):
+        run.scores, outs = evaluate(recipe, val, run.device, cfg.batch)
+        if want_scores:
+            logger.log(step, run.scores, kind="val")
+        if want_grid:
+            logger.grid(step, val[0][:4], outs[:4], val[2][:4])
+    elif val is None and want_grid:
+        x, m, t = batch
+        with torch.no_grad():
+            y = recipe.predict(x[:4]).float()
+        logger.grid(step, x[:4].cpu(), composite(y, x[:4, :3], m[:4]).cpu(), t[:4].cpu())
+    if step % cfg.ckpt_every == 0:
+        run.save()
+
+
+def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data``; write checkpoints and logs under ``cfg.out``.
+
+    on_step(step, total, losses) is called after every step on rank 0 (for a progress bar).
+    Returns a summary: final step, last losses, last validation scores, whether interrupted or
+    stopped by ``cfg.minutes``, the checkpoint path and the trained ``recipe`` (its ``generator`` is
+    the model). Stages: 1. build (:func:`_build`), 2. data (:func:`_data`), 3. the loop
+    (:func:`_train_step`, :func:`_report`), 4. the last checkpoint.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    kind = "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    d = setup_dist(kind)
+    device = pick_device(cfg.device, d)
+    if cfg.amp not in ("none", "bf16", "fp16"):
+        raise TrainError(f"amp must be none, bf16 or fp16, got {cfg.amp!r}")
+    out = Path(cfg.out)
+    run = _build(cfg, d, device)  # 1.
+    loader, val = _data(run)  # 2.
     logger = Logger(out, d.main)
     if d.main:
-        (out / "config.json").write_text(json.dumps({"model_kwargs": kwargs, **_config_json(cfg)}, indent=2))
+        (out / "config.json").write_text(json.dumps({"model_kwargs": run.kwargs, **_config_json(cfg)}, indent=2))
 
     # 3. the loop
-    step, losses, scores, interrupted, timed_out = start, {}, {}, False, False
+    start, interrupted, timed_out = run.step, False, False
     t_last, n_last = time.perf_counter(), 0
     deadline = None if cfg.minutes is None else time.monotonic() + 60.0 * cfg.minutes
     try:
         with _StopFlag() as flag:
             it = iter(loader)
-            while step < cfg.steps and not flag.stop:
+            while run.step < cfg.steps and not flag.stop:
                 try:
                     raw = next(it)
                 except StopIteration:
@@ -470,54 +547,30 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
                 except Exception:
                     if flag.stop:  # a loader worker died of the same signal
                         break
-                    if d.main and step > start:  # between steps the state is whole: keep it
-                        save_checkpoint(ckpt_path, recipe, schedulers, step, cfg, kwargs)
+                    if d.main and run.step > start:  # between steps the state is whole: keep it
+                        run.save()
                     raise
-                assert raw["step"] == step, (raw["step"], step)
-                torch.manual_seed(step_seed(cfg.seed, d.rank, step))
-                x, m, t = make_batch(
-                    raw, device, cfg.aug if cfg.augment else None, step_seed(cfg.seed, d.rank, step) + 1,
-                    prefill=getattr(recipe.generator, "prefill", "none"),
-                )
-                if cfg.channels_last:
-                    x, m, t = (a.contiguous(memory_format=torch.channels_last) for a in (x, m, t))
-                recipe.train()
-                losses = recipe.step(x, m, t)
-                for s in schedulers.values():
-                    s.step()
-                if d.world > 1:
-                    broadcast_state(recipe, buffers_only=True)
-                step += 1
+                batch = _train_step(run, raw)
                 n_last += cfg.batch * d.world
                 if not d.main:
                     continue
                 if on_step is not None:
-                    on_step(step, cfg.steps, losses)
-                if step % cfg.log_every == 0 or step == cfg.steps:
+                    on_step(run.step, cfg.steps, run.losses)
+                throughput = None
+                if run.step % cfg.log_every == 0 or run.step == cfg.steps:
                     now = time.perf_counter()
-                    ips = n_last / max(now - t_last, 1e-9)
-                    t_last, n_last = now, 0
-                    lr = next(iter(recipe.optimizers.values())).param_groups[0]["lr"]
-                    logger.log(step, {**losses, "lr": lr, "img_per_s": round(ips, 3)})
-                if val is not None and (step % cfg.eval_every == 0 or step % cfg.sample_every == 0 or step == cfg.steps):
-                    scores, outs = evaluate(recipe, val, device, cfg.batch)
-                    if step % cfg.eval_every == 0 or step == cfg.steps:
-                        logger.log(step, scores, kind="val")
-                    if step % cfg.sample_every == 0 or step == cfg.steps:
-                        logger.grid(step, val[0][:4], outs[:4], val[2][:4])
-                elif val is None and (step % cfg.sample_every == 0 or step == cfg.steps):
-                    with torch.no_grad():
-                        y = recipe.predict(x[:4]).float()
-                    logger.grid(step, x[:4].cpu(), composite(y, x[:4, :3], m[:4]).cpu(), t[:4].cpu())
-                if step % cfg.ckpt_every == 0:
-                    save_checkpoint(ckpt_path, recipe, schedulers, step, cfg, kwargs)
-                if deadline is not None and time.monotonic() >= deadline and step < cfg.steps:
+                    throughput, t_last, n_last = n_last / max(now - t_last, 1e-9), now, 0
+                _report(run, logger, val, batch, throughput)
+                if deadline is not None and time.monotonic() >= deadline and run.step < cfg.steps:
                     timed_out = True  # the checkpoint below holds this step; --resume continues
                     break
-            interrupted = flag.stop and step < cfg.steps
-        if d.main:
-            save_checkpoint(ckpt_path, recipe, schedulers, step, cfg, kwargs)
+            interrupted = flag.stop and run.step < cfg.steps
+        if d.main:  # 4.
+            run.save()
     finally:
         logger.close()
         del loader
-    return {"step": step, "losses": losses, "val": scores, "interrupted": interrupted, "timed_out": timed_out, "checkpoint": str(ckpt_path), "recipe": recipe}
+    return {
+        "step": run.step, "losses": run.losses, "val": run.scores, "interrupted": interrupted, "timed_out": timed_out,
+        "checkpoint": str(run.ckpt_path), "recipe": run.recipe,
+    }
