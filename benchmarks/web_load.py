@@ -7,7 +7,7 @@ with a 128x128 mask), and records each answer's status and time, the server's re
 answered with a result (200) or 503 + Retry-After; memory must stay bounded by the queue, not by N.
 Writes its section of benchmarks/RESULTS.md (between the '<!-- web-load -->' markers).
 
-    python -m benchmarks.web_load [--requests 50] [--model smooth] [--queue 8] [--workers 1]
+    python -m benchmarks.web_load [--requests 50] [--models smooth,default] [--queue 8] [--workers 1]
 """
 
 from __future__ import annotations
@@ -152,36 +152,45 @@ def run_load(requests: int = 50, model: str = "smooth", workers: int = 1, queue:
     }
 
 
-def report(r: dict) -> str:
+def report(rows: list[dict]) -> str:
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-    return "\n".join([
+    r0 = rows[0]
+    lines = [
         "## Web server under load (`benchmarks/web_load.py`)",
         "",
-        f"{r['requests']} concurrent `POST /api/restore` (each its own connection, a {r['size']}x{r['size']} PNG with a "
-        f"128x128 mask, model `{r['model']}`) against `tessera serve --workers {r['workers']} --queue {r['queue']}` "
-        f"(uvicorn, loopback). Machine: {platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs "
+        f"{r0['requests']} concurrent `POST /api/restore` (each its own connection, a {r0['size']}x{r0['size']} PNG with a "
+        f"128x128 mask) against `tessera serve --workers {r0['workers']} --queue {r0['queue']}` (uvicorn, loopback), "
+        f"after one warm-up request. Machine: {platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs "
         "(other engineers' tests and a GAN training ran at the same time, so times are pessimistic and vary).",
         "",
-        "| answered 200 | answered 503 (with Retry-After) | other answers | median / max time of a 200 (s) | max time of a 503 (s) | wall (s) | server RSS before -> peak (MiB) | alive afterwards |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {r['ok']} | {r['busy']} ({r['busy_with_retry_after']}) | {len(r['other'])} | {fmt(r['ok_median_s'])} / {fmt(r['ok_max_s'])} | "
-        f"{fmt(r['busy_max_s'])} | {r['wall_s']:.2f} | {r['rss_base_mb']:.0f} -> {r['rss_peak_mb']:.0f} | {'yes' if r['alive'] else 'NO'} |",
+        "| model | answered 200 | answered 503 (with Retry-After) | other answers | median / max time of a 200 (s) | max time of a 503 (s) | wall (s) | server RSS before -> peak (MiB) | alive afterwards |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['model']}` | {r['ok']} | {r['busy']} ({r['busy_with_retry_after']}) | {len(r['other'])} | "
+            f"{fmt(r['ok_median_s'])} / {fmt(r['ok_max_s'])} | {fmt(r['busy_max_s'])} | {r['wall_s']:.2f} | "
+            f"{r['rss_base_mb']:.0f} -> {r['rss_peak_mb']:.0f} | {'yes' if r['alive'] else 'NO'} |"
+        )
+    lines += [
         "",
         "At most workers + queue requests are admitted at a time; the rest are refused at once with 503, so memory",
-        "grows with the queue, not with the number of clients.",
-    ])
+        "grows with the queue, not with the number of clients. The queue is checked when a request arrives (a 503 then",
+        "answers before the upload is read) and again when its work is queued.",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=50)
-    ap.add_argument("--model", default="smooth")
+    ap.add_argument("--models", default="smooth,default", help="comma-separated; one run (and row) each")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--queue", type=int, default=8)
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args()
-    r = run_load(args.requests, args.model, args.workers, args.queue, args.size)
-    text = report(r)
+    rows = [run_load(args.requests, m, args.workers, args.queue, args.size) for m in args.models.split(",")]
+    text = report(rows)
     print(text)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _results import write_section
