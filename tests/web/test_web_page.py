@@ -153,8 +153,24 @@ def test_upload_paint_restore_and_check_the_result_on_the_page():
             assert page.get_attribute("#download-result", "download") == "boat_mosaic.restored.png"
             page.fill("#slider", "20")
             assert "20%" in page.get_attribute("#after", "style")
+            # 5. pixelate the same mask (8-px cells): a mosaic, without the notice of a restoration
+            page.check("input[value=mosaic]")
+            page.fill("#cell", "8")
+            page.click("#run")
+            page.wait_for_function("document.getElementById('result-info').textContent.startsWith('mosaic:')", timeout=60_000)
+            assert page.is_hidden("#result-notice")
+            # (the painted area is mostly the photo's 12-px mosaic already: an 8-px cell inside a flat one keeps its colour)
+            assert page.evaluate(COMPARE_JS)["changedInside"] > 0.2 * painted["n"]
+            assert page.get_attribute("#download-result", "download") == "boat_mosaic.mosaic.png"
             assert errors == []
-            page.wait_for_timeout(100)  # the page deletes its finished job
+            page.wait_for_timeout(100)  # the page deletes its finished jobs
             assert live.app.state.jobs.all() == []
+
+            # 6. the API docs render from installed files too (swagger-ui-bundle; nothing outside is reachable)
+            page.goto(live.url + "/docs")
+            page.wait_for_selector(".opblock", timeout=20_000)
+            assert page.locator(".opblock").count() >= 8
+            assert "/api/restore" in page.inner_text("body")
+            assert errors == []
         finally:
             browser.close()

@@ -192,6 +192,8 @@ def create_app(config: WebConfig) -> FastAPI:
             "carries the notice. Errors are JSON: `{\"error\": message}`."
         ),
         lifespan=lifespan,
+        docs_url=None if _swagger_assets() else "/docs",  # served below from the package, not a CDN
+        redoc_url=None,
     )
     app.state.config = config
     app.state.queue = queue
@@ -292,6 +294,20 @@ def create_app(config: WebConfig) -> FastAPI:
                         headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    assets = _swagger_assets()
+    if assets is not None:  # Swagger UI from the swagger-ui-bundle package: /docs works offline
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs():
+            return get_swagger_ui_html(
+                openapi_url=app.openapi_url or "/openapi.json", title="Tessera API",
+                swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+                swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            )
 
     @app.get("/api/info", summary="Models, actions and limits of this server")
     async def info() -> dict:
@@ -505,6 +521,16 @@ def create_app(config: WebConfig) -> FastAPI:
         return out
 
     return app
+
+
+def _swagger_assets() -> Path | None:
+    """Swagger UI's files from the swagger-ui-bundle package (the web extra), if installed."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    path = Path(swagger_ui_path)
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
 
 
 def _image_answer(done: dict, files: dict[str, bytes], with_mask: bool, *, synthesized: bool):
