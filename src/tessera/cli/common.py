@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from tessera.cli.app import console
 
@@ -113,7 +114,7 @@ def plan_outputs(
     inputs: Sequence[Path],
     output: Path,
     suffix: str | None = None,
-    companions: Callable[[Path, bool], Sequence[Path]] | None = None,
+    companions: Callable[[Path, bool | str], Sequence[Path]] | None = None,
     reads: Iterable[Path] = (),
 ) -> list[Job]:
     """Pair every input image with its output paths, for the whole batch, before anything is written.
@@ -121,8 +122,8 @@ def plan_outputs(
     A single input file and an output with an image extension write to that file; otherwise
     ``output`` is a folder that mirrors the inputs' names (folders are walked, skipping Tessera's
     own ``*.mask.png`` / ``*.synthesized.png``). ``suffix`` replaces the extension when given (e.g.
-    '.json'); ``companions(target, full)`` names the files written beside a target (``full``: the
-    target was renamed to keep its input's full name, so name companions from ``target.name``). ``reads``: other
+    '.json'); ``companions(target, full)`` names the files written beside a target (``full``: False, or
+    the input's full name when a clash made the plan keep it: name companions from it). ``reads``: other
     files the command reads (masks, weights); no output may be one of them or an input."""
     from tessera.io.image import IMAGE_EXTS, WRITE_FORMATS, collect_inputs
 
@@ -142,6 +143,7 @@ def plan_outputs(
             f"skipped {skipped} file(s) named like Tessera's own outputs (*.mask.png, *.synthesized.png); "
             "name them explicitly to process them",
             highlight=False,
+            soft_wrap=True,
         )
     pairs = kept
     if not pairs:
@@ -172,7 +174,7 @@ def plan_outputs(
             jobs = []
             for (src, rel), f in zip(pairs, full):
                 t = target_for(rel, f)
-                jobs.append(Job(src, t, rel, tuple(companions(t, f))))
+                jobs.append(Job(src, t, rel, tuple(companions(t, rel.name if f else False))))
             clashes = _clashes(jobs)
             if not clashes:
                 break
@@ -187,6 +189,7 @@ def plan_outputs(
                 + ", ".join(f"{pairs[i][0].name} -> {target_for(pairs[i][1], True).name}" for i in group[:10])
                 + (" ..." if len(group) > 10 else ""),
                 highlight=False,
+                soft_wrap=True,
             )
     return _mark_conflicts(jobs, reads)
 
@@ -287,13 +290,16 @@ def run_jobs(jobs: Sequence[Job], work: Callable[[Job], None], verb: str, overwr
     done = len(jobs) - len(failures)
     if failures:
         for path, why in failures:
-            console.print(f"[red]failed[/] {path}: {why}", highlight=False)
+            console.print(f"[red]failed[/] {escape(str(path))}: {escape(why)}", highlight=False, soft_wrap=True)
         console.print(
-            f"{verb}: {done} of {len(jobs)} done, {len(failures)} failed ("
-            + "; ".join(f"{p.name}: {w}" for p, w in failures[:3])
-            + (" ..." if len(failures) > 3 else "")
-            + ")",
+            escape(
+                f"{verb}: {done} of {len(jobs)} done, {len(failures)} failed ("
+                + "; ".join(f"{p.name}: {w}" for p, w in failures[:3])
+                + (" ..." if len(failures) > 3 else "")
+                + ")"
+            ),
             highlight=False,
+            soft_wrap=True,
         )
         return 1
     console.print(f"{verb}: {done} of {len(jobs)} done", highlight=False)
@@ -316,6 +322,8 @@ def check_not_input(job: Job) -> None:
         raise ValueError("output would overwrite the input file; choose another output path")
 
 
-def companion(target: Path, tail: str, full: bool) -> Path:
-    """``photo.png`` + '.mask.png' -> ``photo.mask.png`` (``photo.png.mask.png`` when ``full``)."""
-    return target.with_name((target.name if full else target.stem) + tail)
+def companion(target: Path, tail: str, full: bool | str) -> Path:
+    """``photo.png`` + '.mask.png' -> ``photo.mask.png``; with ``full`` (the input's name, given when
+    a clash made the plan keep it) ``photo.png.mask.png``, ``photo.gif.mask.png``."""
+    base = full if isinstance(full, str) else (target.name if full else target.stem)
+    return target.with_name(base + tail)

@@ -69,7 +69,7 @@ def detect(
         warnings.simplefilter("always")
         model = load_detector(cfg.weights)
     for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+        console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
     if model is None:  # warned once above; grid analysis only for every file
         cfg = DetectConfig(min_area=min_area, sensitivity=sensitivity, weights="", blur=blur)
     raise typer.Exit(run_jobs(jobs, lambda job: detect_file(job, cfg, model), "detect", overwrite))

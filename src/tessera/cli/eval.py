@@ -67,7 +67,7 @@ def eval_(
         try:
             summary, _ = run_eval(cfg, progress=lambda _msg: progress.advance(task))
         except (ValueError, OSError, ImageIOError) as exc:  # missing weights, no readable photos, unwritable report
-            console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False)
+            console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     typer.echo(markdown_table(summary))
     console.print(f"report written to {output}/report.md", highlight=False)

@@ -32,6 +32,6 @@ def export(
     try:
         path = export_checkpoint(checkpoint, output, overwrite=overwrite)
     except (TrainError, WeightsError, ImageIOError) as exc:
-        console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False)
+        console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)

@@ -41,7 +41,7 @@ def pixelate_file(job: Job, cfg: PixelateConfig) -> None:
     if mask is not None and mask.all():
         from tessera.cli.app import console
 
-        console.print(f"[yellow]warning:[/] {cfg.mask}: the mask is white everywhere, so the whole of {job.source.name} is pixelated", highlight=False)
+        console.print(f"[yellow]warning:[/] {cfg.mask}: the mask is white everywhere, so the whole of {job.source.name} is pixelated", highlight=False, soft_wrap=True)
     ellipses = list(cfg.ellipse)
     if cfg.faces:
         from tessera.detect.faces import find_faces
