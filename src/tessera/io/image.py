@@ -507,8 +507,8 @@ def write_image(
     overwrite=True), a link or folder at ``path`` and any OS error; ValueError for a malformed array.
     """
     path = Path(path)
-    write_files([(path, image_writer(path, rgb, alpha=alpha, quality=quality, text=text, icc_profile=icc_profile))],
-                overwrite=overwrite)
+    writer = image_writer(path, rgb, alpha=alpha, quality=quality, text=text, icc_profile=icc_profile, exif=exif)
+    write_files([(path, writer)], overwrite=overwrite)
     return path
 
 
@@ -520,6 +520,7 @@ def image_writer(
     quality: int = 95,
     text: Mapping[str, str] | None = None,
     icc_profile: bytes | None = None,
+    exif: bytes | None = None,
 ) -> Writer:
     """Check and convert an image for ``path`` now; return the function that encodes it into an
     open file (for :func:`write_files`, which writes an image and its companions as a group)."""
