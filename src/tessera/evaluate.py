@@ -8,6 +8,7 @@ with ``auto``, the mask it detects itself), and we score inside the hidden regio
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -264,7 +265,13 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def bar_chart(summary: dict[str, dict[str, float]], path: Path, metric: str = "psnr") -> None:
+def _save_png(img, path: Path, overwrite: bool) -> None:
+    from tessera.io.image import write_files
+
+    write_files([(path, lambda fh: img.save(fh, format="PNG"))], overwrite=overwrite)
+
+
+def bar_chart(summary: dict[str, dict[str, float]], path: Path, metric: str = "psnr", overwrite: bool = True) -> None:
     """A small PNG bar chart of one metric per model (drawn with Pillow)."""
     from PIL import Image, ImageDraw
 
@@ -284,10 +291,12 @@ def bar_chart(summary: dict[str, dict[str, float]], path: Path, metric: str = "p
             x1 = left + int((W - left - 70) * (v - lo) / (hi - lo))
             d.rectangle([left, y, x1, y + bar], fill=(70, 110, 180))
             d.text((x1 + 6, y + 7), f"{v:.2f}", fill="black")
-    img.save(path)
+    _save_png(img, Path(path), overwrite)
 
 
-def sample_sheet(cases: Sequence[Case], outputs: dict[str, list[np.ndarray]], path: Path, rows: int = 4, size: int = 192) -> None:
+def sample_sheet(
+    cases: Sequence[Case], outputs: dict[str, list[np.ndarray]], path: Path, rows: int = 4, size: int = 192, overwrite: bool = True
+) -> None:
     """Side-by-side PNG: input | each model's output | target, for the first ``rows`` cases,
     each cut around the hidden region."""
     from PIL import Image, ImageDraw
@@ -308,7 +317,7 @@ def sample_sheet(cases: Sequence[Case], outputs: dict[str, list[np.ndarray]], pa
         for j, t in enumerate(tiles):
             im = Image.fromarray(t[y0:y1, x0:x1]).resize((size, size), Image.Resampling.NEAREST if j == 0 else Image.Resampling.BICUBIC)
             sheet.paste(im, (j * size, 18 + i * size))
-    sheet.save(path)
+    _save_png(sheet, Path(path), overwrite)
 
 
 @dataclass(frozen=True)
@@ -326,10 +335,14 @@ class EvalConfig:
     critic_data: Path | None = None  # photos (not the eval folder) to make the two-sample critic's training cases from
     critic_cases: int = 40
     critic_steps: int = 300
+    overwrite: bool = False  # replace an existing report's files
 
     def __post_init__(self) -> None:
         if self.cases < 1 or self.critic_cases < 1 or self.critic_steps < 1:
             raise ValueError("cases, critic_cases and critic_steps must be >= 1")
+
+
+REPORT_FILES = ("report.md", "scores.json", "psnr.png", "samples.png")
 
 
 def critic_accuracy(model: str, train_cases: Sequence[Case], val_cases: Sequence[Case], val_outputs: Sequence[np.ndarray], *, steps: int = 300, seed: int = 0) -> float:
@@ -351,9 +364,15 @@ def critic_accuracy(model: str, train_cases: Sequence[Case], val_cases: Sequence
 
 def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> tuple[dict, list[Score]]:
     """Make the cases, restore them with every model, and write report.md, scores.json, psnr.png and
-    samples.png into ``cfg.output``. Returns (summary, scores)."""
+    samples.png into ``cfg.output`` (refused before any work when a report is there, unless
+    ``cfg.overwrite``). Returns (summary, scores)."""
+    from tessera.io.image import write_text
     from tessera.restore.restorer import from_spec
 
+    report = Path(cfg.output)
+    there = [name for name in REPORT_FILES if os.path.lexists(report / name)]
+    if there and not cfg.overwrite:  # refuse before the work, not after it
+        raise FileExistsError(f"{report} already holds a report ({', '.join(there)}); use --overwrite to replace it")
     images = load_folder(cfg.data, cfg.max_side)
     cases = make_cases(images, cfg.cases, cfg.seed, cfg.kinds, cfg.jpeg)
     critic_cases = None
@@ -379,18 +398,23 @@ def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> 
             if progress:
                 progress(f"{model} critic")
     summary = summarize(scores, critic)
-    out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(
+    ow = cfg.overwrite
+    write_text(
+        report / "report.md",
         f"# Tessera evaluation\n\ndata: `{cfg.data}`, {len(cases)} seeded cases (seed {cfg.seed}, kinds "
         f"{', '.join(cfg.kinds)}{', JPEG q' + str(cfg.jpeg) if cfg.jpeg else ''}); metrics inside the hidden region.\n\n"
         + markdown_table(summary)
         + "\n\nblockiness: 1.0 = no lattice edges left. re-mosaic residual: grey levels, mean-sampled cases. detail ratio: "
         "mean gradient magnitude in the region, restored / original (1.0 = as detailed as the photo). NIQE: lower = more "
         "natural; the original's in brackets. critic accuracy: a fresh critic trained on restorations of other photos' "
-        "cases (50 % = indistinguishable).\n"
+        "cases (50 % = indistinguishable).\n",
+        overwrite=ow,
     )
-    (out / "scores.json").write_text(json.dumps([_finite_or_none(asdict(s)) for s in scores], indent=1, default=float, allow_nan=False))
-    bar_chart(summary, out / "psnr.png")
-    sample_sheet(cases, outputs, out / "samples.png")
+    write_text(
+        report / "scores.json",
+        json.dumps([_finite_or_none(asdict(s)) for s in scores], indent=1, default=float, allow_nan=False),
+        overwrite=ow,
+    )
+    bar_chart(summary, report / "psnr.png", overwrite=ow)
+    sample_sheet(cases, outputs, report / "samples.png", overwrite=ow)
     return summary, scores

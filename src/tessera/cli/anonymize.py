@@ -48,22 +48,10 @@ def _exif_of(path: Path) -> bytes | None:
 
 
 def _write_json(path: Path, doc: dict, overwrite: bool) -> None:
-    """Write JSON through a temporary file and one rename (refusing to replace without overwrite)."""
-    import json
-    import os
-    import tempfile
+    """Write JSON through the one atomic, no-follow writer (refusing to replace without overwrite)."""
+    from tessera.io.image import write_json
 
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (use --overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(doc, indent=1) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_json(path, doc, overwrite=overwrite)
 
 
 def _check(rgb, result, doc: dict) -> None:
@@ -201,4 +189,4 @@ def anonymize(
             )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # the fallback warning is shown once above
-        raise typer.Exit(run_jobs(jobs, lambda job: anonymize_file(job, cfg), "anonymize"))
+        raise typer.Exit(run_jobs(jobs, lambda job: anonymize_file(job, cfg), "anonymize", cfg.overwrite or cfg.dry_run))

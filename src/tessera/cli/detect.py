@@ -8,16 +8,21 @@ from typing import Optional
 import typer
 
 from tessera.cli.app import app, console
-from tessera.cli.common import Job, plan_outputs, run_jobs
+from tessera.cli.common import Job, check_number, plan_outputs, run_jobs
 
 
-def detect_file(job: Job, cfg, model, overwrite: bool) -> None:
-    """One input -> OUT/NAME.mask.png (255 = mosaic) and OUT/NAME.json (the regions)."""
+def mask_path(json_path: Path) -> Path:
+    """NAME.json -> NAME.mask.png, its companion."""
+    return json_path.with_name(json_path.name[: -len(".json")] + ".mask.png")
+
+
+def detect_file(job: Job, cfg, model) -> None:
+    """One input -> OUT/NAME.mask.png (255 = mosaic) then OUT/NAME.json (the regions), as one group."""
     import json
 
     import numpy as np
 
-    from tessera.io.image import read_image, write_image
+    from tessera.io.image import PAIR_KEY, image_writer, read_image, write_files
     from tessera.detect.mosaics import detect as detect_regions
 
     rgb, _ = read_image(job.source)
@@ -25,13 +30,13 @@ def detect_file(job: Job, cfg, model, overwrite: bool) -> None:
     mask = np.zeros(rgb.shape[:2], bool)
     for r in regions:
         mask |= r.mask
-    json_path = job.target.with_name(job.target.name[: -len(".mask.png")] + ".json")
-    if json_path.exists() and not overwrite:
-        raise FileExistsError(f"{json_path} exists (use --overwrite)")
-    write_image(job.target, mask, overwrite=overwrite)
     doc = {"image": job.source.name, "size": [int(rgb.shape[1]), int(rgb.shape[0])], "regions": [r.to_json() for r in regions]}
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(doc, indent=1) + "\n")
+    data = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8")
+    (mask_file,) = job.companions
+    write_files(
+        [(mask_file, image_writer(mask_file, mask, text={PAIR_KEY: job.target.name})), (job.target, lambda fh: fh.write(data))],
+        overwrite=job.overwrite_flags(),
+    )
 
 
 @app.command()
@@ -58,12 +63,13 @@ def detect(
     cfg = DetectConfig(
         min_area=min_area, sensitivity=sensitivity, weights="" if no_net else (str(weights) if weights else None), blur=blur
     )
-    jobs = plan_outputs(inputs, output, suffix=".mask.png")
+    check_number(sensitivity, "--sensitivity", 0.0, 1.0)
+    jobs = plan_outputs(inputs, output, suffix=".json", companions=lambda t, _full: (mask_path(t),), reads=[weights] if weights else [])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = load_detector(cfg.weights)
     for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+        console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
     if model is None:  # warned once above; grid analysis only for every file
         cfg = DetectConfig(min_area=min_area, sensitivity=sensitivity, weights="", blur=blur)
-    raise typer.Exit(run_jobs(jobs, lambda job: detect_file(job, cfg, model, overwrite), "detect"))
+    raise typer.Exit(run_jobs(jobs, lambda job: detect_file(job, cfg, model), "detect", overwrite))

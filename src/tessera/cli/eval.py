@@ -16,7 +16,7 @@ def eval_(
     data: Path = typer.Option(..., "--data", help="Folder of clean photos to make seeded test cases from."),
     models: str = typer.Option("smooth,telea,ns,default", "--models", help="Comma-separated model names or .safetensors files."),
     output: Path = typer.Option(Path("eval"), "--output", "-o", help="Report folder: report.md, scores.json, psnr.png, samples.png."),
-    cases: int = typer.Option(40, "--cases", min=1, help="Number of seeded cases."),
+    cases: int = typer.Option(40, "--cases", min=1, max=100_000, help="Number of seeded cases."),
     seed: int = typer.Option(0, "--seed", help="Seed of the case generator."),
     kinds: str = typer.Option(",".join(("box", "ellipse", "polygon", "rect", "border")), "--kinds", help="Case generators (see tessera.mosaic.synth)."),
     jpeg: Optional[int] = typer.Option(None, "--jpeg", min=1, max=100, help="JPEG-compress the degraded inputs at this quality."),
@@ -24,13 +24,15 @@ def eval_(
     niqe: bool = typer.Option(False, "--niqe", help="Also score NIQE (naturalness, lower is better) of each region and of the original."),
     critic_data: Optional[Path] = typer.Option(None, "--critic-data", help="Folder of other photos (e.g. a train folder): a fresh critic learns to tell real from restored crops of cases made from them, then is scored on --data's cases (50 % = indistinguishable)."),
     critic_cases: int = typer.Option(40, "--critic-cases", min=1, help="Cases the two-sample critic trains on."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files of an existing report in OUTPUT."),
 ) -> None:
     """Score models against each other on seeded synthetic mosaics: PSNR and SSIM inside the
     region, blockiness, re-mosaic residual, detail ratio and time (NIQE and a two-sample critic
     on request), with a chart and a sample sheet."""
     from rich.progress import Progress
 
-    from tessera.evaluate import EvalConfig, markdown_table, run_eval
+    from tessera.io.image import ImageIOError
+    from tessera.evaluate import REPORT_FILES, EvalConfig, markdown_table, run_eval
     from tessera.restore.pipeline import model_names
 
     if not data.is_dir():
@@ -52,17 +54,20 @@ def eval_(
         base = m.removesuffix("+patch")  # MODEL+patch: MODEL refined by neural patch synthesis
         if base not in model_names() and not Path(base).is_file():
             raise typer.BadParameter(f"unknown model {m!r}; choose from {', '.join(model_names())} (+patch)", param_hint="--models")
+    there = [name for name in REPORT_FILES if (output / name).is_symlink() or (output / name).exists()]
+    if there and not overwrite:
+        raise typer.BadParameter(f"{output} already holds a report ({', '.join(there)}); use --overwrite to replace it", param_hint="--output")
     cfg = EvalConfig(
         data=data, models=names, output=output, cases=cases, seed=seed, kinds=kind_list, jpeg=jpeg, auto=auto,
-        niqe=niqe, critic_data=critic_data, critic_cases=critic_cases,
+        niqe=niqe, critic_data=critic_data, critic_cases=critic_cases, overwrite=overwrite,
     )
     total = cases * len(names) * (2 if auto else 1) + (len(names) if critic_data is not None else 0)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("eval", total=total)
         try:
             summary, _ = run_eval(cfg, progress=lambda _msg: progress.advance(task))
-        except (ValueError, OSError) as exc:  # missing weights, no readable photos, unwritable report
-            console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False)
+        except (ValueError, OSError, ImageIOError) as exc:  # missing weights, no readable photos, unwritable report
+            console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     typer.echo(markdown_table(summary))
     console.print(f"report written to {output}/report.md", highlight=False)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tessera.cli.app import app
-from tessera.cli.common import parse_ints, parse_cell, Job, plan_outputs, run_jobs, check_not_input
+from tessera.cli.common import Job, check_number, companion, parse_cell, parse_ints, plan_outputs, run_jobs
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,20 @@ class PixelateConfig:
     faces: bool = False
 
 
+MAX_FEATHER = 4096  # pixels
+MAX_BLUR = 200.0  # sigma in pixels: a kernel of about 1200 px
+
+
 def pixelate_file(job: Job, cfg: PixelateConfig) -> None:
-    from tessera.io.image import read_image, read_mask, write_image
+    from tessera.io.image import PAIR_KEY, image_writer, read_image, read_mask, write_files
     from tessera.mosaic.pixelate import pixelate
 
-    check_not_input(job)
     rgb, info = read_image(job.source)
     mask = read_mask(cfg.mask, shape=rgb.shape[:2]) if cfg.mask else None
+    if mask is not None and mask.all():
+        from tessera.cli.app import console
+
+        console.print(f"[yellow]warning:[/] {cfg.mask}: the mask is white everywhere, so the whole of {job.source.name} is pixelated", highlight=False, soft_wrap=True)
     ellipses = list(cfg.ellipse)
     if cfg.faces:
         from tessera.detect.faces import find_faces
@@ -54,9 +61,13 @@ def pixelate_file(job: Job, cfg: PixelateConfig) -> None:
         feather=cfg.feather,
         blur=cfg.blur,
     )
-    write_image(job.target, out, alpha=info.alpha, overwrite=cfg.overwrite, quality=cfg.quality, icc_profile=info.icc_profile)
-    if cfg.save_mask:
-        write_image(job.target.with_name(job.target.stem + ".mask.png"), changed, overwrite=cfg.overwrite)
+    del rgb, mask
+    items = []
+    if cfg.save_mask:  # the mask first, naming its image: a crash leaves a mask the rerun knows as its own
+        (mask_file,) = job.companions
+        items.append((mask_file, image_writer(mask_file, changed, text={PAIR_KEY: job.target.name})))
+    items.append((job.target, image_writer(job.target, out, alpha=info.alpha, quality=cfg.quality, icc_profile=info.icc_profile)))
+    write_files(items, overwrite=job.overwrite_flags())
 
 
 @app.command()
@@ -69,7 +80,7 @@ def pixelate(
     cell: str = typer.Option("12", "--cell", help="Cell size N or HxW in pixels, e.g. 12 or 12x18."),
     phase: str = typer.Option("0,0", "--phase", help="Grid phase y,x: where cell edges fall."),
     sampling: str = typer.Option("mean", "--sampling", help="Cell colour: 'mean' of its pixels or its 'centre' pixel."),
-    feather: int = typer.Option(0, "--feather", min=0, help="Blend the mosaic edge into the image over N pixels."),
+    feather: int = typer.Option(0, "--feather", min=0, max=MAX_FEATHER, help="Blend the mosaic edge into the image over N pixels."),
     blur: Optional[float] = typer.Option(None, "--blur", help="Gaussian blur with this sigma instead of cells."),
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
@@ -79,8 +90,7 @@ def pixelate(
     """Add a mosaic (or a blur) to regions of images. Without --box/--ellipse/--mask/--faces the whole image."""
     if sampling not in ("mean", "centre", "center"):
         raise typer.BadParameter("must be 'mean' or 'centre'", param_hint="--sampling")
-    if blur is not None and blur <= 0:
-        raise typer.BadParameter("blur sigma must be > 0", param_hint="--blur")
+    check_number(blur, "--blur", 0.0, MAX_BLUR, open_lo=True)
     if mask is not None and not mask.is_file():
         raise typer.BadParameter(f"mask {mask} is not a file", param_hint="--mask")
     cfg = PixelateConfig(
@@ -97,5 +107,8 @@ def pixelate(
         save_mask=save_mask,
         faces=faces,
     )
-    jobs = plan_outputs(inputs, output)
-    raise typer.Exit(run_jobs(jobs, lambda job: pixelate_file(job, cfg), "pixelate"))
+    jobs = plan_outputs(
+        inputs, output, companions=(lambda t, full: (companion(t, ".mask.png", full),)) if save_mask else None,
+        reads=[mask] if mask else [],
+    )
+    raise typer.Exit(run_jobs(jobs, lambda job: pixelate_file(job, cfg), "pixelate", overwrite))

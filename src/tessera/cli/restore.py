@@ -8,10 +8,10 @@ from typing import Optional
 
 import typer
 
-from tessera.restore.marking import NOTICE
+from tessera.restore.marking import MASK_SUFFIX, NOTICE
 from tessera.restore.pipeline import RestoreConfig
 from tessera.cli.app import app, console
-from tessera.cli.common import parse_ints, parse_cell, Job, plan_outputs, run_jobs, check_not_input
+from tessera.cli.common import Job, check_number, companion, mask_dir_files, parse_cell, parse_ints, plan_outputs, run_jobs
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,10 @@ class RestoreFiles:
 
 
 def find_mask(job: Job, cfg: RestoreFiles) -> Path | None:
-    """The mask for one input: --mask, or the file in --mask-dir with the input's stem (mirrored sub-folder first)."""
-    from tessera.io.image import IMAGE_EXTS
+    """The mask for one input: --mask, or the file in --mask-dir named after the input (mirrored
+    sub-folder first): ``NAME.mask.*`` (what `tessera detect` writes, also with the input's full
+    name), then ``NAME.*``, never the input itself."""
+    from tessera.io.image import IMAGE_EXTS, same_file
 
     if cfg.mask is not None:
         return cfg.mask
@@ -39,35 +41,46 @@ def find_mask(job: Job, cfg: RestoreFiles) -> Path | None:
         return None
     stem = job.source.stem
     folders = [cfg.mask_dir / job.rel.parent, cfg.mask_dir] if job.rel is not None else [cfg.mask_dir]
+    exts = sorted(IMAGE_EXTS)
+    names = [f"{job.source.name}.mask.png", *(f"{stem}.mask{ext}" for ext in exts), *(f"{stem}{ext}" for ext in exts)]
+    plain = set(names[1 + len(exts):])
     for folder in folders:
-        for ext in sorted(IMAGE_EXTS):
-            for name in (f"{stem}{ext}", f"{stem}.mask{ext}"):
-                if (folder / name).is_file():
-                    return folder / name
-    raise ValueError(f"no mask named {stem}.* in {cfg.mask_dir}")
+        beside_input = same_file(folder, job.source.parent)  # masks and photos in one folder: only NAME.mask.*
+        for name in names:
+            p = folder / name
+            if beside_input and name in plain:
+                continue
+            if p.is_file() and not same_file(p, job.source):
+                return p
+    raise ValueError(f"no mask named {stem}.mask.* or {stem}.* in {cfg.mask_dir}")
+
+
+MAX_FEATHER = 4096  # pixels
+MAX_ITERS = 100_000
 
 
 def restore_file(job: Job, cfg: RestoreFiles) -> None:
     from tessera.io.image import read_image, read_mask
     from tessera.mosaic.region import Grid
-    from tessera.restore.marking import refuse_existing, write_restoration
+    from tessera.restore.marking import write_restoration
     from tessera.restore.pipeline import restore_image
 
-    check_not_input(job)
     rgb, info = read_image(job.source)
     mask_path = find_mask(job, cfg)
     mask = read_mask(mask_path, shape=rgb.shape[:2]) if mask_path else None
+    if mask is not None and mask.all():
+        console.print(f"[yellow]warning:[/] {mask_path}: the mask is white everywhere, so the whole of {job.source.name} is synthesized",
+                      highlight=False, soft_wrap=True)
     grid = None
     if cfg.cell is not None:
         ch, cw = cfg.cell
         sampling = cfg.restore.sampling if cfg.restore.sampling in ("mean", "centre") else "mean"
         grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, sampling)  # type: ignore[arg-type]
-    if not cfg.overwrite:  # refuse before the work (write_restoration checks again before writing)
-        refuse_existing(job.target, cfg.save_mask)
-    result = restore_image(rgb, mask, config=cfg.restore, grid=grid)
-    write_restoration(
-        job.target, result.image, result.mask, result.model, save_mask=cfg.save_mask, overwrite=cfg.overwrite,
-        quality=cfg.quality, alpha=info.alpha, icc_profile=info.icc_profile,
+    result = restore_image(rgb, mask, config=cfg.restore, grid=grid)  # run_jobs checked the outputs before this work
+    del rgb, mask
+    write_restoration(  # the mask first, naming its image; both checked before either is written
+        job.target, result.image, result.mask, result.model, save_mask=cfg.save_mask, overwrite=job.overwrite_flags(),
+        quality=cfg.quality, alpha=info.alpha, icc_profile=info.icc_profile, mask_target=job.companions[0] if cfg.save_mask else None,
     )
 
 
@@ -84,12 +97,12 @@ def restore(
         "auto", "--sampling", help="Cell colour: 'mean' of its pixels, its 'centre' pixel, or 'auto' (restore under both, keep the one the result agrees with)."
     ),
     kind: str = typer.Option("auto", "--kind", help="What hides the pixels: auto, mosaic, blur or hole."),
-    feather: int = typer.Option(0, "--feather", min=0, help="Blend the restoration in over N pixels inside the mask."),
+    feather: int = typer.Option(0, "--feather", min=0, max=MAX_FEATHER, help="Blend the restoration in over N pixels inside the mask."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Write NAME.synthesized.png (255 = synthesized) and name it in the output's PNG text."),
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     refine: Optional[str] = typer.Option(None, "--refine", help="Refine the model's output: patch (multi-scale neural patch synthesis)."),
-    iters: int = typer.Option(100, "--iters", min=0, help="dcgan: latent-search steps (Adam over z)."),
+    iters: int = typer.Option(100, "--iters", min=0, max=MAX_ITERS, help="dcgan: latent-search steps (Adam over z)."),
     lam: float = typer.Option(0.003, "--lam", min=0.0, help="dcgan: weight of the critic's (perceptual) loss."),
 ) -> None:
     """Restore mosaicked, blurred or missing regions. Without --mask the mosaics are detected.
@@ -102,6 +115,7 @@ def restore(
         raise typer.BadParameter(f"mask {mask} is not a file", param_hint="--mask")
     if mask_dir is not None and not mask_dir.is_dir():
         raise typer.BadParameter(f"{mask_dir} is not a folder", param_hint="--mask-dir")
+    check_number(lam, "--lam", 0.0, 1e6)
     try:
         restore_cfg = RestoreConfig(
             model=model, kind=kind, sampling="centre" if sampling == "center" else sampling,  # type: ignore[arg-type]
@@ -119,7 +133,10 @@ def restore(
         overwrite=overwrite,
         quality=quality,
     )
-    jobs = plan_outputs(inputs, output)
-    code = run_jobs(jobs, lambda job: restore_file(job, cfg), "restore")
+    reads = [p for p in (mask, Path(model)) if p is not None and p.is_file()] + mask_dir_files(mask_dir)
+    jobs = plan_outputs(
+        inputs, output, companions=(lambda t, full: (companion(t, MASK_SUFFIX, full),)) if save_mask else None, reads=reads
+    )
+    code = run_jobs(jobs, lambda job: restore_file(job, cfg), "restore", overwrite)
     console.print(f"[dim]{NOTICE}[/]", highlight=False)
     raise typer.Exit(code)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tessera.cli.app import app, console
-from tessera.cli.common import parse_ints
+from tessera.cli.common import check_number, parse_ints
 
 
 @app.command()
@@ -19,17 +19,18 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, metrics.jsonl, tb/, samples/."),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of validation photos (PSNR/SSIM inside the region)."),
     preset: str = typer.Option("paper", "--preset", help="Model size: paper, small (CPU, <= 30 MB) or tiny."),
-    width: Optional[int] = typer.Option(None, "--width", min=2, help="Base channels (overrides the preset)."),
-    d_width: int = typer.Option(64, "--d-width", min=2, help="Base channels of the discriminator / critics."),
+    width: Optional[int] = typer.Option(None, "--width", min=2, max=4096, help="Base channels (overrides the preset)."),
+    d_width: int = typer.Option(64, "--d-width", min=2, max=4096, help="Base channels of the discriminator / critics."),
     kwargs: str = typer.Option("{}", "--kwargs", help='More model kwargs as JSON, e.g. \'{"depth": 6}\'.'),
-    steps: int = typer.Option(100_000, "--steps", min=1, help="Total optimizer steps."),
-    batch: int = typer.Option(16, "--batch", min=1, help="Images per step per process."),
-    crop: int = typer.Option(256, "--crop", min=8, help="Training crop size in pixels."),
-    region: int = typer.Option(128, "--region", min=4, help="Largest side of the hidden region."),
-    cell: int = typer.Option(12, "--cell", min=1, help="Most likely mosaic cell size (pixels)."),
+    steps: int = typer.Option(100_000, "--steps", min=1, max=1_000_000_000, help="Total optimizer steps."),
+    batch: int = typer.Option(16, "--batch", min=1, max=4096, help="Images per step per process."),
+    crop: int = typer.Option(256, "--crop", min=8, max=4096, help="Training crop size in pixels."),
+    region: int = typer.Option(128, "--region", min=4, max=4096, help="Largest side of the hidden region."),
+    cell: int = typer.Option(12, "--cell", min=1, max=4096, help="Most likely mosaic cell size (pixels)."),
     cell_range: str = typer.Option("4,24", "--cell-range", help="Smallest,largest mosaic cell size."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate of every network."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/checkpoint.pt at its step."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an OUT that already holds a run (its checkpoint is replaced)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune: start the generator from these weights (a .safetensors file or a shipped name): the same model and kwargs, or a U-Net grown by more residual blocks (--kwargs '{\"blocks\": [0, 1, 2, 2, 1]}')."),
     recipe: str = typer.Option("", "--recipe", help="Training recipe: the model's own (default) or gan (adversarial fine-tuning of --init weights: L1 + feature matching + spectral PatchGAN)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", min=0, help="Stop cleanly with a checkpoint after this many minutes (continue with --resume)."),
@@ -39,13 +40,13 @@ def train(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the generator."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Rotation, flip, shear and zoom."),
     small: str = typer.Option("upscale", "--small", help="Images smaller than the crop: upscale or skip."),
-    workers: int = typer.Option(2, "--workers", min=0, help="Data loader processes."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    workers: int = typer.Option(2, "--workers", min=0, max=256, help="Data loader processes."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=4096, help="torch CPU threads."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialization, data and augmentation."),
-    log_every: int = typer.Option(10, "--log-every", min=1),
-    eval_every: int = typer.Option(500, "--eval-every", min=1),
-    sample_every: int = typer.Option(500, "--sample-every", min=1),
-    ckpt_every: int = typer.Option(500, "--ckpt-every", min=1),
+    log_every: int = typer.Option(10, "--log-every", min=1, max=1_000_000_000),
+    eval_every: int = typer.Option(500, "--eval-every", min=1, max=1_000_000_000),
+    sample_every: int = typer.Option(500, "--sample-every", min=1, max=1_000_000_000),
+    ckpt_every: int = typer.Option(500, "--ckpt-every", min=1, max=1_000_000_000),
 ) -> None:
     """Train a restoration model on a folder of photos (several processes: torchrun --nproc_per_node N -m tessera train ...)."""
     import json
@@ -77,7 +78,25 @@ def train(
         raise typer.BadParameter(f"must be a JSON object, got {kwargs!r}", param_hint="--kwargs") from None
     if width is not None:
         overrides["base"] = width
-    lo, hi = parse_ints(cell_range, 2, "--cell-range")
+    from tessera.models import model_kwargs
+    from tessera.weights import WeightsError, validate_kwargs
+
+    try:  # the same checks a model file's kwargs get: known keys, sane values, a parameter cap
+        validate_kwargs(model, model_kwargs(model, preset, overrides))
+    except (WeightsError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--kwargs/--width") from None
+    check_number(lr, "--lr", 0.0, 10.0, open_lo=True)
+    if resume and overwrite:
+        raise typer.BadParameter("give --resume or --overwrite, not both", param_hint="--resume")
+    run_files = [n for n in ("checkpoint.pt", "config.json", "metrics.jsonl") if (out / n).is_symlink() or (out / n).exists()]
+    if run_files and not (resume or overwrite):
+        raise typer.BadParameter(
+            f"{out} already holds a run ({', '.join(run_files)}); continue it with --resume, start afresh with --overwrite, "
+            "or choose another --out", param_hint="--out",
+        )
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file; the run needs a folder", param_hint="--out")
+    lo, hi = parse_ints(cell_range, 2, "--cell-range", lo=1, hi=4096)
     if not (1 <= lo <= cell <= hi):
         raise typer.BadParameter(f"need 1 <= {lo} <= --cell {cell} <= {hi}", param_hint="--cell-range")
     cfg = TrainConfig(

@@ -84,17 +84,37 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
+#: Images above this many pixels go through the net in overlapping tiles, so memory stays a few
+#: bytes per pixel (the net's full-resolution features alone take about 30 bytes per pixel).
+TILE_PIXELS = 2048 * 2048
+TILE, TILE_MARGIN = 1024, 128  # tile core and context on each side (multiples of the net's 32 px)
+
+
 def probability_map(image: np.ndarray, model) -> np.ndarray:
-    """Per-pixel mosaic probability (H, W) float32 from the segmentation net."""
+    """Per-pixel mosaic probability (H, W) float32 from the segmentation net (in tiles on big images)."""
     import torch
 
     rgb = _as_rgb(image)
-    if not rgb.flags.writeable:
-        rgb = rgb.copy()
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1
-    with torch.inference_mode():
-        logits = model(x)[0, 0]
-    return torch.sigmoid(logits).numpy()
+    H, W = rgb.shape[:2]
+
+    def run(a: np.ndarray) -> np.ndarray:
+        if not a.flags.writeable or not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a).copy()
+        x = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 127.5 - 1
+        with torch.inference_mode():
+            return torch.sigmoid(model(x)[0, 0]).numpy()
+
+    if H * W <= TILE_PIXELS:
+        return run(rgb)
+    prob = np.empty((H, W), np.float32)
+    for y0 in range(0, H, TILE):
+        for x0 in range(0, W, TILE):
+            y1, x1 = min(H, y0 + TILE), min(W, x0 + TILE)
+            cy0, cx0 = max(0, y0 - TILE_MARGIN), max(0, x0 - TILE_MARGIN)
+            cy1, cx1 = min(H, y1 + TILE_MARGIN), min(W, x1 + TILE_MARGIN)
+            p = run(rgb[cy0:cy1, cx0:cx1])
+            prob[y0:y1, x0:x1] = p[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+    return prob
 
 
 # ------------------------------------------------------------------ grid helpers

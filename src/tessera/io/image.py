@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
+import re
 import secrets
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -38,11 +41,22 @@ __all__ = [
     "ImageWriteError",
     "MaskError",
     "TesseraWarning",
+    "PAIR_KEY",
     "collect_inputs",
+    "default_max_pixels",
+    "companion_of",
+    "image_writer",
+    "open_append",
     "read_image",
     "read_mask",
+    "remove_temp_files",
     "same_file",
+    "temp_files_for",
+    "write_bytes",
+    "write_files",
     "write_image",
+    "write_json",
+    "write_text",
 ]
 
 #: Extensions that folder walks pick up (compared lower-case). Named files are read whatever their name.
@@ -133,28 +147,85 @@ class ImageInfo:
 # --------------------------------------------------------------------------------------------------
 
 
+#: Pixels never decoded by default, however much memory the machine has.
+MAX_PIXELS_CAP = 100_000_000
+#: Bytes of memory a command may need per image pixel (reading, detecting, restoring, writing),
+#: measured by benchmarks/reliability.py with margin; the default pixel limit is what fits.
+BYTES_PER_PIXEL = 64
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still use: MemAvailable, lowered by a cgroup limit; None if unknown."""
+    avail = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            if limit.isdigit() and int(limit) < (1 << 60):
+                free = int(limit) - int(Path(usage_file).read_text().strip())
+                avail = free if avail is None else min(avail, free)
+            break
+        except (OSError, ValueError):
+            continue
+    return avail
+
+
+def default_max_pixels() -> int:
+    """The default pixel limit of :func:`read_image`: ``$TESSERA_MAX_PIXELS`` when set, else what
+    the available memory holds at :data:`BYTES_PER_PIXEL`, at most :data:`MAX_PIXELS_CAP` (and at
+    least 4 MP, so a busy machine still reads ordinary photos)."""
+    env = os.environ.get("TESSERA_MAX_PIXELS", "").strip()
+    if env:
+        try:
+            value = int(float(env))
+        except ValueError:
+            raise ValueError(f"TESSERA_MAX_PIXELS must be a number of pixels, got {env!r}") from None
+        if value < 1:
+            raise ValueError(f"TESSERA_MAX_PIXELS must be a positive number of pixels, got {env!r}")
+        return value
+    avail = available_memory()
+    if avail is None:
+        return MAX_PIXELS_CAP
+    return int(min(MAX_PIXELS_CAP, max(4_000_000, avail // BYTES_PER_PIXEL)))
+
+
 def read_image(
-    path: str | os.PathLike[str], *, max_pixels: int | None = 100_000_000
+    path: str | os.PathLike[str], *, max_pixels: int | None | str = "auto"
 ) -> tuple[np.ndarray, ImageInfo]:
     """Read an image file as RGB uint8 ``(H, W, 3)`` plus its :class:`ImageInfo`.
 
     The EXIF orientation is applied. Animated or multi-page files give their first frame and a
     :class:`TesseraWarning`. ``max_pixels`` (width x height from the header, checked before any
-    decoding; None = no limit of ours) refuses decompression bombs; Pillow's own hard limit
-    (``2 * Image.MAX_IMAGE_PIXELS``) still applies above it.
+    decoding; "auto" = :func:`default_max_pixels`, what this machine's memory holds; None = no
+    limit of ours) refuses decompression bombs and images too large to process; Pillow's own hard
+    limit (``2 * Image.MAX_IMAGE_PIXELS``) still applies above it.
 
     Raises ImageReadError("<path>: <reason>") for missing files, folders, empty, truncated,
     corrupt or unrecognised files and images over the pixel limit.
     """
     path = Path(path)
-    if max_pixels is not None and max_pixels < 1:
+    auto = max_pixels == "auto"
+    if auto:
+        max_pixels = default_max_pixels()
+    if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
         raise ValueError(f"max_pixels must be a positive number of pixels or None, got {max_pixels}")
     _check_readable(path)
 
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rgb, info = _decode(path, max_pixels, notes)
+        rgb, info = _decode(path, max_pixels, notes, auto)
     for w in caught:
         if issubclass(w.category, Image.DecompressionBombWarning):
             continue  # our max_pixels check above is the limit that counts
@@ -187,7 +258,7 @@ def _check_readable(path: Path) -> None:
         raise ImageReadError(path, "file is empty (0 bytes)")
 
 
-def _decode(path: Path, max_pixels: int | None, notes: list[str]) -> tuple[np.ndarray, ImageInfo]:
+def _decode(path: Path, max_pixels: int | None, notes: list[str], auto: bool = False) -> tuple[np.ndarray, ImageInfo]:
     try:
         im_file = Image.open(path)
     except Image.DecompressionBombError as exc:
@@ -209,7 +280,9 @@ def _decode(path: Path, max_pixels: int | None, notes: list[str]) -> tuple[np.nd
             raise ImageReadError(
                 path,
                 f"image is {width}x{height} = {width * height:,} pixels, more than the limit of "
-                f"{max_pixels:,} (max_pixels); refusing to decode it (possible decompression bomb)",
+                f"{max_pixels:,} (max_pixels"
+                + ("; set from this machine's available memory, change it with TESSERA_MAX_PIXELS" if auto else "")
+                + "); refusing to decode it (too large, or a decompression bomb)",
             )
         fmt = im.format
         mode = im.mode
@@ -395,8 +468,16 @@ def _is_flat(a: np.ndarray) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# writing
+# writing: every output file of every command goes through write_files (atomic, no-follow, no clobber)
 # --------------------------------------------------------------------------------------------------
+
+#: PNG text key a companion output (a mask beside its image) carries: the name of the file it belongs
+#: to. A rerun that finds such a companion without its file recognizes it as its own leftover.
+PAIR_KEY = "tessera:pair"
+
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")
+
+Writer = Callable[[BinaryIO], None]
 
 
 def write_image(
@@ -419,11 +500,30 @@ def write_image(
     icc_profile: embedded for PNG, JPEG, WebP and TIFF. exif: raw EXIF bytes to embed (PNG, JPEG,
     WebP, TIFF); without it no EXIF is written (the pixels alone are saved).
 
-    The image goes to a hidden temporary file in the same folder first and is moved into place
-    with one rename, so a reader never sees half a file and a failure leaves nothing behind.
-    Missing parent folders are created. Raises ImageWriteError for an unsupported extension, an
-    existing output (unless overwrite=True) and any OS error; ValueError for a malformed array.
+    Written by :func:`write_files`: a hidden temporary file in the same folder, moved into place
+    with one rename, so a reader never sees half a file and a failure leaves nothing behind; a
+    symbolic link at ``path`` is refused, never followed. Missing parent folders are created.
+    Raises ImageWriteError for an unsupported extension, an existing output (unless
+    overwrite=True), a link or folder at ``path`` and any OS error; ValueError for a malformed array.
     """
+    path = Path(path)
+    writer = image_writer(path, rgb, alpha=alpha, quality=quality, text=text, icc_profile=icc_profile, exif=exif)
+    write_files([(path, writer)], overwrite=overwrite)
+    return path
+
+
+def image_writer(
+    path: str | os.PathLike[str],
+    rgb: np.ndarray,
+    *,
+    alpha: np.ndarray | None = None,
+    quality: int = 95,
+    text: Mapping[str, str] | None = None,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> Writer:
+    """Check and convert an image for ``path`` now; return the function that encodes it into an
+    open file (for :func:`write_files`, which writes an image and its companions as a group)."""
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -432,17 +532,77 @@ def write_image(
         raise ImageWriteError(path, f"cannot choose an image format from {got}; use one of {supported}")
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
-
     im = _to_pil(rgb, alpha, keep_alpha=fmt in _ALPHA_FORMATS)
     params = _save_params(fmt, int(quality), text, icc_profile)
     if exif and fmt in _ICC_FORMATS:
         params["exif"] = bytes(exif)
 
+    def write(fh: BinaryIO) -> None:
+        try:
+            im.save(fh, format=fmt, **params)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - encoder complaints become one clear reason
+            raise _EncodeError(f"encoding as {fmt} failed ({_detail(exc)})") from None
+
+    return write
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically, refusing links and (unless asked) existing files."""
+    path = Path(path)
+    write_files([(path, lambda fh: fh.write(data))], overwrite=overwrite)
+    return path
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = False) -> Path:
+    """Write UTF-8 ``text`` to ``path`` like :func:`write_bytes`."""
+    return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, overwrite: bool = False, indent: int | None = 1) -> Path:
+    """Write ``obj`` as JSON (strict: no NaN or infinity) plus a newline, like :func:`write_bytes`."""
+    text = json.dumps(obj, indent=indent, allow_nan=False)
+    return write_text(path, text + "\n", overwrite=overwrite)
+
+
+def write_files(
+    items: Sequence[tuple[str | os.PathLike[str], Writer]], *, overwrite: bool | Sequence[bool] = False
+) -> list[Path]:
+    """Write several files as one group and return their paths.
+
+    Every target is checked first (a symbolic link or a folder at a target is refused, an existing
+    file too unless ``overwrite``; ``overwrite`` may be one flag per item), then each writer fills a
+    new hidden temporary file (``.NAME.XXXXXXXX.tmp``, created exclusively, never through a link)
+    in the target's folder, and only when all are written and synced are they moved into place, in
+    the given order (list a mask before its image: a crash never leaves an image naming a missing
+    mask). A failure before the moves leaves nothing behind; the temporary files are always removed.
+    """
+    paths = [Path(p) for p, _ in items]
+    flags = [bool(overwrite)] * len(paths) if isinstance(overwrite, bool) else [bool(o) for o in overwrite]
+    if len(flags) != len(paths):
+        raise ValueError(f"overwrite needs one flag per file ({len(paths)}), got {len(flags)}")
+    for path, ow in zip(paths, flags):
+        _check_target(path, ow)
+    temps: list[Path] = []
+    try:
+        for path, (_, writer) in zip(paths, items):
+            temps.append(_write_temp(path, writer))
+        for tmp, path, ow in zip(temps, paths, flags):
+            _move_into_place(tmp, path, ow)
+    finally:
+        for tmp in temps:
+            _unlink_quietly(tmp)
+    return paths
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    if path.is_symlink():
+        raise ImageWriteError(path, "is a symbolic link; refusing to write through it (remove it or choose another output)")
     if path.is_dir():
         raise ImageWriteError(path, "is a folder; give a file name for the output")
-    if path.exists() and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise ImageWriteError(path, "exists; use --overwrite to replace it")
-
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -453,13 +613,9 @@ def write_image(
     if not parent.is_dir():
         raise ImageWriteError(path, f"cannot write into {parent}: it is not a folder")
 
-    tmp = _write_temp(path, im, fmt, params)
-    try:
-        _move_into_place(tmp, path, overwrite)
-    finally:
-        if tmp.exists():
-            _unlink_quietly(tmp)
-    return path
+
+class _EncodeError(Exception):
+    pass
 
 
 def _to_pil(rgb: np.ndarray, alpha: np.ndarray | None, *, keep_alpha: bool) -> Image.Image:
@@ -523,9 +679,10 @@ def _latin1(s: str) -> bool:
     return True
 
 
-def _write_temp(path: Path, im: Image.Image, fmt: str, params: dict) -> Path:
-    """Encode into a new hidden file beside ``path`` (created with the usual umask-derived mode)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+def _write_temp(path: Path, writer: Writer) -> Path:
+    """Fill a new hidden file beside ``path`` (created exclusively, never through a link, with the
+    usual umask-derived mode), synced to disk."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     for _ in range(100):
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
@@ -539,15 +696,17 @@ def _write_temp(path: Path, im: Image.Image, fmt: str, params: dict) -> Path:
         raise ImageWriteError(path, f"cannot create a temporary file in {path.parent}")
     try:
         with os.fdopen(fd, "wb") as fh:
-            im.save(fh, format=fmt, **params)
+            writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException as exc:
         _unlink_quietly(tmp)
+        if isinstance(exc, _EncodeError):
+            raise ImageWriteError(path, str(exc)) from None
         if isinstance(exc, OSError):
             raise ImageWriteError(path, f"writing failed ({_os_reason(exc)})") from None
         if isinstance(exc, Exception):
-            raise ImageWriteError(path, f"encoding as {fmt} failed ({_detail(exc)})") from None
+            raise ImageWriteError(path, f"writing failed ({_detail(exc)})") from None
         raise
     return tmp
 
@@ -555,14 +714,14 @@ def _write_temp(path: Path, im: Image.Image, fmt: str, params: dict) -> Path:
 def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     try:
         if overwrite:
-            os.replace(tmp, path)
+            os.replace(tmp, path)  # replaces a link itself, never what it points to
             return
         try:
-            os.link(tmp, path)  # fails if something appeared at `path` meanwhile: no silent clobbering
+            os.link(tmp, path, follow_symlinks=False)  # fails if anything (even a dangling link) is at `path`
         except FileExistsError:
             raise ImageWriteError(path, "exists; use --overwrite to replace it") from None
-        except OSError:  # hard links unsupported here (FAT, some network shares): check, then rename
-            if path.exists():
+        except (OSError, NotImplementedError):  # no hard links here (FAT, some shares): check, then rename
+            if os.path.lexists(path):
                 raise ImageWriteError(path, "exists; use --overwrite to replace it") from None
             os.replace(tmp, path)
     except ImageWriteError:
@@ -576,6 +735,56 @@ def _unlink_quietly(p: Path) -> None:
         os.unlink(p)
     except OSError:
         pass
+
+
+def open_append(path: str | os.PathLike[str]):
+    """Open a log file for appending text (created if missing), never through a symbolic link."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        reason = "is a symbolic link; refusing to write through it" if path.is_symlink() else f"cannot open for appending ({_os_reason(exc)})"
+        raise ImageWriteError(path, reason) from None
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def temp_files_for(path: str | os.PathLike[str]) -> list[Path]:
+    """The hidden temporary files a writer interrupted by a crash left for ``path``."""
+    path = Path(path)
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        m = _TEMP_RE.match(name)
+        if m and m.group("name") == path.name:
+            found.append(path.parent / name)
+    return sorted(found)
+
+
+def remove_temp_files(path: str | os.PathLike[str]) -> int:
+    """Remove what :func:`temp_files_for` finds (regular files only); return how many."""
+    n = 0
+    for tmp in temp_files_for(path):
+        if tmp.is_file() and not tmp.is_symlink():
+            _unlink_quietly(tmp)
+            n += 1
+    return n
+
+
+def companion_of(path: str | os.PathLike[str]) -> str | None:
+    """The file name a companion output (a PNG with :data:`PAIR_KEY` text) says it belongs to, else None."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        with Image.open(path) as im:
+            value = getattr(im, "text", {}).get(PAIR_KEY)
+    except Exception:  # noqa: BLE001 - not ours, whatever it is
+        return None
+    return value if isinstance(value, str) else None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -74,11 +74,14 @@ def build_model(name: str, **kwargs: Any):
     return model
 
 
-def save_model(model, path: str | os.PathLike, name: str, kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Path:
+def save_model(
+    model, path: str | os.PathLike, name: str, kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None = None,
+    *, overwrite: bool = True,
+) -> Path:
     """Write ``model``'s weights with its name and kwargs (see :func:`tessera.weights.save`)."""
     from tessera import weights
 
-    return weights.save(model, path, name, kwargs, metadata)
+    return weights.save(model, path, name, kwargs, metadata, overwrite=overwrite)
 
 
 def load_model(path_or_name: str | os.PathLike, *, device: str = "cpu"):

@@ -45,8 +45,22 @@ class Lattice:
 
     def sums(self, img: np.ndarray) -> np.ndarray:
         """Per-cell sums (nR, nC, ...) of an (H, W, ...) array (int64 for integers, else float64)."""
-        acc = img.astype(np.int64 if np.issubdtype(img.dtype, np.integer) or img.dtype == bool else np.float64)
-        return np.add.reduceat(np.add.reduceat(acc, self.rs, axis=0), self.cs, axis=1)
+        acc = np.int64 if np.issubdtype(img.dtype, np.integer) or img.dtype == bool else np.float64
+        # in bands of whole cell rows (about 4 M values each), so a big image is never copied whole
+        # into 8-byte accumulators
+        nR = len(self.rs)
+        per_cell_row = max(1, int(self.grid.cell_h) * int(np.prod(img.shape[1:], dtype=np.int64)))
+        band = max(1, (1 << 22) // per_cell_row)
+        out = None
+        for k0 in range(0, nR, band):
+            k1 = min(nR, k0 + band)
+            r0, r1 = int(self.rs[k0]), int(self.re[k1 - 1])
+            block = img[r0:r1].astype(acc)
+            part = np.add.reduceat(np.add.reduceat(block, self.rs[k0:k1] - r0, axis=0), self.cs, axis=1)
+            if out is None:
+                out = np.empty((nR,) + part.shape[1:], part.dtype)
+            out[k0:k1] = part
+        return out
 
     def means(self, img: np.ndarray) -> np.ndarray:
         """Per-cell means, float64 (nR, nC, ...)."""

@@ -7,7 +7,7 @@ input and is a plausible guess, never the hidden original.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,25 +49,28 @@ def write_restoration(
     model: str,
     *,
     save_mask: bool = False,
-    overwrite: bool = False,
+    overwrite: bool | Sequence[bool] = False,
     quality: int = 95,
     alpha: np.ndarray | None = None,
     icc_profile: bytes | None = None,
+    mask_target: str | Path | None = None,
 ) -> tuple[Path, Path | None]:
-    """Write a restored image marked as such (and, with ``save_mask``, its synthesized-pixel mask).
+    """Write a restored image marked as such (and, with ``save_mask``, its synthesized-pixel mask at
+    ``mask_target``, by default :func:`mask_path`).
 
-    Both outputs are checked before either is written, and the mask goes first: a failure never
-    leaves an output that names a missing mask. Returns (image path, mask path or None)."""
-    from tessera.io.image import write_image
+    Both go through :func:`tessera.io.image.write_files` as one group: both checked before either
+    is written, the mask first, and the mask names its image in its PNG text (so a rerun knows a
+    mask left without its image as its own). ``overwrite``: one flag, or one per file (mask first).
+    Returns (image path, mask path or None)."""
+    from tessera.io.image import PAIR_KEY, image_writer, write_files
 
     target = Path(target)
-    mpath = mask_path(target) if save_mask else None
-    if not overwrite:
-        refuse_existing(target, save_mask)
+    mpath = (Path(mask_target) if mask_target is not None else mask_path(target)) if save_mask else None
+    items = []
     if mpath is not None:
-        write_image(mpath, mask.astype(bool), overwrite=overwrite)
-    write_image(
-        target, image, alpha=alpha, overwrite=overwrite, quality=quality,
-        text=png_text(model, mpath.name if mpath else None), icc_profile=icc_profile,
-    )
+        items.append((mpath, image_writer(mpath, mask.astype(bool), text={PAIR_KEY: target.name})))
+    items.append((target, image_writer(
+        target, image, alpha=alpha, quality=quality, text=png_text(model, mpath.name if mpath else None), icc_profile=icc_profile,
+    )))
+    write_files(items, overwrite=overwrite)
     return target, mpath

@@ -107,8 +107,17 @@ def estimate_grid(image: np.ndarray, mask: np.ndarray) -> Grid | None:
     """The mosaic lattice under ``mask``, or None when the pixels there do not look like a mosaic."""
     from tessera.mosaic.grid import estimate_grid as analyse
 
-    est = analyse(image, mask)
-    return None if est is None else est.grid
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    # only the mask's box (+ a margin) is analysed, so a small region of a big photo costs little
+    y0, y1 = max(0, int(rows[0]) - 2), min(mask.shape[0], int(rows[-1]) + 3)
+    x0, x1 = max(0, int(cols[0]) - 2), min(mask.shape[1], int(cols[-1]) + 3)
+    est = analyse(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], origin=(y0, x0))
+    if est is None:
+        return None
+    g = est.grid
+    return replace(g, phase_y=(g.phase_y + y0) % g.cell_h, phase_x=(g.phase_x + x0) % g.cell_w)
 
 
 def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: Kind) -> list[Region]:
@@ -269,5 +278,5 @@ def restore_image(
             residuals.append(res.residual)
         if progress:
             progress(i + 1, len(regions))
-    out[~total] = image[~total]
+    np.copyto(out, image, where=~total[..., None])  # no gathered copies of the untouched pixels
     return Restoration(out, total, done, max(residuals) if residuals else None, restorer.name)

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from tessera.io.image import write_files, write_json
 from tessera.models import build_model, save_model
 from tessera.train.losses import gan_bce
 
@@ -136,10 +137,36 @@ def sample_grid(model: torch.nn.Module, z: torch.Tensor, path: Path, cols: int =
     for i, im in enumerate(imgs):
         sheet[(i // cols) * s : (i // cols + 1) * s, (i % cols) * s : (i % cols + 1) * s] = im
     # a 256-colour palette keeps an 8x8 grid of 64 px samples small enough to ship (< 300 KB)
-    im = Image.fromarray(sheet).quantize(256, dither=Image.Dither.NONE)
-    im.save(path, optimize=True)
-    if Path(path).stat().st_size > 290_000:
-        Image.fromarray(sheet).quantize(128, dither=Image.Dither.NONE).save(path, optimize=True)
+    import io
+
+    from tessera.io.image import write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(sheet).quantize(256, dither=Image.Dither.NONE).save(buf, format="PNG", optimize=True)
+    if buf.tell() > 290_000:
+        buf = io.BytesIO()
+        Image.fromarray(sheet).quantize(128, dither=Image.Dither.NONE).save(buf, format="PNG", optimize=True)
+    write_bytes(path, buf.getvalue(), overwrite=True)
+
+
+CHECKPOINT_FORMAT = "tessera-dcgan-2"
+
+
+def load_checkpoint(path: Path, kwargs: dict) -> dict:
+    """Read a DCGAN training checkpoint with ``weights_only=True``: tensors and plain data only, so
+    a planted file cannot run code. Raises ValueError naming the file and the problem."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an unpicklable object, a corrupt file, a link to nowhere
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(
+            f"{path} is not a checkpoint that can be loaded safely ({first}); move it away to start afresh"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a Tessera DCGAN checkpoint (format {CHECKPOINT_FORMAT}); move it away to start afresh")
+    if state.get("kwargs") != json.dumps(kwargs, sort_keys=True):
+        raise ValueError(f"{path} holds a DCGAN {state.get('kwargs')}, not {json.dumps(kwargs, sort_keys=True)}; use another --run-dir")
+    return state
 
 
 def train(cfg: DCGANTrainConfig, log=print) -> Path:
@@ -155,11 +182,12 @@ def train(cfg: DCGANTrainConfig, log=print) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "last.pt"
     step, spent = 0, 0.0
-    if ckpt.exists():  # resume (our own file, written below)
-        state = torch.load(ckpt, weights_only=False)
+    if ckpt.exists() or ckpt.is_symlink():  # resume
+        state = load_checkpoint(ckpt, kwargs)
         trainer.load_state_dict(state["trainer"])
-        step, spent = state["step"], state["seconds"]
-        rng = state["rng"]
+        step, spent = int(state["step"]), float(state["seconds"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
         gen.set_state(state["gen"])
         log(f"resumed at step {step} ({spent / 60:.1f} min)")
     z_fixed = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
@@ -180,8 +208,12 @@ def train(cfg: DCGANTrainConfig, log=print) -> Path:
         save_model(model, cfg.out, "dcgan", kwargs, metadata=meta)
         model.train()
         sample_grid(model, z_fixed, Path(cfg.out).with_suffix(".samples.png"))
-        torch.save({"trainer": trainer.state_dict(), "step": step, "seconds": time.time() - t0, "rng": rng, "gen": gen.get_state()}, ckpt)
-        (run / "meta.json").write_text(json.dumps({**meta, "config": {k: str(v) for k, v in asdict(cfg).items()}}, indent=1))
+        state = {
+            "format": CHECKPOINT_FORMAT, "kwargs": json.dumps(kwargs, sort_keys=True), "trainer": trainer.state_dict(),
+            "step": step, "seconds": time.time() - t0, "rng": rng.bit_generator.state, "gen": gen.get_state(),
+        }
+        write_files([(ckpt, lambda fh: torch.save(state, fh))], overwrite=True)  # plain data only: loads with weights_only
+        write_json(run / "meta.json", {**meta, "config": {k: str(v) for k, v in asdict(cfg).items()}}, overwrite=True)
 
     while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
         losses = trainer.step(sample_batch(faces, cfg.batch, cfg.size, rng), gen)

@@ -139,7 +139,9 @@ def train(cfg: TrainConfig) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     Path(cfg.log).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-    log = open(cfg.log, "a")
+    from tessera.io.image import open_append
+
+    log = open_append(cfg.log)  # never through a link
     log.write(json.dumps({"config": asdict(cfg), "images": len(images)}) + "\n")
     log.flush()
     t0 = time.time()

@@ -200,10 +200,9 @@ def save_checkpoint(path: Path, recipe: Recipe, schedulers: dict, step: int, cfg
         "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
         "rng": rng_state(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from tessera.io.image import write_files
+
+    write_files([(path, lambda fh: torch.save(state, fh))], overwrite=True)  # atomic, never through a link
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -251,23 +250,31 @@ def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: s
     generator.load_state_dict(state, strict=not missing)
 
 
-def export_checkpoint(ckpt: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+def export_checkpoint(
+    ckpt: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, Any] | None = None, *, overwrite: bool = True
+) -> Path:
     """Write the generator of a training checkpoint as a safetensors weight file with its
     model name, kwargs, step and training config in the metadata. A GAN fine-tune (recipe
     ``gan``) also gets ``flips: 1``: the pipeline then runs it once instead of averaging four
     flipped passes, which would average its synthesized texture away."""
     from tessera.models import build_model
 
+    from tessera.weights import WeightsError, validate_kwargs
+
     state = load_checkpoint(ckpt)
-    kwargs = json.loads(state["model_kwargs"])
-    if "dilations" in kwargs:
-        kwargs["dilations"] = tuple(kwargs["dilations"])
+    try:  # a checkpoint is a file a user hands us: its kwargs get the checks a weight file's get
+        kwargs = validate_kwargs(str(state.get("model")), json.loads(state["model_kwargs"]))
+    except (WeightsError, ValueError, KeyError, TypeError) as exc:
+        raise TrainError(f"{ckpt}: {exc}") from None
     model = build_model(state["model"], **kwargs)
-    model.load_state_dict(state["recipe"]["nets"]["generator"])
+    try:
+        model.load_state_dict(state["recipe"]["nets"]["generator"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise TrainError(f"{ckpt}: its generator weights do not fit {state['model']} {kwargs} ({str(exc).splitlines()[0]})") from None
     config = json.loads(state["config"])
     gan = (config.get("recipe") or {}).get("name") == "gan"
     meta = {"step": state["step"], "train_config": config, **({"flips": 1} if gan else {}), **(metadata or {})}
-    return save_model(model, out, state["model"], kwargs, meta)
+    return save_model(model, out, state["model"], kwargs, meta, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------- logs
@@ -282,7 +289,9 @@ class Logger:
         self.tb = None
         if enabled:
             out.mkdir(parents=True, exist_ok=True)
-            self.jsonl = open(out / "metrics.jsonl", "a", encoding="utf-8")
+            from tessera.io.image import open_append
+
+            self.jsonl = open_append(out / "metrics.jsonl")
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -530,7 +539,9 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
     loader, val = _data(run)  # 2.
     logger = Logger(out, d.main)
     if d.main:
-        (out / "config.json").write_text(json.dumps({"model_kwargs": run.kwargs, **_config_json(cfg)}, indent=2))
+        from tessera.io.image import write_json
+
+        write_json(out / "config.json", {"model_kwargs": run.kwargs, **_config_json(cfg)}, overwrite=True, indent=2)
 
     # 3. the loop
     start, interrupted, timed_out = run.step, False, False

@@ -82,10 +82,17 @@ def _jsonable(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
 
 
-def save(model, path: str | os.PathLike, name: str, kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Path:
+def save(
+    model, path: str | os.PathLike, name: str, kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None = None,
+    *, overwrite: bool = True,
+) -> Path:
     """Write ``model``'s weights (float tensors as stored) with its name and kwargs in the metadata,
-    plus ``metadata`` (values JSON-encoded unless strings). Written to a temporary file and renamed."""
-    from safetensors.torch import save_file
+    plus ``metadata`` (values JSON-encoded unless strings), through :func:`tessera.io.image.write_files`
+    (a temporary file renamed into place; a link at ``path`` is refused; an existing file is
+    replaced only with ``overwrite``)."""
+    from safetensors.torch import save as to_bytes
+
+    from tessera.io.image import write_bytes
 
     from tessera.models import MODELS
 
@@ -93,18 +100,11 @@ def save(model, path: str | os.PathLike, name: str, kwargs: Mapping[str, Any], m
         raise WeightsError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     validate_kwargs(name, kwargs)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     meta[MODEL_KEY] = name
     meta[KWARGS_KEY] = json.dumps(_jsonable(kwargs), sort_keys=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        save_file(state, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_bytes(path, to_bytes(state, metadata=meta), overwrite=overwrite)
 
 
 def _check_value(name: str, key: str, value: Any) -> None:
