@@ -165,3 +165,34 @@ def test_cli_export_onnx(tmp_path, cache):
     with pytest.raises(SystemExit) as done:  # without -o: into the cache that load_runner reads
         main(["export", str(path), "--onnx"])
     assert done.value.code in (0, None) and B.onnx_cache_path(path).is_file()
+
+
+def test_run_tiled_batches_tiles_and_matches_one_pass():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 70, 90)).astype(np.float32)
+    weights = rng.normal(size=(3, 4)).astype(np.float32)
+    calls = []
+
+    class Pointwise:  # position-independent, so tiles must give exactly the one-pass result
+        backend, info = "test", {"size_multiple": 8, "out_channels": 3}
+
+        def __call__(self, t):
+            calls.append(t.shape)
+            assert t.shape[-2] % 8 == 0 and t.shape[-1] % 8 == 0
+            return np.einsum("oc,nchw->nohw", weights, t)
+
+    whole = np.einsum("oc,chw->ohw", weights, x)
+    got = B.run_tiled(Pointwise(), x, flips=2, tile=128)
+    assert calls == [(2, 4, 72, 96)] and np.abs(got - whole).max() < 1e-4  # one call, padded, 2 flips
+    calls.clear()
+    got = B.run_tiled(Pointwise(), x, flips=4, tile=40, overlap=4)  # 2 x 3 tiles of 40 x 40
+    assert len(calls) == 1 and calls[0] == (24, 4, 40, 40)  # all tiles and flips batched
+    assert np.abs(got - whole).max() < 1e-4
+    calls.clear()
+    B.run_tiled(Pointwise(), x, flips=4, tile=40, overlap=4, max_pixels=40 * 40 * 8)
+    assert [c[0] for c in calls] == [8, 8, 8]  # 2 tiles (8 images) per call
+    mask = np.zeros((70, 90), bool)
+    mask[5:10, 80:85] = True  # touches one tile only
+    calls.clear()
+    got = B.run_tiled(Pointwise(), x, mask, flips=1, tile=40, overlap=4)
+    assert calls == [(1, 4, 40, 40)] and np.abs(got[:, mask] - whole[:, mask]).max() < 1e-4

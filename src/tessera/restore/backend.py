@@ -30,7 +30,8 @@ import numpy as np
 
 __all__ = [
     "BACKENDS", "Backend", "Runner", "TorchRunner", "OnnxRunner", "load_runner", "export_onnx", "onnx_available",
-    "cache_dir", "onnx_cache_path", "default_threads", "pad_to_multiple", "run_flips", "BackendError",
+    "cache_dir", "onnx_cache_path", "default_threads", "pad_to_multiple", "run_flips", "run_tiled", "BackendError",
+    "QUALITY_FLIPS",
 ]
 
 Backend = Literal["auto", "torch", "onnx"]
@@ -146,6 +147,71 @@ def run_flips(runner: Callable[[np.ndarray], np.ndarray], x: np.ndarray, flips: 
     if flips > 1:
         out /= flips
     return out
+
+
+#: the flip ensemble as a quality preset: flipped copies averaged per model pass (see run_flips)
+QUALITY_FLIPS = {"fast": 1, "balanced": 2, "best": 4}
+#: most pixels (batch x height x width) given to one runner call: bounds the activations' memory
+MAX_PIXELS = 2_300_000
+
+
+def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles of ``tile`` px covering ``n`` px, overlapping by at least 2 * ``overlap``."""
+    if n <= tile:
+        return [0]
+    step = tile - 2 * overlap
+    starts = list(range(0, n - tile + 1, step))
+    return starts + ([n - tile] if starts[-1] != n - tile else [])
+
+
+def run_tiled(
+    runner: Runner,
+    x: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    flips: int = 4,
+    tile: int = 1024,
+    overlap: int = 32,
+    pad_mode: str = "reflect",
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """``runner`` over a large float32 image ``x`` (C, H, W) -> (C', H, W): overlapping tiles of at
+    most ``tile`` px (only those touching ``mask``; all when None), each padded to the runner's size
+    multiple and averaged over ``flips`` flipped copies. Tiles share one shape, so they go through
+    the runner in batches of at most ``max_pixels`` pixels; outputs are blended by linear ramps
+    over the overlap. Pixels no tile covers are 0 (outside the mask only)."""
+    from tessera.restore.blend import tile_weight
+
+    C, H, W = x.shape
+    th, tw = min(tile, H), min(tile, W)
+    boxes = [
+        (y0, x0) for y0 in tile_starts(H, tile, overlap) for x0 in tile_starts(W, tile, overlap)
+        if mask is None or mask[y0 : y0 + th, x0 : x0 + tw].any()
+    ]
+    m = int(runner.info.get("size_multiple", 1)) or 1
+    ph, pw = th + (-th) % m, tw + (-tw) % m
+    per_call = max(1, max_pixels // (ph * pw))
+    group = max(1, per_call // flips)  # whole tiles (all their flips) per call when they fit
+    single = (th, tw) == (H, W)  # one tile is the whole image
+    acc = None
+    wsum = None if single else np.zeros((H, W), np.float32)
+    wgt = None if single else tile_weight(th, tw, overlap)
+    for i in range(0, len(boxes), group):
+        part = boxes[i : i + group]
+        batch = np.stack([x[:, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in part])
+        batch, _, _ = pad_to_multiple(batch, m, pad_mode)
+        y = run_flips(runner, batch, flips, max_batch=per_call)[:, :, :th, :tw]
+        if single:
+            return np.ascontiguousarray(y[0])
+        if acc is None:
+            acc = np.zeros((y.shape[1], H, W), np.float32)
+        for (y0, x0), out in zip(part, y):
+            acc[:, y0 : y0 + th, x0 : x0 + tw] += out * wgt
+            wsum[y0 : y0 + th, x0 : x0 + tw] += wgt
+    if acc is None:  # no tile touches the mask
+        return np.zeros((int(runner.info.get("out_channels", C)), H, W), np.float32)
+    acc /= np.maximum(wsum, 1e-6)
+    return acc
 
 
 # ----------------------------------------------------------------------------- runners
