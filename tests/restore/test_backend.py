@@ -196,3 +196,45 @@ def test_run_tiled_batches_tiles_and_matches_one_pass():
     calls.clear()
     got = B.run_tiled(Pointwise(), x, mask, flips=1, tile=40, overlap=4)
     assert calls == [(1, 4, 40, 40)] and np.abs(got[:, mask] - whole[:, mask]).max() < 1e-4
+
+
+def test_restorer_presets_and_backends_agree_on_a_real_image(tmp_path, cache, photo):
+    from tessera.mosaic.pixelate import pixelate
+    from tessera.mosaic.region import Grid
+    from tessera.restore.pipeline import RestoreConfig, restore_image
+    from tessera.restore.restorer import resolve_model
+
+    path = _tiny(tmp_path, "unet")
+    fast = resolve_model(path, quality="fast")
+    assert fast.flips == 1 and fast._runner is None  # nothing loaded before the first crop
+    assert resolve_model(path).flips == 2 and resolve_model(path, quality="best").flips == 4
+    with pytest.raises(ValueError, match="quality"):
+        resolve_model(path, quality="ultra")
+    with pytest.raises(ValueError, match="backend"):
+        RestoreConfig(backend="tensorrt")
+    degraded, mask = pixelate(photo, boxes=[(100, 80, 120, 90)], cell=10)
+    out = {b: restore_image(degraded, mask, model=path, grid=Grid(10, 10), quality="best", backend=b).image for b in ("torch", "onnx")}
+    diff = np.abs(out["torch"].astype(int) - out["onnx"].astype(int))
+    assert diff.max() <= 1 and (diff[~mask] == 0).all()  # one grey level of rounding at most
+    fast_out = restore_image(degraded, mask, model=path, grid=Grid(10, 10), quality="fast").image
+    assert np.abs(fast_out.astype(int) - out["onnx"]).max() > 0  # the presets differ
+
+
+def test_cli_restore_quality_and_backend(tmp_path, cache, photo):
+    from PIL import Image
+
+    from tessera.cli import main
+    from tessera.mosaic.pixelate import pixelate
+
+    path = _tiny(tmp_path, "unet")
+    degraded, mask = pixelate(photo[:96, :128], boxes=[(30, 20, 50, 40)], cell=8)
+    Image.fromarray(degraded).save(tmp_path / "in.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    for q, b in (("fast", "onnx"), ("best", "torch")):
+        with pytest.raises(SystemExit) as done:
+            main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / f"{q}.jpg"), "--mask", str(tmp_path / "m.png"),
+                  "--model", str(path), "--quality", q, "--backend", b, "--jpeg-quality", "90"])
+        assert done.value.code == 0 and (tmp_path / f"{q}.jpg").is_file()
+    with pytest.raises(SystemExit) as done:
+        main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.jpg"), "--quality", "ultra"])
+    assert done.value.code == 2

@@ -33,18 +33,22 @@ class DetectConfig:
     (and more false ones). weights: a detector .safetensors path; None = the shipped weights;
     "" = no net (grid analysis only). blur: also report regions the net finds without a lattice
     (Gaussian blurs) at ordinary confidence; off by default, since defocused backgrounds of photos
-    look alike; without it such regions need a near-certain net (kind "blur", grid None)."""
+    look alike; without it such regions need a near-certain net (kind "blur", grid None).
+    backend: how the net runs: 'auto' (ONNX Runtime when installed, else torch), 'torch' or 'onnx'."""
 
     min_area: int = 64
     sensitivity: float = 0.5
     weights: str | None = None
     blur: bool = False
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sensitivity <= 1.0:
             raise ValueError(f"sensitivity must be within 0..1, got {self.sensitivity}")
         if self.min_area < 1:
             raise ValueError(f"min_area must be at least 1 pixel, got {self.min_area}")
+        if self.backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"backend must be auto, torch or onnx, got {self.backend!r}")
 
 
 def default_weights() -> Path:
@@ -417,7 +421,7 @@ def detect(
     if H < 4 or W < 4:
         return []
     if model is None:
-        model = load_detector(cfg.weights)
+        model = load_detector(cfg.weights, cfg.backend)
     if model is None:
         regions = _grid_only(image, cfg)
     else:
