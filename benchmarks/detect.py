@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
     ap.add_argument("--sensitivity", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared 2-core CPU)")
+    ap.add_argument("--threads", type=int, default=1, help="inference threads (1: steadiest on a shared 2-core CPU)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     weights = "" if args.no_net else args.weights
-    model = load_detector(weights)
+    model = load_detector(weights, threads=args.threads)
     cfg = DetectConfig(weights="" if model is None else weights, sensitivity=args.sensitivity)
     images = load_val()
     if args.limit:
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     lines.append(f"Detector: {label}; sensitivity {args.sensitivity}; {i} mosaic cases from {len(images)} val images "
                  f"(seed {args.seed}), {sum(v[1] for v in fp.values())} clean images.")
     lines.append(f"Machine: 2-core CPU (no GPU), torch {torch.__version__} CPU ({platform.processor() or platform.machine()}), "
-                 f"torch threads {torch.get_num_threads()}, shared with other jobs while measured.")
+                 f"net backend {getattr(model, 'backend', '-')}, {args.threads} thread(s), shared with other jobs while measured.")
     lines.append("")
     lines.append("| metric | PNG | JPEG q70-95 | JPEG q50-69 | target |")
     lines.append("|---|---|---|---|---|")

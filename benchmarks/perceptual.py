@@ -96,7 +96,8 @@ def run_set(set_name: str, models: list[str], n_cases: int, n_train: int, seed: 
         tr_outs = restore_all(train_cases, model)
         tr_crops = pair_crops(tr_outs, [c.clean for c in train_cases], [c.mask for c in train_cases], seed=seed + 1)
         acc = two_sample_critic(tr_crops[0], tr_crops[1], val_crops[0], val_crops[1], seed=seed)
-        rows[label if label in ("fidelity", "gan") else model] = {
+        key = "gan" if ":" in label else label if label in ("fidelity", "gan") else model
+        rows[key] = {
             "model": model,
             "psnr": float(np.mean([min(s.psnr, 100.0) for s in scores])),
             "ssim": float(np.mean([s.ssim for s in scores])),
@@ -134,6 +135,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-write", action="store_true", help="print the tables; leave RESULTS.md alone")
+    ap.add_argument("--write-only", action="store_true", help="rewrite the RESULTS.md section from the sets' last tables")
     args = ap.parse_args()
     import torch
 
@@ -141,11 +143,16 @@ def main() -> None:
     if args.fit_niqe:
         fit_pristine()
         return
-    parts = []
-    for s in args.sets.split(","):
+    cache = ROOT / "runs" / "benchmarks" / "perceptual"  # each set's latest table (not committed)
+    cache.mkdir(parents=True, exist_ok=True)
+    for s in [] if args.write_only else args.sets.split(","):
         table, _ = run_set(s, args.models.split(","), args.cases, args.train_cases, args.seed)
-        parts.append(table)
+        (cache / f"{s}.md").write_text(table)
         print(table, flush=True)
+    # the section holds every set's latest table (a set not rerun keeps its last one)
+    parts = [(cache / f"{s}.md").read_text() for s in ("faces", "scenes") if (cache / f"{s}.md").exists()]
+    if args.write_only:
+        print("\n\n".join(parts))
     text = (
         "## Perceptual measures (`benchmarks/perceptual.py`)\n\n"
         f"Machine: {machine()}. Seeded mosaic cases (seed {args.seed}) of the val folders, true mask and grid, "
@@ -156,7 +163,7 @@ def main() -> None:
         "scored on the val cases' crops (50 % = indistinguishable; the same crop positions for real and restored).\n\n"
         + "\n\n".join(parts)
     )
-    if not args.no_write:
+    if not args.no_write and parts:
         from benchmarks._results import write_section
 
         write_section(text, "<!-- perceptual -->", "<!-- /perceptual -->")

@@ -203,8 +203,8 @@ def test_a_sure_region_without_a_lattice_is_kept(photo, monkeypatch):
     region = np.zeros(photo.shape[:2], bool)
     region[56:140, 84:112] = True
     out, changed = pixelate(photo, region, cell=28, phase=(0, 0))
-    monkeypatch.setattr(detect_mod, "_grid_in", lambda image, comp, min_lines=2: None)
-    monkeypatch.setattr(detect_mod, "_smoother_than_around", lambda image, comp, ratio=2.0: False)
+    monkeypatch.setattr(detect_mod, "_grid_in", lambda image, comp, min_lines=2, **kw: None)
+    monkeypatch.setattr(detect_mod, "_smoother_than_around", lambda image, comp, ratio=2.0, **kw: False)
     regions = detect(out)
     assert regions, "the mosaic was dropped"
     best = max(regions, key=lambda r: iou(r.mask, changed))

@@ -206,4 +206,4 @@ def test_weights_are_loaded_once(tmp_path):
     torch.manual_seed(0)
     path = save_model(build_model("unet", base=4, depth=2), tmp_path / "w.safetensors", "unet", {"base": 4, "depth": 2})
     a, b = resolve_model(path), resolve_model(str(path))
-    assert a.net is b.net
+    assert a.runner is b.runner

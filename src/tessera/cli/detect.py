@@ -48,6 +48,7 @@ def detect(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Detector .safetensors (default: the shipped detector)."),
     no_net: bool = typer.Option(False, "--no-net", help="Grid analysis only (no segmentation net)."),
     blur: bool = typer.Option(False, "--blur", help="Also report blurred regions (no lattice) at ordinary confidence."),
+    backend: str = typer.Option("auto", "--backend", help="Run the net with auto (ONNX Runtime when installed, else PyTorch), torch or onnx."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Find mosaicked regions by themselves: a mask PNG and a JSON (box, cell, phase, sampling, score) per image."""
@@ -60,14 +61,17 @@ def detect(
         raise typer.BadParameter(f"{output} must be a folder (it gets NAME.mask.png and NAME.json)", param_hint="--output")
     if weights is not None and not weights.is_file():
         raise typer.BadParameter(f"weights {weights} is not a file", param_hint="--weights")
+    if backend not in ("auto", "torch", "onnx"):
+        raise typer.BadParameter("must be auto, torch or onnx", param_hint="--backend")
     cfg = DetectConfig(
-        min_area=min_area, sensitivity=sensitivity, weights="" if no_net else (str(weights) if weights else None), blur=blur
+        min_area=min_area, sensitivity=sensitivity, weights="" if no_net else (str(weights) if weights else None), blur=blur,
+        backend=backend,
     )
     check_number(sensitivity, "--sensitivity", 0.0, 1.0)
     jobs = plan_outputs(inputs, output, suffix=".json", companions=lambda t, _full: (mask_path(t),), reads=[weights] if weights else [])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = load_detector(cfg.weights)
+        model = load_detector(cfg.weights, cfg.backend)
     for w in caught:
         console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
     if model is None:  # warned once above; grid analysis only for every file

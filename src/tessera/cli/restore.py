@@ -26,7 +26,7 @@ class RestoreFiles:
     phase: tuple[int, int] = (0, 0)
     save_mask: bool = False
     overwrite: bool = False
-    quality: int = 95
+    jpeg_quality: int = 95
 
 
 def find_mask(job: Job, cfg: RestoreFiles) -> Path | None:
@@ -80,7 +80,7 @@ def restore_file(job: Job, cfg: RestoreFiles) -> None:
     del rgb, mask
     write_restoration(  # the mask first, naming its image; both checked before either is written
         job.target, result.image, result.mask, result.model, save_mask=cfg.save_mask, overwrite=job.overwrite_flags(),
-        quality=cfg.quality, alpha=info.alpha, icc_profile=info.icc_profile, mask_target=job.companions[0] if cfg.save_mask else None,
+        quality=cfg.jpeg_quality, alpha=info.alpha, icc_profile=info.icc_profile, mask_target=job.companions[0] if cfg.save_mask else None,
     )
 
 
@@ -99,7 +99,11 @@ def restore(
     kind: str = typer.Option("auto", "--kind", help="What hides the pixels: auto, mosaic, blur or hole."),
     feather: int = typer.Option(0, "--feather", min=0, max=MAX_FEATHER, help="Blend the restoration in over N pixels inside the mask."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Write NAME.synthesized.png (255 = synthesized) and name it in the output's PNG text."),
-    quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
+    quality: str = typer.Option(
+        "balanced", "--quality", help="fast (1 model pass per crop), balanced (2: the crop and its mirror image, averaged) or best (4 flipped copies)."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="Run the networks with auto (ONNX Runtime when installed, else PyTorch), torch or onnx."),
+    jpeg_quality: int = typer.Option(95, "--jpeg-quality", min=1, max=100, help="JPEG/WebP quality of the output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     refine: Optional[str] = typer.Option(None, "--refine", help="Refine the model's output: patch (multi-scale neural patch synthesis)."),
     iters: int = typer.Option(100, "--iters", min=0, max=MAX_ITERS, help="dcgan: latent-search steps (Adam over z)."),
@@ -119,7 +123,7 @@ def restore(
     try:
         restore_cfg = RestoreConfig(
             model=model, kind=kind, sampling="centre" if sampling == "center" else sampling,  # type: ignore[arg-type]
-            feather=feather, refine=refine, iters=iters, lam=lam,
+            feather=feather, refine=refine, iters=iters, lam=lam, quality=quality, backend=backend,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -131,7 +135,7 @@ def restore(
         phase=parse_ints(phase, 2, "--phase"),  # type: ignore[arg-type]
         save_mask=save_mask,
         overwrite=overwrite,
-        quality=quality,
+        jpeg_quality=jpeg_quality,
     )
     reads = [p for p in (mask, Path(model)) if p is not None and p.is_file()] + mask_dir_files(mask_dir)
     jobs = plan_outputs(

@@ -53,7 +53,9 @@ class RestoreConfig:
     in 'auto'; 'auto': restore under 'mean' and 'centre' and keep the one the restoration agrees with).
     context: pixels of context around each region (at least). feather: blend over N pixels inside the
     mask. consistency: project onto the observed mosaic. refine: 'patch' (neural patch synthesis).
-    iters, lam: the latent search of dcgan models (Adam steps, weight of the critic's loss)."""
+    iters, lam: the latent search of dcgan models (Adam steps, weight of the critic's loss).
+    quality: 'fast', 'balanced' or 'best' (1, 2 or 4 flipped copies of each crop averaged by a
+    network). backend: 'auto' (ONNX Runtime when installed, else torch), 'torch' or 'onnx'."""
 
     model: str | os.PathLike = "default"
     kind: Kind = "auto"
@@ -64,6 +66,8 @@ class RestoreConfig:
     refine: str | None = None
     iters: int = 100
     lam: float = 0.003
+    quality: str = "balanced"
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         from tessera.restore.restorer import is_model
@@ -80,11 +84,22 @@ class RestoreConfig:
             raise ValueError(f"unknown refinement {self.refine!r}: use patch")
         if not 0 <= self.iters <= 100_000 or not 0.0 <= self.lam <= 1e3:
             raise ValueError(f"iters must be within 0..100000 and lam within 0..1000, got {self.iters}, {self.lam}")
+        from tessera.restore.backend import BACKENDS, QUALITY_FLIPS
+
+        if self.quality not in QUALITY_FLIPS:
+            raise ValueError(f"quality must be one of {', '.join(QUALITY_FLIPS)}, got {self.quality!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
     def restorer(self) -> Restorer:
-        from tessera.restore.latent import LatentConfig
+        from tessera.restore.restorer import is_latent
 
-        return resolve_model(self.model, latent=LatentConfig(iters=self.iters, lam=self.lam), refine=self.refine)
+        latent = None
+        if is_latent(self.model):  # restore/latent.py imports torch: only when it is used
+            from tessera.restore.latent import LatentConfig
+
+            latent = LatentConfig(iters=self.iters, lam=self.lam)
+        return resolve_model(self.model, latent=latent, refine=self.refine, quality=self.quality, backend=self.backend)
 
 
 @dataclass
@@ -259,7 +274,12 @@ def restore_image(
     # 1. plan
     estimated = regions is None and grid is None  # grids found here rather than given
     if regions is None:
-        regions = plan_regions(image, mask, grid=grid, kind=cfg.kind)
+        detect_config = None
+        if cfg.backend != "auto":  # the detector's net runs with the same backend
+            from tessera.detect.mosaics import DetectConfig
+
+            detect_config = DetectConfig(backend=cfg.backend)
+        regions = plan_regions(image, mask, grid=grid, kind=cfg.kind, detect_config=detect_config)
     total = np.zeros((H, W), bool)
     for r in regions:
         total |= r.mask

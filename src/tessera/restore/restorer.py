@@ -26,7 +26,6 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 from tessera.mosaic.region import Grid
-from tessera.restore.blend import tile_weight
 from tessera.restore.classical import CLASSICAL
 
 Kind = Literal["mosaic", "blur", "hole"]
@@ -78,6 +77,7 @@ DEFAULT_MODEL = "scenes"
 MODEL_TABLE: dict[str, ModelEntry] = {
     "scenes": ModelEntry("net", "residual U-Net for general photos (MSE)", "scenes"),
     "faces": ModelEntry("net", "the same, trained on face crops", "faces"),
+    "faces-gan": ModelEntry("net", "the faces model fine-tuned adversarially: sharper, more photo-like detail, lower PSNR", "faces-gan"),
     "smooth": ModelEntry("classical", "grid-aware cubic interpolation between cell centres"),
     "telea": ModelEntry("classical", "OpenCV inpainting (Telea); ignores what is under the mask"),
     "ns": ModelEntry("classical", "OpenCV inpainting (Navier-Stokes); ignores what is under the mask"),
@@ -109,74 +109,54 @@ class ClassicalRestorer:
 class NetRestorer:
     """Runs a restoration network on a crop at native scale, in overlapping tiles when large.
 
+    net: a runner (:mod:`tessera.restore.backend`: eager torch or ONNX Runtime) or a torch module.
     flips: self-ensemble over 1, 2 (mirror) or 4 (mirror x flip) flipped copies of the input, each
-    flipped back and averaged: the task is symmetric, the network's errors are not quite. Measured
-    once with the previous (3716-step) faces weights on the 40 faces/val cases: 25.57 dB with 1 flip,
-    25.64 with 2, 25.68 with 4, for 4x the model time.
+    flipped back and averaged: the task is symmetric, the network's errors are not quite (the
+    quality presets of :data:`tessera.restore.backend.QUALITY_FLIPS`; measured per preset in
+    benchmarks/RESULTS.md "Speed"). Tiles and flips go through the network in batches.
     """
 
-    def __init__(self, net, name: str, tile: int = 512, overlap: int = 32, flips: int = 4):
-        import torch
-
+    def __init__(self, net, name: str, tile: int = 1024, overlap: int = 32, flips: int = 4, *, loader=None):
         if flips not in (1, 2, 4):
             raise ValueError(f"flips must be 1, 2 or 4, got {flips}")
-        self.net = net.eval()
+        self._net = net
+        self._loader = loader  # builds the runner on first use (a clean image never loads the model)
+        self._runner = None
         self.name = name
         self.tile = int(tile)
         self.overlap = int(overlap)
         self.flips = flips
-        self.multiple = int(getattr(net, "size_multiple", 32))
-        self.torch = torch
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        """x: float32 (4, h, w) -> (3, h, w), padding to the model's size multiple by reflection."""
-        torch = self.torch
-        _, h, w = x.shape
-        m = self.multiple
-        ph, pw = (-h) % m, (-w) % m
-        t = torch.from_numpy(x)[None]
-        if ph or pw:
-            mode = "reflect" if (ph < h and pw < w) else "replicate"
-            t = torch.nn.functional.pad(t, (0, pw, 0, ph), mode=mode)
-        dims = [(), (3,), (2,), (2, 3)][: self.flips]
-        with torch.inference_mode():
-            t = torch.cat([t.flip(d) if d else t for d in dims])
-            y = self.net(t)
-            y = sum(y[i : i + 1].flip(d) if d else y[i : i + 1] for i, d in enumerate(dims)) / len(dims)
-        return y[0, :, :h, :w].float().numpy()
+    @classmethod
+    def lazy(cls, loader, name: str, **kwargs) -> NetRestorer:
+        """A restorer whose runner ``loader()`` is called on the first crop."""
+        return cls(None, name, loader=loader, **kwargs)
 
-    def _tiles(self, H: int, W: int) -> list[tuple[int, int]]:
-        T, step = self.tile, self.tile - 2 * self.overlap
+    @property
+    def runner(self):
+        if self._runner is None:
+            from tessera.restore.backend import TorchRunner
 
-        def starts(n: int) -> list[int]:
-            s = list(range(0, max(n - T, 0) + 1, step))
-            return s + ([n - T] if n > T and (n - T) % step else [])
-
-        return [(y0, x0) for y0 in starts(H) for x0 in starts(W)]
+            net = self._net if self._loader is None else self._loader()
+            self._runner = net if hasattr(net, "backend") else TorchRunner(net)
+        return self._runner
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str) -> np.ndarray:
-        H, W = mask.shape
-        if getattr(self.net, "prefill", "none") == "smooth" and kind == "mosaic" and grid is not None:
+        from tessera.restore.backend import run_tiled
+
+        if self.runner.info.get("prefill", "none") == "smooth" and kind == "mosaic" and grid is not None:
             image = CLASSICAL["smooth"](image, mask, grid)  # the input the model was trained on
-        x = image.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+        x = np.empty((4, *mask.shape), np.float32)  # RGB in [-1, 1] and the mask
+        x[:3] = image.transpose(2, 0, 1)
+        x[:3] /= 127.5
+        x[:3] -= 1.0
         if kind == "hole":
-            x = x * ~mask[None]
-        x = np.concatenate([x, mask[None].astype(np.float32)], axis=0)
-        T = self.tile
-        if H <= T and W <= T:
-            y = self._run(x)
-        else:
-            acc = np.zeros((3, H, W), np.float32)
-            wsum = np.zeros((H, W), np.float32)
-            for y0, x0 in self._tiles(H, W):
-                y1, x1 = min(y0 + T, H), min(x0 + T, W)
-                if not mask[y0:y1, x0:x1].any():
-                    continue
-                wgt = tile_weight(y1 - y0, x1 - x0, self.overlap)
-                acc[:, y0:y1, x0:x1] += self._run(x[:, y0:y1, x0:x1]) * wgt
-                wsum[y0:y1, x0:x1] += wgt
-            y = acc / np.maximum(wsum, 1e-6)
-        out = np.clip(np.rint((y.transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            x[:3] *= ~mask
+        x[3] = mask
+        y = run_tiled(self.runner, x, mask, flips=self.flips, tile=self.tile, overlap=self.overlap)
+        y += 1.0
+        y *= 127.5
+        out = np.clip(np.rint(y.transpose(1, 2, 0)), 0, 255).astype(np.uint8)
         return np.where(mask[..., None], out, image)
 
 
@@ -189,16 +169,25 @@ def _load_net(path: str, mtime: float):
     return load(path)
 
 
-def resolve_model(model: str | os.PathLike | Restorer, *, latent=None, refine: str | None = None) -> Restorer:
+def resolve_model(
+    model: str | os.PathLike | Restorer, *, latent=None, refine: str | None = None, quality: str = "balanced",
+    backend: str = "auto",
+) -> Restorer:
     """A name from :func:`model_names`, a .safetensors path or a ready :class:`Restorer` -> a Restorer.
     ``latent`` (a :class:`tessera.restore.latent.LatentConfig`) sets the search of DCGAN models;
-    ``refine='patch'`` refines the output by neural patch synthesis."""
+    ``refine='patch'`` refines the output by neural patch synthesis. Networks run with ``backend``
+    ('auto': ONNX Runtime when installed, else torch; see :mod:`tessera.restore.backend`) at
+    ``quality`` ('fast', 'balanced', 'best': 1, 2 or 4 flipped copies averaged)."""
+    from tessera.restore.backend import QUALITY_FLIPS
+
+    if quality not in QUALITY_FLIPS:
+        raise ValueError(f"quality must be one of {', '.join(QUALITY_FLIPS)}, got {quality!r}")
     if refine is not None:
         if refine not in REFINERS:
             raise ValueError(f"unknown refinement {refine!r}: use one of {', '.join(REFINERS)}")
         from tessera.restore.patch import PatchRefiner
 
-        return PatchRefiner(resolve_model(model, latent=latent))
+        return PatchRefiner(resolve_model(model, latent=latent, quality=quality, backend=backend))
     if isinstance(model, Restorer):
         return model
     name = str(model)
@@ -214,13 +203,40 @@ def resolve_model(model: str | os.PathLike | Restorer, *, latent=None, refine: s
         path = Path(name)
         if not path.is_file():
             raise ValueError(f"unknown model {name!r}: use one of {', '.join(model_names())} or a .safetensors file")
-    net = _load_net(str(path.resolve()), path.stat().st_mtime)
-    if getattr(net, "name", "") == "dcgan":  # a generator of z, completed by latent search
+    if _metadata_of(path).get("tessera_model") == "dcgan":  # a generator of z, completed by latent search
         from tessera.restore.latent import LatentConfig, LatentRestorer
 
+        net = _load_net(str(path.resolve()), path.stat().st_mtime)
         return LatentRestorer(net, latent or LatentConfig(), name=name)
-    flips = str((getattr(net, "metadata", None) or {}).get("flips", "4"))  # GAN fine-tunes: 1 (see export_checkpoint)
-    return NetRestorer(net, name, flips=int(flips) if flips in ("1", "2", "4") else 4)
+    from functools import partial
+
+    from tessera.restore.backend import load_runner
+
+    # a weight file may fix its own flips (GAN fine-tunes: 1, see export_checkpoint): it wins over the preset
+    own = str(_metadata_of(path).get("flips", ""))
+    flips = int(own) if own in ("1", "2", "4") else QUALITY_FLIPS[quality]
+    return NetRestorer.lazy(partial(load_runner, path, backend), name, flips=flips)
+
+
+def is_latent(model: str | os.PathLike) -> bool:
+    """Whether ``model`` completes by latent search (the dcgan family), known without torch."""
+    name = DEFAULT_MODEL if str(model) == "default" else str(model)
+    entry = MODEL_TABLE.get(name)
+    if entry is not None:
+        return entry.family == "latent"
+    return Path(name).is_file() and _metadata_of(Path(name)).get("tessera_model") == "dcgan"
+
+
+def _metadata_of(path: Path) -> dict:
+    """A weight file's metadata, read without torch (empty when unreadable: the loader then raises
+    its own clear error)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as fh:
+            return dict(fh.metadata() or {})
+    except Exception:  # noqa: BLE001  (not a safetensors file: tessera.weights explains)
+        return {}
 
 
 def parse_spec(text: str) -> tuple[str, str | None]:

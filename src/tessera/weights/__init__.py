@@ -31,6 +31,7 @@ __all__ = [
 SHIPPED: dict[str, str] = {
     "scenes": "restore-scenes.safetensors",
     "faces": "restore-faces.safetensors",
+    "faces-gan": "restore-faces-gan.safetensors",
     "dcgan": "dcgan-faces64.safetensors",
     "detector": "detector.safetensors",
 }
