@@ -70,6 +70,11 @@ def load_detector(weights: str | Path | None = None, backend: str = "auto", thre
     path = Path(weights) if weights is not None else default_weights()
     if not path.is_file():
         raise FileNotFoundError(f"detector weights {path} not found; pass an existing .safetensors file")
+    from tessera.weights import WeightsError, read_header
+
+    name, _ = read_header(path)
+    if name != "segnet":
+        raise WeightsError(f"{path} holds a {name!r} model, not the mosaic detector (segnet)")
     return load_runner(path, backend, threads=threads)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "SHIPPED", "WeightsError", "weights_dir", "shipped_path", "resolve", "save", "read", "load", "validate_kwargs",
+    "SHIPPED", "WeightsError", "weights_dir", "shipped_path", "resolve", "save", "read", "read_header", "load", "validate_kwargs",
 ]
 
 # The one table of shipped weights: name -> file in this package.
@@ -160,20 +160,24 @@ def validate_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def read(path: str | os.PathLike, device: str = "cpu") -> tuple[str, dict[str, Any], dict, dict[str, str]]:
-    """A weight file -> (model name, validated kwargs, state dict, other metadata)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+def read_header(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """A weight file's model name and validated kwargs, from its metadata only (no tensors read)."""
+    name, kwargs, _ = _header(Path(path))
+    return name, kwargs
 
-    path = Path(path)
+
+def _header(path: Path) -> tuple[str, dict[str, Any], dict[str, str]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    from tessera.models import MODELS
+
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
     name = meta.get(MODEL_KEY)
-    from tessera.models import MODELS
-
     if name not in MODELS:
         raise WeightsError(f"{path} has no Tessera model name in its metadata (found {name!r}); export it with `tessera export`")
     try:
@@ -184,11 +188,20 @@ def read(path: str | os.PathLike, device: str = "cpu") -> tuple[str, dict[str, A
         kwargs = validate_kwargs(name, kwargs)
     except WeightsError as exc:
         raise WeightsError(f"{path}: {exc}") from None
+    return name, kwargs, {k: v for k, v in meta.items() if k not in (MODEL_KEY, KWARGS_KEY)}
+
+
+def read(path: str | os.PathLike, device: str = "cpu") -> tuple[str, dict[str, Any], dict, dict[str, str]]:
+    """A weight file -> (model name, validated kwargs, state dict, other metadata)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    name, kwargs, other = _header(path)
     try:
         state = load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
-    other = {k: v for k, v in meta.items() if k not in (MODEL_KEY, KWARGS_KEY)}
     return name, kwargs, state, other
 
 
