@@ -18,7 +18,6 @@ from tessera.evaluate import psnr  # noqa: E402
 from tessera.io.video import EncodeConfig, read_frames  # noqa: E402
 from tessera.mosaic.pixelate import pixelate  # noqa: E402
 from tessera.video.pipeline import (  # noqa: E402
-    FrameByFrame,
     TrackClip,
     VideoConfig,
     detect_video,
@@ -93,6 +92,25 @@ def test_given_mask_and_custom_clip_restorer_seam(mosaic_clip, tmp_path):
     assert all(c.regions[0].grid is not None and c.regions[0].grid.cell == (6, 6) for c in seen)
     out = [f.image for f in read_frames(tmp_path / "white.mp4")]
     assert all(o[union].mean() > 240 for o in out)
+
+
+def test_crop_level_clip_restorer_from_the_image_library(mosaic_clip):
+    """restore/restorer.py's ClipRestorer (equally sized crops, one grid) runs through the adapter."""
+    from tessera.restore.restorer import FrameByFrame, resolve_model
+
+    src, truth, masks = mosaic_clip
+    calls = []
+
+    class Recording(FrameByFrame):
+        def restore_clip(self, frames, masks, grid, kind):
+            calls.append((len(frames), {f.shape for f in frames}, grid))
+            return super().restore_clip(frames, masks, grid, kind)
+
+    union = np.logical_or.reduce(masks)
+    res = list(restore_frames(read_frames(src), mask=union, restorer=Recording(resolve_model("smooth"))))
+    assert len(res) == 12 and [n for n, _, _ in calls] == [8, 4]
+    assert all(len(shapes) == 1 and g is not None and g.cell == (6, 6) for _, shapes, g in calls)
+    assert all(np.abs(r.image[union].astype(int) - r.frame.image[union]).mean() > 2.0 for r in res)
 
 
 def test_temporal_smoothing_lowers_flicker(mosaic_clip, one_thread):

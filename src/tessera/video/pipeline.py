@@ -3,8 +3,8 @@
     decode (tessera.io.video) -> detect (every ``detect_every`` frames on the whole picture, in
     between only around the regions being tracked) -> tracks (tessera.video.tracks: linked, gaps
     filled, one-frame detections dropped, scene cuts, one grid per track) -> clips of up to
-    ``clip_length`` frames per track -> a ClipRestorer (default: restore_image per frame +
-    tessera.video.temporal) -> compose -> encode, every other stream copied.
+    ``clip_length`` frames per track -> a ClipRestorer (default: TemporalRestorer, restore_image per
+    frame + tessera.video.temporal) -> compose -> encode, every other stream copied.
 
 Everything streams: memory holds about ``clip_length + detect_every + max_gap`` frames, whatever
 the length of the video.
@@ -12,7 +12,8 @@ the length of the video.
 The seam for other restorers (e.g. multi-frame recovery, tessera.video.multiframe): anything
 callable as ``restorer(clip: TrackClip) -> list[np.ndarray]`` (one RGB frame per clip frame; only
 the pixels inside each ``clip.regions[i].mask`` are used), passed as ``restore_video(...,
-restorer=...)`` or ``restore_frames(..., restorer=...)``. Clips of one track arrive in order
+restorer=...)`` or ``restore_frames(..., restorer=...)``; an object with ``restore_clip`` (the
+crop-level :class:`tessera.restore.restorer.ClipRestorer`) is accepted too (:class:`CropClipAdapter`). Clips of one track arrive in order
 (``clip.first`` says whether the track starts here); ``clip.follows_content`` says whether the
 mosaic's grid moves with the region (else it is fixed in the picture).
 
@@ -72,15 +73,18 @@ class ClipRestorer(Protocol):
     def __call__(self, clip: TrackClip) -> list[np.ndarray]: ...
 
 
-class FrameByFrame:
+class TemporalRestorer:
     """The default :class:`ClipRestorer`: ``restore_image`` on each frame's region (the image
-    library's model, blend and mosaic consistency), made temporally consistent by
-    :class:`tessera.video.temporal.TemporalSmoother` (one per track)."""
+    library's model, blend and mosaic consistency; ``config`` a
+    :class:`tessera.restore.pipeline.RestoreConfig`, its restorer built once), made temporally
+    consistent by :class:`tessera.video.temporal.TemporalSmoother` (one per track)."""
 
-    def __init__(self, model: str | os.PathLike = "default", temporal: TemporalConfig | None = None, **restore_kwargs):
-        self.model = model
+    def __init__(self, config=None, temporal: TemporalConfig | None = None, restorer=None):
+        from tessera.restore.pipeline import RestoreConfig
+
+        self.config = config or RestoreConfig()
         self.temporal = temporal or TemporalConfig()
-        self.kwargs = restore_kwargs
+        self.restorer = restorer if restorer is not None else self.config.restorer()
         self.smoothers: dict[int, tuple[TemporalSmoother, int]] = {}
         self.model_calls = 0
         self.reused = 0
@@ -89,7 +93,7 @@ class FrameByFrame:
         from tessera.restore.pipeline import restore_image
 
         self.model_calls += 1
-        return restore_image(frame, regions=[region], model=self.model, **self.kwargs).image
+        return restore_image(frame, regions=[region], config=self.config, restorer=self.restorer).image
 
     def __call__(self, clip: TrackClip) -> list[np.ndarray]:
         sm, last = self.smoothers.get(clip.track_id, (None, -2))
@@ -104,6 +108,44 @@ class FrameByFrame:
         # forget tracks that cannot continue (bounded memory on long videos)
         for tid in [t for t, (_, l) in self.smoothers.items() if l < clip.indices[0] - 64]:
             del self.smoothers[tid]
+        return outs
+
+
+class CropClipAdapter:
+    """Runs a :class:`tessera.restore.restorer.ClipRestorer` (``restore_clip(frames, masks, grid,
+    kind)`` on equally sized crops) as this pipeline's clip restorer: each clip is cut to one box
+    (the union of its regions plus ``context`` pixels) and handed over in runs of frames that share
+    one grid in that box (all of them for a mosaic fixed in the picture)."""
+
+    def __init__(self, clip_restorer, context: int = 32):
+        self.inner = clip_restorer
+        self.context = context
+        self.model_calls = 0
+
+    def __call__(self, clip: TrackClip) -> list[np.ndarray]:
+        from tessera.video.temporal import crop_grid
+
+        H, W = clip.frames[0].shape[:2]
+        union = np.zeros((H, W), bool)
+        for r in clip.regions:
+            union |= r.mask
+        x, y, w, h = mask_box(union)
+        c = self.context
+        x0, y0, x1, y1 = max(x - c, 0), max(y - c, 0), min(x + w + c, W), min(y + h + c, H)
+        grids = [crop_grid(r.grid, x0, y0) for r in clip.regions]
+        outs = [f.copy() for f in clip.frames]
+        i = 0
+        while i < len(grids):
+            j = i
+            while j + 1 < len(grids) and grids[j + 1] == grids[i]:
+                j += 1
+            crops = [clip.frames[k][y0:y1, x0:x1] for k in range(i, j + 1)]
+            masks = [clip.regions[k].mask[y0:y1, x0:x1] for k in range(i, j + 1)]
+            restored = self.inner.restore_clip(crops, masks, grids[i], clip.regions[i].kind)
+            self.model_calls += 1
+            for k, img in zip(range(i, j + 1), restored):
+                outs[k][y0:y1, x0:x1] = img
+            i = j + 1
         return outs
 
 
@@ -287,23 +329,30 @@ def _restore_chunk(chunk, restorer: ClipRestorer, started: set[int], tracker: Tr
 def restore_frames(
     frames: Iterable[Frame],
     *,
-    model: str | os.PathLike = "default",
+    restore_config=None,
     mask: np.ndarray | None = None,
     grid: Grid | None = None,
-    kind: str = "auto",
     config: VideoConfig | None = None,
     detect_config=None,
     restorer: ClipRestorer | None = None,
     tracker: Tracker | None = None,
+    **options,
 ) -> Iterator[FrameResult]:
     """The frame-iterator API: restore the mosaics in a stream of :class:`Frame` (e.g. from
     :func:`tessera.io.video.read_frames`), yielding one :class:`FrameResult` per frame, in order.
 
     Without ``mask`` the mosaics are detected and tracked; with it (bool (H, W)) that region is
-    restored in every frame (``grid``/``kind`` as in ``restore_image``). ``restorer``: any
-    :class:`ClipRestorer` (default :class:`FrameByFrame` with ``model`` and ``config.temporal``).
+    restored in every frame (``grid`` as in ``restore_image``). ``restore_config``: a
+    :class:`tessera.restore.pipeline.RestoreConfig` (model, kind, sampling, ...), updated by keyword
+    ``options`` (``model="faces"``, ...). ``restorer``: any :class:`ClipRestorer`, or an object with
+    ``restore_clip`` (:class:`tessera.restore.restorer.ClipRestorer`, run through
+    :class:`CropClipAdapter`); default :class:`TemporalRestorer` with ``config.temporal``.
     """
+    from tessera.restore.pipeline import RestoreConfig
+
     cfg = config or VideoConfig()
+    rcfg = replace(restore_config or RestoreConfig(), **options) if options else (restore_config or RestoreConfig())
+    kind = rcfg.kind
     if mask is not None:
         detector = mask_detector(mask, grid, kind)
     else:
@@ -315,7 +364,7 @@ def restore_frames(
             def detector(image, boxes=None):  # the user knows what hides the detected regions
                 return [replace(r, kind=k, grid=(grid or r.grid) if k == "mosaic" else None) for r in base(image, boxes)]
 
-    restorer = restorer or FrameByFrame(model, cfg.temporal)
+    restorer = _clip_restorer(restorer, rcfg, cfg)
     tracker = tracker or Tracker(cfg.track)
     started: set[int] = set()
     chunk: list = []
@@ -328,14 +377,21 @@ def restore_frames(
         yield from _restore_chunk(chunk, restorer, started, tracker)
 
 
+def _clip_restorer(restorer, rcfg, cfg: VideoConfig):
+    if restorer is None:
+        return TemporalRestorer(rcfg, cfg.temporal)
+    if hasattr(restorer, "restore_clip"):
+        return CropClipAdapter(restorer, rcfg.context)
+    return restorer
+
+
 def restore_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     *,
-    model: str | os.PathLike = "default",
+    restore_config=None,
     mask: np.ndarray | None = None,
     grid: Grid | None = None,
-    kind: str = "auto",
     config: VideoConfig | None = None,
     detect_config=None,
     restorer: ClipRestorer | None = None,
@@ -344,18 +400,22 @@ def restore_video(
     end: float | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    **options,
 ) -> VideoReport:
     """Restore the mosaics of the video ``src`` into ``dst`` (every other stream copied, see
     :func:`tessera.io.video.transcode`); returns a :class:`VideoReport`. Arguments as in
-    :func:`restore_frames`; ``start``/``end`` in seconds; ``progress(done, total)``.
-    Restored pixels are imagined, not recovered."""
+    :func:`restore_frames` (``model=...`` etc. update ``restore_config``); ``start``/``end`` in
+    seconds; ``progress(done, total)``. Restored pixels are imagined, not recovered."""
+    from tessera.restore.pipeline import RestoreConfig
+
     cfg = config or VideoConfig()
-    restorer = restorer or FrameByFrame(model, cfg.temporal)
+    rcfg = replace(restore_config or RestoreConfig(), **options) if options else (restore_config or RestoreConfig())
+    restorer = _clip_restorer(restorer, rcfg, cfg)
     tracker = Tracker(cfg.track)
     t0 = time.perf_counter()
 
     def process(frames):
-        for r in restore_frames(frames, model=model, mask=mask, grid=grid, kind=kind, config=cfg,
+        for r in restore_frames(frames, restore_config=rcfg, mask=mask, grid=grid, config=cfg,
                                 detect_config=detect_config, restorer=restorer, tracker=tracker):
             yield r.image
 
