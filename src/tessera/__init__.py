@@ -27,6 +27,10 @@ _EXPORTS = {
     "Grid": "tessera.mosaic.region",
     "restore_image": "tessera.restore.pipeline",
     "load_model": "tessera.models",
+    "restore_video": "tessera.video.pipeline",
+    "pixelate_video": "tessera.video.pipeline",
+    "detect_video": "tessera.video.pipeline",
+    "read_frames": "tessera.io.video",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -50,6 +50,8 @@ def detect(
     blur: bool = typer.Option(False, "--blur", help="Also report blurred regions (no lattice) at ordinary confidence."),
     backend: str = typer.Option("auto", "--backend", help="Run the net with auto (ONNX Runtime when installed, else PyTorch), torch or onnx."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    start: Optional[float] = typer.Option(None, "--start", help="Videos: first second to process."),
+    end: Optional[float] = typer.Option(None, "--end", help="Videos: second to stop at."),
 ) -> None:
     """Find mosaicked regions by themselves: a mask PNG and a JSON (box, cell, phase, sampling, score) per image."""
     import warnings
@@ -68,7 +70,14 @@ def detect(
         backend=backend,
     )
     check_number(sensitivity, "--sensitivity", 0.0, 1.0)
-    jobs = plan_outputs(inputs, output, suffix=".json", companions=lambda t, _full: (mask_path(t),), reads=[weights] if weights else [])
+    from tessera.cli import videos
+
+    videos.check_times(start, end)
+    image_inputs, video_jobs = videos.split_inputs(inputs, output, folder_only=True)  # videos: NAME.mask.mp4 + NAME.json
+    jobs = (
+        plan_outputs(image_inputs, output, suffix=".json", companions=lambda t, _full: (mask_path(t),), reads=[weights] if weights else [])
+        if image_inputs or not video_jobs else []
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = load_detector(cfg.weights, cfg.backend)
@@ -76,4 +85,7 @@ def detect(
         console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
     if model is None:  # warned once above; grid analysis only for every file
         cfg = DetectConfig(min_area=min_area, sensitivity=sensitivity, weights="", blur=blur)
-    raise typer.Exit(run_jobs(jobs, lambda job: detect_file(job, cfg, model), "detect", overwrite))
+    code = run_jobs(jobs, lambda job: detect_file(job, cfg, model), "detect", overwrite) if jobs else 0
+    if video_jobs:
+        code |= videos.run_video_jobs(video_jobs, lambda job, p: videos.detect_video_job(job, cfg, start, end, overwrite, p), "detect")
+    raise typer.Exit(code)

@@ -86,6 +86,10 @@ def pixelate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Also write NAME.mask.png (255 = pixelated)."),
     faces: bool = typer.Option(False, "--faces", help="Also pixelate the faces CenterFace finds (OpenCV's Haar cascades when it is not installed; check the result)."),
+    crf: int = typer.Option(18, "--crf", min=0, max=51, help="Videos: libx264 quality (0 lossless .. 51; lower = better, bigger)."),
+    preset: str = typer.Option("medium", "--preset", help="Videos: libx264 preset (ultrafast .. veryslow)."),
+    start: Optional[float] = typer.Option(None, "--start", help="Videos: first second to process and keep."),
+    end: Optional[float] = typer.Option(None, "--end", help="Videos: second to stop at."),
 ) -> None:
     """Add a mosaic (or a blur) to regions of images. Without --box/--ellipse/--mask/--faces the whole image."""
     if sampling not in ("mean", "centre", "center"):
@@ -107,8 +111,16 @@ def pixelate(
         save_mask=save_mask,
         faces=faces,
     )
+    from tessera.cli import videos
+
+    videos.check_times(start, end)
+    enc = videos.encode_config(crf, preset)
+    image_inputs, video_jobs = videos.split_inputs(inputs, output)
     jobs = plan_outputs(
-        inputs, output, companions=(lambda t, full: (companion(t, ".mask.png", full),)) if save_mask else None,
+        image_inputs, output, companions=(lambda t, full: (companion(t, ".mask.png", full),)) if save_mask else None,
         reads=[mask] if mask else [],
-    )
-    raise typer.Exit(run_jobs(jobs, lambda job: pixelate_file(job, cfg), "pixelate", overwrite))
+    ) if image_inputs or not video_jobs else []
+    code = run_jobs(jobs, lambda job: pixelate_file(job, cfg), "pixelate", overwrite) if jobs else 0
+    if video_jobs:
+        code |= videos.run_video_jobs(video_jobs, lambda job, p: videos.pixelate_video_job(job, cfg, enc, start, end, p), "pixelate")
+    raise typer.Exit(code)

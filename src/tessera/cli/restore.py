@@ -86,9 +86,9 @@ def restore_file(job: Job, cfg: RestoreFiles) -> None:
 
 @app.command()
 def restore(
-    inputs: list[Path] = typer.Argument(..., help="Image files or folders (walked recursively).", show_default=False),
+    inputs: list[Path] = typer.Argument(..., help="Image or video files, or folders (walked recursively).", show_default=False),
     output: Path = typer.Option(..., "--output", "-o", help="Output file (for one input) or folder (names mirrored)."),
-    mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image (white = restore) for every input."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image (white = restore) for every input (every frame of a video)."),
     mask_dir: Optional[Path] = typer.Option(None, "--mask-dir", help="Folder of masks matched to inputs by file stem."),
     model: str = typer.Option("default", "--model", help="scenes, faces, smooth, telea, ns, dcgan, or a .safetensors file."),
     cell: Optional[str] = typer.Option(None, "--cell", help="Known mosaic cell size N or HxW (else estimated)."),
@@ -108,6 +108,10 @@ def restore(
     refine: Optional[str] = typer.Option(None, "--refine", help="Refine the model's output: patch (multi-scale neural patch synthesis)."),
     iters: int = typer.Option(100, "--iters", min=0, max=MAX_ITERS, help="dcgan: latent-search steps (Adam over z)."),
     lam: float = typer.Option(0.003, "--lam", min=0.0, help="dcgan: weight of the critic's (perceptual) loss."),
+    crf: int = typer.Option(18, "--crf", min=0, max=51, help="Videos: libx264 quality (0 lossless .. 51; lower = better, bigger)."),
+    preset: str = typer.Option("medium", "--preset", help="Videos: libx264 preset (ultrafast .. veryslow)."),
+    start: Optional[float] = typer.Option(None, "--start", help="Videos: first second to process and keep."),
+    end: Optional[float] = typer.Option(None, "--end", help="Videos: second to stop at."),
 ) -> None:
     """Restore mosaicked, blurred or missing regions. Without --mask the mosaics are detected.
 
@@ -137,10 +141,17 @@ def restore(
         overwrite=overwrite,
         jpeg_quality=jpeg_quality,
     )
+    from tessera.cli import videos
+
+    videos.check_times(start, end)
+    enc = videos.encode_config(crf, preset)
+    image_inputs, video_jobs = videos.split_inputs(inputs, output)
     reads = [p for p in (mask, Path(model)) if p is not None and p.is_file()] + mask_dir_files(mask_dir)
     jobs = plan_outputs(
-        inputs, output, companions=(lambda t, full: (companion(t, MASK_SUFFIX, full),)) if save_mask else None, reads=reads
-    )
-    code = run_jobs(jobs, lambda job: restore_file(job, cfg), "restore", overwrite)
+        image_inputs, output, companions=(lambda t, full: (companion(t, MASK_SUFFIX, full),)) if save_mask else None, reads=reads
+    ) if image_inputs or not video_jobs else []
+    code = run_jobs(jobs, lambda job: restore_file(job, cfg), "restore", overwrite) if jobs else 0
+    if video_jobs:
+        code |= videos.run_video_jobs(video_jobs, lambda job, p: videos.restore_video_job(job, cfg, enc, start, end, p), "restore")
     console.print(f"[dim]{NOTICE}[/]", highlight=False)
     raise typer.Exit(code)

@@ -391,6 +391,7 @@ def transcode(
     end: float | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    copy_streams: bool = True,
 ) -> VideoInfo:
     """Decode ``src``, run ``process`` on its frames, encode the images it yields into ``dst``
     and copy every other stream packet for packet (see the module docstring).
@@ -399,6 +400,7 @@ def transcode(
     of the same size per frame, in order (it may hold a bounded number of frames back).
     ``start``/``end``: seconds of the input to keep (the output keeps the input's timestamps).
     ``progress(done, total)`` is called after each encoded frame (total 0 when unknown).
+    ``copy_streams=False`` writes the video stream alone (e.g. a mask video).
     Returns the input's :class:`VideoInfo`. Raises :class:`VideoReadError` / :class:`VideoWriteError`.
     """
     av = _av()
@@ -424,6 +426,8 @@ def transcode(
             for s in inp.streams:
                 if s.index == vs.index:
                     ov, pix, rng = _setup_video(out, vs, enc, info.rotation, dst)
+                    continue
+                if not copy_streams:
                     continue
                 try:
                     o = out.add_stream_from_template(s)

@@ -1,0 +1,562 @@
+"""Video: the image stages per frame, regions tracked over time, temporally consistent restoration.
+
+    decode (tessera.io.video) -> detect (every ``detect_every`` frames on the whole picture, in
+    between only around the regions being tracked) -> tracks (tessera.video.tracks: linked, gaps
+    filled, one-frame detections dropped, scene cuts, one grid per track) -> clips of up to
+    ``clip_length`` frames per track -> a ClipRestorer (default: TemporalRestorer, restore_image per
+    frame + tessera.video.temporal) -> compose -> encode, every other stream copied.
+
+Everything streams: memory holds about ``clip_length + detect_every + max_gap`` frames, whatever
+the length of the video.
+
+The seam for other restorers (e.g. multi-frame recovery, tessera.video.multiframe): anything
+callable as ``restorer(clip: TrackClip) -> list[np.ndarray]`` (one RGB frame per clip frame; only
+the pixels inside each ``clip.regions[i].mask`` are used), passed as ``restore_video(...,
+restorer=...)`` or ``restore_frames(..., restorer=...)``; an object with ``restore_clip`` (the
+crop-level :class:`tessera.restore.restorer.ClipRestorer`) is accepted too (:class:`CropClipAdapter`). Clips of one track arrive in order
+(``clip.first`` says whether the track starts here); ``clip.follows_content`` says whether the
+mosaic's grid moves with the region (else it is fixed in the picture).
+
+Restoration is imagination, not recovery: restored pixels are a plausible guess.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from tessera.io.video import EncodeConfig, Frame, VideoInfo, read_frames, transcode
+from tessera.mosaic.region import Grid, Region, mask_box
+from tessera.video.temporal import TemporalConfig, TemporalSmoother
+from tessera.video.tracks import TrackConfig, Tracker, box_iou, colour_histogram, is_scene_cut
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """detect_every: run detection on the whole frame every N frames (and at scene cuts); in
+    between only around the regions being tracked (1 = whole frame every frame). clip_length:
+    frames of one track handed to the restorer at a time. track / temporal: see their modules."""
+
+    detect_every: int = 4
+    clip_length: int = 8
+    track: TrackConfig = field(default_factory=TrackConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.clip_length < 1:
+            raise ValueError(f"clip_length must be >= 1, got {self.clip_length}")
+
+
+@dataclass
+class TrackClip:
+    """Consecutive frames of one track: ``frames`` RGB uint8 as decoded, ``regions`` the track's
+    region in each (mask, box, and the track's one grid), ``indices`` the frame numbers.
+    ``first``: the track starts in this clip. ``follows_content``: the grid moves with the box."""
+
+    track_id: int
+    indices: list[int]
+    frames: list[np.ndarray]
+    regions: list[Region]
+    first: bool = True
+    follows_content: bool = False
+
+
+class ClipRestorer(Protocol):
+    def __call__(self, clip: TrackClip) -> list[np.ndarray]: ...
+
+
+class TemporalRestorer:
+    """The default :class:`ClipRestorer`: ``restore_image`` on each frame's region (the image
+    library's model, blend and mosaic consistency; ``config`` a
+    :class:`tessera.restore.pipeline.RestoreConfig`, its restorer built once), made temporally
+    consistent by :class:`tessera.video.temporal.TemporalSmoother` (one per track)."""
+
+    def __init__(self, config=None, temporal: TemporalConfig | None = None, restorer=None):
+        from tessera.restore.pipeline import RestoreConfig
+
+        self.config = config or RestoreConfig()
+        self.temporal = temporal or TemporalConfig()
+        self.restorer = restorer if restorer is not None else self.config.restorer()
+        self.smoothers: dict[int, tuple[TemporalSmoother, int]] = {}
+        self.model_calls = 0
+        self.reused = 0
+
+    def _restore(self, frame: np.ndarray, region: Region) -> np.ndarray:
+        from tessera.restore.pipeline import restore_image
+
+        self.model_calls += 1
+        return restore_image(frame, regions=[region], config=self.config, restorer=self.restorer).image
+
+    def __call__(self, clip: TrackClip) -> list[np.ndarray]:
+        sm, last = self.smoothers.get(clip.track_id, (None, -2))
+        if sm is None or clip.first or clip.indices[0] != last + 1:
+            sm = TemporalSmoother(self.temporal, moving=clip.follows_content)
+        outs = []
+        for frame, region in zip(clip.frames, clip.regions):
+            before = sm.reused
+            outs.append(sm.step(frame, region, self._restore))
+            self.reused += sm.reused - before
+        self.smoothers[clip.track_id] = (sm, clip.indices[-1])
+        # forget tracks that cannot continue (bounded memory on long videos)
+        for tid in [t for t, (_, l) in self.smoothers.items() if l < clip.indices[0] - 64]:
+            del self.smoothers[tid]
+        return outs
+
+
+class CropClipAdapter:
+    """Runs a :class:`tessera.restore.restorer.ClipRestorer` (``restore_clip(frames, masks, grid,
+    kind)`` on equally sized crops) as this pipeline's clip restorer: each clip is cut to one box
+    (the union of its regions plus ``context`` pixels) and handed over in runs of frames that share
+    one grid in that box (all of them for a mosaic fixed in the picture)."""
+
+    def __init__(self, clip_restorer, context: int = 32):
+        self.inner = clip_restorer
+        self.context = context
+        self.model_calls = 0
+
+    def __call__(self, clip: TrackClip) -> list[np.ndarray]:
+        from tessera.video.temporal import crop_grid
+
+        H, W = clip.frames[0].shape[:2]
+        union = np.zeros((H, W), bool)
+        for r in clip.regions:
+            union |= r.mask
+        x, y, w, h = mask_box(union)
+        c = self.context
+        x0, y0, x1, y1 = max(x - c, 0), max(y - c, 0), min(x + w + c, W), min(y + h + c, H)
+        grids = [crop_grid(r.grid, x0, y0) for r in clip.regions]
+        outs = [f.copy() for f in clip.frames]
+        i = 0
+        while i < len(grids):
+            j = i
+            while j + 1 < len(grids) and grids[j + 1] == grids[i]:
+                j += 1
+            crops = [clip.frames[k][y0:y1, x0:x1] for k in range(i, j + 1)]
+            masks = [clip.regions[k].mask[y0:y1, x0:x1] for k in range(i, j + 1)]
+            restored = self.inner.restore_clip(crops, masks, grids[i], clip.regions[i].kind)
+            self.model_calls += 1
+            for k, img in zip(range(i, j + 1), restored):
+                outs[k][y0:y1, x0:x1] = img
+            i = j + 1
+        return outs
+
+
+@dataclass
+class FrameResult:
+    """One output frame: the decoded ``frame``, the ``image`` to write, and the regions found in it
+    as (track id, Region); ``mask`` is their union (True = changed/synthesized)."""
+
+    frame: Frame
+    image: np.ndarray
+    regions: list[tuple[int, Region]]
+
+    @property
+    def mask(self) -> np.ndarray:
+        m = np.zeros(self.image.shape[:2], bool)
+        for _, r in self.regions:
+            m |= r.mask
+        return m
+
+
+@dataclass
+class VideoReport:
+    """What a video run did: the input's info, frames written, tracks kept (id, first, last,
+    frames, kind, grid), model calls, seconds and frames per second."""
+
+    info: VideoInfo
+    frames: int = 0
+    tracks: list[dict] = field(default_factory=list)
+    model_calls: int = 0
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+# ----------------------------------------------------------------------------- detection + tracks
+
+Detector = Callable[[np.ndarray, "Sequence[tuple[int, int, int, int]] | None"], list[Region]]
+
+
+def _grow(box, shape, margin: float = 0.5, least: int = 16) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    H, W = shape
+    m = int(max(w, h) * margin) + least
+    x0, y0 = max(x - m, 0), max(y - m, 0)
+    return x0, y0, min(x + w + m, W), min(y + h + m, H)
+
+
+def mosaic_detector(config=None, model=None) -> Detector:
+    """``detector(image, boxes)``: :func:`tessera.detect.mosaics.detect` on the whole image
+    (``boxes`` None) or only inside the given boxes (grown by half their size), in image coordinates."""
+    from tessera.detect.mosaics import DetectConfig, detect, load_detector
+
+    cfg = config or DetectConfig()
+    net = model if model is not None else load_detector(cfg.weights)
+
+    def run(image: np.ndarray, boxes=None) -> list[Region]:
+        if boxes is None:
+            return detect(image, config=cfg, model=net)
+        H, W = image.shape[:2]
+        found: list[Region] = []
+        for box in boxes:
+            x0, y0, x1, y1 = _grow(box, (H, W))
+            for r in detect(image[y0:y1, x0:x1], config=cfg, model=net):
+                mask = np.zeros((H, W), bool)
+                mask[y0:y1, x0:x1] = r.mask
+                g = r.grid
+                if g is not None:
+                    g = replace(g, phase_y=(g.phase_y + y0) % g.cell_h, phase_x=(g.phase_x + x0) % g.cell_w)
+                reg = Region(mask, mask_box(mask), g, r.score, r.kind, dict(r.extra))
+                same = next((i for i, o in enumerate(found) if box_iou(o.box, reg.box) > 0.5), None)
+                if same is None:
+                    found.append(reg)
+                elif reg.mask.sum() > found[same].mask.sum():
+                    found[same] = reg
+        return found
+
+    return run
+
+
+def mask_detector(mask: np.ndarray, grid: Grid | None = None, kind: str = "auto") -> Detector:
+    """A user's fixed mask as every frame's regions (the grid estimated per frame, then voted per track)."""
+    from tessera.restore.pipeline import regions_from_mask
+
+    mask = np.asarray(mask, bool)
+
+    def run(image: np.ndarray, boxes=None) -> list[Region]:
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the video is {image.shape[1]}x{image.shape[0]}")
+        return regions_from_mask(image, mask, grid, kind) if mask.any() else []  # type: ignore[arg-type]
+
+    return run
+
+
+def track_regions(frames: Iterable[Frame], detector: Detector, config: VideoConfig | None = None) -> Iterator[tuple[Frame, list[tuple[int, Region]]]]:
+    """Detect and track, streaming: yields (frame, [(track id, Region)]) in order, each frame
+    ``tracker.delay`` frames after it came in. The tracker is available as ``.tracker`` on the
+    generator's result only through :func:`track_regions_with`; use that to report tracks."""
+    yield from track_regions_with(Tracker((config or VideoConfig()).track), frames, detector, config)
+
+
+def track_regions_with(tracker: Tracker, frames: Iterable[Frame], detector: Detector, config: VideoConfig | None = None):
+    cfg = config or VideoConfig()
+    window: dict[int, Frame] = {}
+    prev_hist = None
+    since_key = cfg.detect_every
+    key_boxes: list[tuple[int, int, int, int]] = []
+    for f in frames:
+        hist = colour_histogram(f.image)
+        cut = is_scene_cut(prev_hist, hist, cfg.track.cut)
+        prev_hist = hist
+        key = cut or since_key >= cfg.detect_every
+        if key:
+            regions = detector(f.image, None)
+            key_boxes = [r.box for r in regions]
+            since_key = 1
+        else:
+            boxes = list(key_boxes)
+            for t in tracker.tracks.values():  # also where the open tracks are now
+                if not t.closed and all(box_iou(t.box, b) < 0.5 for b in boxes):
+                    boxes.append(t.box)
+            regions = detector(f.image, boxes) if boxes else []
+            since_key += 1
+        tracker.push(f.index, regions, cut)
+        window[f.index] = f
+        for idx, items in tracker.pop():
+            yield window.pop(idx), items
+    for idx, items in tracker.pop(final=True):
+        yield window.pop(idx), items
+
+
+def _track_summary(tracker: Tracker) -> list[dict]:
+    out = []
+    for t in sorted(tracker.all_tracks, key=lambda t: t.id):
+        g = t.grid_for(t.box) if t.kind == "mosaic" else None
+        d = {"id": t.id, "first": t.first, "last": t.last, "frames": t.count, "kind": t.kind, "follows_content": t.follows_content}
+        if g is not None:
+            d.update(cell=[g.cell_h, g.cell_w], sampling=g.sampling)
+        out.append(d)
+    return out
+
+
+# ----------------------------------------------------------------------------- restoration
+
+
+def _restore_chunk(chunk, restorer: ClipRestorer, started: set[int], tracker: Tracker) -> Iterator[FrameResult]:
+    outputs = [f.image.copy() for f, _ in chunk]
+    by_track: dict[int, list[int]] = {}
+    for i, (_, items) in enumerate(chunk):
+        for tid, _ in items:
+            by_track.setdefault(tid, []).append(i)
+    for tid in sorted(by_track):
+        pos = by_track[tid]
+        # a track with a hole inside the chunk is handed over as separate runs of consecutive frames
+        runs, run = [], [pos[0]]
+        for p in pos[1:]:
+            if p == run[-1] + 1:
+                run.append(p)
+            else:
+                runs.append(run)
+                run = [p]
+        runs.append(run)
+        t = tracker.tracks.get(tid) or next((x for x in tracker.all_tracks if x.id == tid), None)
+        for run in runs:
+            regions = [next(r for k, r in chunk[i][1] if k == tid) for i in run]
+            clip = TrackClip(
+                tid, [chunk[i][0].index for i in run], [chunk[i][0].image for i in run], regions,
+                first=tid not in started, follows_content=bool(t and t.follows_content),
+            )
+            started.add(tid)
+            restored = restorer(clip)
+            if len(restored) != len(run):
+                raise RuntimeError(f"the restorer returned {len(restored)} frames for a clip of {len(run)}")
+            for i, region, img in zip(run, regions, restored):
+                outputs[i][region.mask] = np.asarray(img)[region.mask]
+    for (frame, items), out in zip(chunk, outputs):
+        yield FrameResult(frame, out, items)
+
+
+def restore_frames(
+    frames: Iterable[Frame],
+    *,
+    restore_config=None,
+    mask: np.ndarray | None = None,
+    grid: Grid | None = None,
+    config: VideoConfig | None = None,
+    detect_config=None,
+    restorer: ClipRestorer | None = None,
+    tracker: Tracker | None = None,
+    **options,
+) -> Iterator[FrameResult]:
+    """The frame-iterator API: restore the mosaics in a stream of :class:`Frame` (e.g. from
+    :func:`tessera.io.video.read_frames`), yielding one :class:`FrameResult` per frame, in order.
+
+    Without ``mask`` the mosaics are detected and tracked; with it (bool (H, W)) that region is
+    restored in every frame (``grid`` as in ``restore_image``). ``restore_config``: a
+    :class:`tessera.restore.pipeline.RestoreConfig` (model, kind, sampling, ...), updated by keyword
+    ``options`` (``model="faces"``, ...). ``restorer``: any :class:`ClipRestorer`, or an object with
+    ``restore_clip`` (:class:`tessera.restore.restorer.ClipRestorer`, run through
+    :class:`CropClipAdapter`); default :class:`TemporalRestorer` with ``config.temporal``.
+    """
+    from tessera.restore.pipeline import RestoreConfig
+
+    cfg = config or VideoConfig()
+    rcfg = replace(restore_config or RestoreConfig(), **options) if options else (restore_config or RestoreConfig())
+    kind = rcfg.kind
+    if mask is not None:
+        detector = mask_detector(mask, grid, kind)
+    else:
+        detector = mosaic_detector(detect_config)
+        if grid is not None or kind != "auto":
+            base = detector
+            k = kind if kind != "auto" else "mosaic"
+
+            def detector(image, boxes=None):  # the user knows what hides the detected regions
+                return [replace(r, kind=k, grid=(grid or r.grid) if k == "mosaic" else None) for r in base(image, boxes)]
+
+    restorer = _clip_restorer(restorer, rcfg, cfg)
+    tracker = tracker or Tracker(cfg.track)
+    started: set[int] = set()
+    chunk: list = []
+    for item in track_regions_with(tracker, frames, detector, cfg):
+        chunk.append(item)
+        if len(chunk) >= cfg.clip_length:
+            yield from _restore_chunk(chunk, restorer, started, tracker)
+            chunk = []
+    if chunk:
+        yield from _restore_chunk(chunk, restorer, started, tracker)
+
+
+def _clip_restorer(restorer, rcfg, cfg: VideoConfig):
+    if restorer is None:
+        return TemporalRestorer(rcfg, cfg.temporal)
+    if hasattr(restorer, "restore_clip"):
+        return CropClipAdapter(restorer, rcfg.context)
+    return restorer
+
+
+def restore_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    restore_config=None,
+    mask: np.ndarray | None = None,
+    grid: Grid | None = None,
+    config: VideoConfig | None = None,
+    detect_config=None,
+    restorer: ClipRestorer | None = None,
+    encode: EncodeConfig | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    **options,
+) -> VideoReport:
+    """Restore the mosaics of the video ``src`` into ``dst`` (every other stream copied, see
+    :func:`tessera.io.video.transcode`); returns a :class:`VideoReport`. Arguments as in
+    :func:`restore_frames` (``model=...`` etc. update ``restore_config``); ``start``/``end`` in
+    seconds; ``progress(done, total)``. Restored pixels are imagined, not recovered."""
+    from tessera.restore.pipeline import RestoreConfig
+
+    cfg = config or VideoConfig()
+    rcfg = replace(restore_config or RestoreConfig(), **options) if options else (restore_config or RestoreConfig())
+    restorer = _clip_restorer(restorer, rcfg, cfg)
+    tracker = Tracker(cfg.track)
+    t0 = time.perf_counter()
+
+    def process(frames):
+        for r in restore_frames(frames, restore_config=rcfg, mask=mask, grid=grid, config=cfg,
+                                detect_config=detect_config, restorer=restorer, tracker=tracker):
+            yield r.image
+
+    info = transcode(src, dst, process, encode=encode, start=start, end=end, overwrite=overwrite, progress=progress)
+    report = VideoReport(info, tracker.latest + 1, _track_summary(tracker), getattr(restorer, "model_calls", 0), time.perf_counter() - t0)
+    return report
+
+
+# ----------------------------------------------------------------------------- adding mosaics
+
+
+def pixelate_frames(
+    frames: Iterable[Frame],
+    *,
+    mask: np.ndarray | None = None,
+    boxes: Sequence[tuple[int, int, int, int]] = (),
+    ellipses: Sequence[tuple[int, int, int, int]] = (),
+    faces: bool = False,
+    cell=12,
+    phase=(0, 0),
+    sampling: str = "mean",
+    feather: int = 0,
+    blur: float | None = None,
+    track: TrackConfig | None = None,
+) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
+    """Add a mosaic (or blur) to every frame: yields (frame, new image, changed mask). The grid is
+    fixed in the picture (it does not crawl). ``faces``: OpenCV's face detector on every frame,
+    linked into tracks whose short gaps are filled (a face missed for a few frames stays hidden;
+    single-frame detections are kept too: hiding too much is the safe mistake)."""
+    from tessera.mosaic.pixelate import pixelate
+
+    def hide(image: np.ndarray, extra: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        return pixelate(image, mask, boxes=boxes, ellipses=[*ellipses, *extra], cell=cell, phase=phase,
+                        sampling=sampling, feather=feather, blur=blur)
+
+    if not faces:
+        for f in frames:
+            out, changed = hide(f.image, [])
+            yield f, out, changed
+        return
+    from tessera.detect.faces import find_faces
+
+    tcfg = track or TrackConfig(iou=0.2, max_gap=6, min_length=1, cut=1.0)
+
+    def face_regions(image, boxes=None) -> list[Region]:
+        H, W = image.shape[:2]
+        out = []
+        for (x, y, w, h) in find_faces(image):
+            m = np.zeros((H, W), bool)
+            m[y : y + h, x : x + w] = True
+            out.append(Region(m, (x, y, w, h), None, 1.0, "face"))
+        return out
+
+    tracker = Tracker(tcfg)
+    for f, items in track_regions_with(tracker, frames, face_regions, VideoConfig(detect_every=1, track=tcfg)):
+        out, changed = hide(f.image, [r.box for _, r in items])
+        yield f, out, changed
+
+
+def pixelate_video(src: str | os.PathLike, dst: str | os.PathLike, *, encode: EncodeConfig | None = None,
+                   start: float | None = None, end: float | None = None, overwrite: bool = False,
+                   progress: Callable[[int, int], None] | None = None, **kwargs) -> VideoReport:
+    """Add a mosaic to the video ``src`` into ``dst`` (see :func:`pixelate_frames` for the region
+    arguments; every other stream copied)."""
+    t0 = time.perf_counter()
+    n = 0
+
+    def process(frames):
+        nonlocal n
+        for _, out, _ in pixelate_frames(frames, **kwargs):
+            n += 1
+            yield out
+
+    info = transcode(src, dst, process, encode=encode, start=start, end=end, overwrite=overwrite, progress=progress)
+    return VideoReport(info, n, [], 0, time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- detection only
+
+
+def detect_frames(frames: Iterable[Frame], *, config: VideoConfig | None = None, detect_config=None,
+                  tracker: Tracker | None = None) -> Iterator[tuple[Frame, list[tuple[int, Region]]]]:
+    """Detect and track mosaics in a stream of frames: yields (frame, [(track id, Region)])."""
+    cfg = config or VideoConfig()
+    yield from track_regions_with(tracker or Tracker(cfg.track), frames, mosaic_detector(detect_config), cfg)
+
+
+def detect_video(
+    src: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    config: VideoConfig | None = None,
+    detect_config=None,
+    start: float | None = None,
+    end: float | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> VideoReport:
+    """Find the mosaics of ``src``: writes ``out_dir/NAME.mask.mp4`` (lossless grey video, 255 =
+    mosaic, the input's timestamps) and ``out_dir/NAME.json`` (tracks, and per frame its time and
+    regions with their track ids). Both atomically; existing files are refused unless ``overwrite``."""
+    import json
+
+    cfg = config or VideoConfig()
+    src, out_dir = Path(src), Path(out_dir)
+    mask_path = out_dir / f"{src.stem}.mask.mp4"
+    json_path = out_dir / f"{src.stem}.json"
+    for p in (mask_path, json_path):
+        if p.exists() and not overwrite:
+            from tessera.io.video import VideoWriteError
+
+            raise VideoWriteError(p, "exists; use --overwrite to replace it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(cfg.track)
+    t0 = time.perf_counter()
+    tmp_json = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp_json, "w") as fh:
+            fh.write('{"video": ' + json.dumps(src.name) + ', "frames": [\n')
+            first = True
+
+            def process(frames):
+                nonlocal first
+                for f, items in detect_frames(frames, config=cfg, detect_config=detect_config, tracker=tracker):
+                    m = np.zeros(f.image.shape[:2], bool)
+                    for _, r in items:
+                        m |= r.mask
+                    entry = {"index": f.index, "time": round(f.time, 6), "regions": [{"track": tid, **r.to_json()} for tid, r in items]}
+                    fh.write(("" if first else ",\n") + json.dumps(entry))
+                    first = False
+                    yield np.repeat((m * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+            info = transcode(src, mask_path, process, encode=EncodeConfig(crf=0, preset="veryfast"), start=start, end=end,
+                             overwrite=overwrite, progress=progress, copy_streams=False)
+            tracks = _track_summary(tracker)
+            fh.write('\n], "size": ' + json.dumps([info.width, info.height]) + ', "tracks": ' + json.dumps(tracks, indent=1) + "}\n")
+        os.replace(tmp_json, json_path)
+    except BaseException:
+        try:
+            os.unlink(tmp_json)
+        except OSError:
+            pass
+        raise
+    return VideoReport(info, tracker.latest + 1, tracks, 0, time.perf_counter() - t0)
