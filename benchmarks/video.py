@@ -228,9 +228,10 @@ def _streams_same(a: Path, b: Path) -> str:
         with av.open(str(p)) as c:
             pk = [(pkt.stream.index, bytes(pkt), pkt.pts * pkt.time_base if pkt.pts is not None else None)
                   for pkt in c.demux() if pkt.size and pkt.stream.type != "video"]
-            vs = c.streams.video[0]
-            ts = [f.pts * f.time_base for f in c.decode(vs)]
-            return pk, ts, dict(c.metadata), [s.type for s in c.streams]
+            meta, kinds = dict(c.metadata), [s.type for s in c.streams]
+        with av.open(str(p)) as c:  # a fresh demuxer: the loop above consumed this one
+            ts = [f.pts * f.time_base for f in c.decode(c.streams.video[0])]
+        return pk, ts, meta, kinds
 
     pa, ta, ma, sa = info(a)
     pb, tb, mb, sb = info(b)

@@ -7,12 +7,21 @@ restorations, and the generator minimizes L1 + feature matching on the discrimin
 activations + 0.1 x GAN. Same data and degradations as scripts/train_restore_weights.py (128-px
 crops, mosaic-heavy mix, JPEG on 30 %), batch 8 to fit the 2-core CPU.
 
-Runs stop cleanly at --minutes (a checkpoint at the stopping step) and continue with --resume:
+Runs stop cleanly at --minutes (a checkpoint at the stopping step) and continue with --resume
+(keep the same --steps, so the LR schedule is unchanged). The runs behind the shipped files (2-core
+CPU shared with six other jobs, about 12 s per step):
 
-    nice -n 10 nohup python scripts/train_gan_weights.py faces --steps 3000 --minutes 65 --out runs/faces-gan > runs/faces-gan.log 2>&1 &
-    # later, the same command with --resume (the same --steps, so the LR schedule is unchanged)
-    python scripts/train_gan_weights.py faces --steps 3000 --minutes 60 --resume --out runs/faces-gan
+    nice -n 10 nohup python scripts/train_gan_weights.py faces --steps 1500 --minutes 70 --out runs/faces-gan > runs/faces-gan.log 2>&1 &
+    # stopped with SIGINT at step 281 (checkpoint kept), then
     tessera export runs/faces-gan/checkpoint.pt -o src/tessera/weights/restore-faces-gan.safetensors
+    nice -n 10 nohup python scripts/train_gan_weights.py scenes --steps 1500 --minutes 40 --out runs/scenes-gan > runs/scenes-gan.log 2>&1 &
+
+To continue either run (the run folders live in the `gan` worktree, /work/wt-gan/runs/, not in git):
+
+    python scripts/train_gan_weights.py scenes --steps 1500 --minutes 60 --resume --out runs/scenes-gan
+    python scripts/train_gan_weights.py faces --steps 1500 --minutes 60 --resume --out runs/faces-gan
+    tessera export runs/scenes-gan/checkpoint.pt -o runs/scenes-gan.safetensors
+    python -m benchmarks.perceptual --sets scenes --models fidelity,scenes:runs/scenes-gan.safetensors
 
 (the exact commands behind the shipped files are on their cards, NAME.md).
 """

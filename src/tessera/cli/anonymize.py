@@ -78,8 +78,51 @@ def _overlaps(a, b) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
+def _plan_videos(videos: list[Path], output: Path, single: bool) -> list[Job]:
+    from tessera.io.video import WRITE_FORMATS
+
+    if single and output.suffix:
+        if output.suffix.lower() not in WRITE_FORMATS:
+            raise typer.BadParameter(f"cannot write {output.suffix} videos; use one of {', '.join(sorted(WRITE_FORMATS))}", param_hint="--output")
+        return [Job(videos[0], output, Path(videos[0].name))]
+    if output.exists() and not output.is_dir():
+        raise typer.BadParameter(f"output {output} is a file, but videos need an output folder")
+    return [Job(v, output / (v.name if v.suffix.lower() in WRITE_FORMATS else v.stem + ".mp4"), Path(v.name)) for v in videos]
+
+
+def anonymize_video(job: Job, cfg: AnonymizeCliConfig) -> None:
+    """A video, streamed: frames decoded, anonymized with a temporal window, encoded; audio and
+    other streams copied. --check does not apply to videos; --dry-run writes the JSON only."""
+    from tessera.anonymize import anonymize_frames
+    from tessera.io.video import read_frames, transcode
+
+    if cfg.check:
+        raise ValueError("--check is for images (it attacks each region of a photo); run it on frames you extract")
+    json_path = job.target.with_suffix(".json")
+    if json_path.exists() and not cfg.overwrite:
+        raise FileExistsError(f"{json_path} exists (use --overwrite)")
+    log: list = []
+    lib = cfg.library()
+    if cfg.dry_run:
+        for _ in anonymize_frames(read_frames(job.source), lib, log=log):
+            pass
+    else:
+        transcode(job.source, job.target, lambda frames: anonymize_frames(frames, lib, log=log), overwrite=cfg.overwrite)
+    doc = {
+        "video": str(job.source), "frames": len(log), "window": 3, "dry_run": cfg.dry_run,
+        "frames_with_finds": sum(bool(e["found"]) for e in log), "per_frame": log,
+        "note": "container and stream tags are copied by the video writer (the metadata is not stripped for videos yet)",
+    }
+    _write_json(json_path, doc, cfg.overwrite)
+
+
 def anonymize_file(job: Job, cfg: AnonymizeCliConfig) -> None:
     import numpy as np
+
+    from tessera.io.video import is_video_path
+
+    if is_video_path(job.source):
+        return anonymize_video(job, cfg)
 
     from tessera.anonymize import anonymize_image
     from tessera.io.image import read_image, write_image
@@ -177,7 +220,13 @@ def anonymize(
         find=_parse_find(find), method=method, cell=_parse_cell(cell), pad=pad, threshold=threshold,
         keep_metadata=keep_metadata, dry_run=dry_run, check=check, overwrite=overwrite, quality=quality,
     )
-    jobs = plan_outputs(inputs, output)
+    from tessera.io.video import is_video_path
+
+    videos = [p for p in inputs if p.is_file() and is_video_path(p)]
+    images = [p for p in inputs if p not in videos]
+    jobs = plan_outputs(images, output) if images else []
+    if videos:
+        jobs += _plan_videos(videos, output, single=len(inputs) == 1)
     if "faces" in cfg.find:
         from tessera.detect.faces import face_backend
 

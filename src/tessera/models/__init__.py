@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.models.dcgan import DCGAN
+from tessera.models.facecam import FaceCAM
 from tessera.models.segnet import MosaicSegNet
 from tessera.models.deepfill import DeepFill
 from tessera.models.unet import Pix2PixGenerator, UNet
@@ -22,7 +23,7 @@ from tessera.weights import WeightsError
 
 # segnet is the mosaic detector (detect/mosaics.py). dcgan is no image-to-image model (it maps a latent z to an image, for completion by latent
 # search in restore/latent.py); the others follow the restoration contract above.
-MODELS = {"unet": UNet, "pix2pix": Pix2PixGenerator, "deepfill": DeepFill, "dcgan": DCGAN, "segnet": MosaicSegNet}
+MODELS = {"unet": UNet, "pix2pix": Pix2PixGenerator, "deepfill": DeepFill, "dcgan": DCGAN, "segnet": MosaicSegNet, "facecam": FaceCAM}
 RESTORATION_MODELS = ("unet", "pix2pix", "deepfill")
 
 # Named sizes per model. "paper" is the published size; "small" fits the CPU budget

@@ -34,6 +34,7 @@ SHIPPED: dict[str, str] = {
     "faces-gan": "restore-faces-gan.safetensors",
     "dcgan": "dcgan-faces64.safetensors",
     "detector": "detector.safetensors",
+    "facecam": "facecam.safetensors",
 }
 
 MODEL_KEY = "tessera_model"

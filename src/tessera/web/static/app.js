@@ -65,7 +65,8 @@ async function loadInfo() {
   }
   const anon = document.querySelector('input[value="anonymize"]');
   anon.disabled = !info.actions.anonymize;
-  $("anonymize-label").title = info.actions.anonymize ? "" : "not available in this version";
+  $("anonymize-label").title = info.actions.anonymize ? "find faces and text and hide them" : "not available in this installation";
+  $("anonymize-label").classList.toggle("off", !info.actions.anonymize);
 }
 
 // ------------------------------------------------------------------ loading an image
