@@ -15,7 +15,7 @@ from tessera.cli.common import Job, check_not_input, plan_outputs, run_jobs
 @dataclass(frozen=True)
 class AnonymizeCliConfig:
     find: tuple[str, ...] = ("faces",)
-    method: str = "mosaic"
+    method: str = "blur"
     cell: int | None = None
     pad: float = 0.15
     threshold: float | None = None
@@ -193,7 +193,7 @@ def anonymize(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders (walked recursively).", show_default=False),
     output: Path = typer.Option(..., "--output", "-o", help="Output file (for one input) or folder; NAME.json (what was found) goes beside each output."),
     find: str = typer.Option("faces", "--find", help="What to hide, comma-separated: faces, text (incl. licence plates), cam (our face classifier's activation map)."),
-    method: str = typer.Option("mosaic", "--method", help="mosaic, blur or solid."),
+    method: str = typer.Option("blur", "--method", help="blur (default: our restorer could not undo it at --cell auto), mosaic or solid."),
     cell: str = typer.Option("auto", "--cell", help="Mosaic cell (blur: 2 x sigma) in pixels, or 'auto' (scales with each region)."),
     pad: float = typer.Option(0.15, "--pad", help="Grow each found box by this fraction of its size on every side."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Detector score threshold in (0, 1); lower finds more (default: each finder's own)."),
