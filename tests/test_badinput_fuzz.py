@@ -61,50 +61,60 @@ def _digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
 
 
-def _run(capsys, *args) -> tuple[int, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.err + cap.out
+def run_cli(*args) -> tuple[int, str]:
+    """``tessera ARGS`` in process: (exit code, everything it printed)."""
+    import contextlib
+
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, buf.getvalue()
 
 
-def test_fuzzed_batch_through_detect_and_pixelate(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("TESSERA_MAX_PIXELS", "1000000")  # a mutated header may claim a huge size: refuse fast
-    rng = np.random.default_rng(20261130)
+def fuzz_batch(root: Path, n: int = N_FILES, seed: int = 20261130) -> dict[str, tuple[int, int]]:
+    """Write ``n`` mutated files under root/in, run detect and pixelate over the folder as one batch
+    each, check every file succeeded or failed alone (one line), inputs unchanged, no stray or
+    temporary file. Returns {command: (done, failed)}."""
+    rng = np.random.default_rng(seed)
     seeds = _seed_files(rng)
-    src = tmp_path / "in"
-    src.mkdir()
+    src = root / "in"
+    src.mkdir(parents=True)
     exts = list(FORMATS)
-    for i in range(N_FILES):
+    for i in range(n):
         ext = exts[i % len(exts)]
         (src / f"f{i:03d}.{ext}").write_bytes(_mutate(seeds[ext], rng))
     before = _digests(src)
-
     results = {}
-    for cmd, out, flags in (("detect", tmp_path / "det", ["--no-net"]), ("pixelate", tmp_path / "pix", ["--cell", "4"])):
-        code, msg = _run(capsys, cmd, src, "-o", out, *flags)
+    for cmd, out, flags in (("detect", root / "det", ["--no-net"]), ("pixelate", root / "pix", ["--cell", "4"])):
+        code, msg = run_cli(cmd, src, "-o", out, *flags)
         assert "Traceback" not in msg and "(set TESSERA_DEBUG" not in msg, msg[-2000:]
         assert code in (0, 1), msg[-2000:]
         failed = re.findall(r"^failed (\S+): (.+)$", msg, flags=re.M)
         assert all(reason.strip() for _, reason in failed)
         failed_names = {Path(p).name for p, _ in failed}
         m = re.search(rf"{cmd}: (\d+) of (\d+) done", msg)
-        assert m and int(m.group(2)) == N_FILES, msg[-500:]
+        assert m and int(m.group(2)) == n, msg[-500:]
         done = int(m.group(1))
-        assert done + len(failed_names) == N_FILES
+        assert done + len(failed_names) == n
         made = sorted(p.name for p in out.rglob("*")) if out.exists() else []
-        assert not [n for n in made if n.startswith(".")], "temporary files left"
+        assert not [x for x in made if x.startswith(".")], "temporary files left"
         per_input = 2 if cmd == "detect" else 1
         assert len(made) == per_input * done
         for name in failed_names:  # a failed file leaves no output of its own
             stem = name.rsplit(".", 1)[0]
-            assert not [n for n in made if n.startswith(stem + ".")], name
+            assert not [x for x in made if x.startswith(stem + ".")], name
         results[cmd] = (done, len(failed_names))
     assert _digests(src) == before
+    return results
+
+
+def test_fuzzed_batch_through_detect_and_pixelate(tmp_path, monkeypatch):
+    monkeypatch.setenv("TESSERA_MAX_PIXELS", "1000000")  # a mutated header may claim a huge size: refuse fast
+    results = fuzz_batch(tmp_path)
     # the mutations are strong enough to break many files and mild enough to leave many readable
     for cmd, (done, failed) in results.items():
         assert done >= 30 and failed >= 30, (cmd, done, failed)
