@@ -14,7 +14,7 @@ from tessera.cli.common import check_number, parse_ints
 
 @app.command()
 def train(
-    model: str = typer.Option("unet", "--model", help="Model to train: unet, pix2pix or deepfill."),
+    model: str = typer.Option("unet", "--model", help="Model to train: unet, pix2pix, deepfill (restorers), dcgan (64x64 image generator: --crop 64) or segnet (the mosaic detector)."),
     data: Path = typer.Option(..., "--data", help="Folder of training photos (walked recursively)."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, metrics.jsonl, tb/, samples/."),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of validation photos (PSNR/SSIM inside the region)."),
@@ -53,12 +53,12 @@ def train(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from tessera.models import PRESETS, RESTORATION_MODELS
+    from tessera.models import PRESETS, TRAINABLE_MODELS
     from tessera.train.loop import TrainConfig, fit
     from tessera.train.recipes import RecipeConfig
 
-    if model not in RESTORATION_MODELS:
-        raise typer.BadParameter(f"must be one of {', '.join(RESTORATION_MODELS)}", param_hint="--model")
+    if model not in TRAINABLE_MODELS:
+        raise typer.BadParameter(f"must be one of {', '.join(TRAINABLE_MODELS)}", param_hint="--model")
     if preset not in PRESETS[model]:
         raise typer.BadParameter(f"must be one of {', '.join(PRESETS[model])}", param_hint="--preset")
     if recipe not in ("", "gan"):

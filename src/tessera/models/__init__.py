@@ -25,6 +25,7 @@ from tessera.weights import WeightsError
 # search in restore/latent.py); the others follow the restoration contract above.
 MODELS = {"unet": UNet, "pix2pix": Pix2PixGenerator, "deepfill": DeepFill, "dcgan": DCGAN, "segnet": MosaicSegNet, "facecam": FaceCAM}
 RESTORATION_MODELS = ("unet", "pix2pix", "deepfill")
+TRAINABLE_MODELS = (*RESTORATION_MODELS, "dcgan", "segnet")  # everything `tessera train` fits
 
 # Named sizes per model. "paper" is the published size; "small" fits the CPU budget
 # (<= 30 MB of float32 weights, a 256x256 region in a few hundred ms on 2 cores); "tiny" is for tests.
@@ -38,6 +39,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": {},
         "small": {"base": 32, "depth": 7, "max_mult": 4},
         "tiny": {"base": 4, "depth": 3},
+    },
+    "dcgan": {
+        "paper": {"z_dim": 100, "g_base": 64, "d_base": 64, "size": 64},
+        "small": {"z_dim": 100, "g_base": 48, "d_base": 32, "size": 64},  # the shipped dcgan-faces64
+        "tiny": {"z_dim": 8, "g_base": 4, "d_base": 4, "size": 16},
+    },
+    "segnet": {
+        "paper": {"fold": 4, "base": 16, "depth": 3},  # the shipped detector
+        "tiny": {"fold": 2, "base": 4, "depth": 2},
     },
     "deepfill": {
         "paper": {"base": 32},

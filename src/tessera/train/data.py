@@ -522,3 +522,68 @@ def validation_set(
     if not xs:
         raise DataError(f"no usable validation image in {root}")
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ms)), torch.from_numpy(np.stack(ts))
+
+
+# ---------------------------------------------------------------- other families' batches
+
+
+class SquareBatches:
+    """Step-indexed batches of whole images for an image generator (the DCGAN): each image's centre
+    square resized to ``size + size // 16``, a random ``size`` crop of it, flipped at random; float
+    (N, 3, size, size) in [-1, 1] under key ``x``, drawn from ``rng([seed, rank, step])``."""
+
+    def __init__(self, folder: ImageFolder, batch: int, size: int, *, seed: int = 0, rank: int = 0) -> None:
+        self.folder, self.batch, self.size, self.seed, self.rank = folder, int(batch), int(size), int(seed), int(rank)
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def square(self, i: int) -> np.ndarray | None:
+        rgb = self.folder.load(i)
+        if rgb is None:
+            return None
+        H, W = rgb.shape[:2]
+        k, s = min(H, W), self.size + self.size // 16
+        sq = rgb[(H - k) // 2 : (H - k) // 2 + k, (W - k) // 2 : (W - k) // 2 + k]
+        return cv2.resize(sq, (s, s), interpolation=cv2.INTER_AREA if k > s else cv2.INTER_CUBIC)
+
+    def __getitem__(self, step: int) -> dict[str, Any]:
+        import torch
+
+        rng = np.random.default_rng([self.seed, self.rank, int(step)])
+        crops = []
+        while len(crops) < self.batch:
+            sq = self.square(int(rng.integers(len(self.folder))))
+            if sq is None:
+                continue
+            y, x = (int(v) for v in rng.integers(0, sq.shape[0] - self.size + 1, 2))
+            c = sq[y : y + self.size, x : x + self.size]
+            crops.append(c[:, ::-1] if rng.random() < 0.5 else c)
+        x = torch.from_numpy(np.stack(crops).astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
+        return {"x": x, "step": int(step)}
+
+
+class CaseBatches:
+    """Step-indexed batches for the mosaic detector: random crops hidden by
+    :func:`tessera.mosaic.synth.random_case` (mosaics of every kind, blurs, hard negatives, JPEG);
+    ``x`` float (N, 3, S, S) in [-1, 1] and ``m`` the hidden-pixel mask float (N, 1, S, S)."""
+
+    def __init__(self, folder: ImageFolder, batch: int, *, seed: int = 0, rank: int = 0) -> None:
+        self.folder, self.batch, self.seed, self.rank = folder, int(batch), int(seed), int(rank)
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, step: int) -> dict[str, Any]:
+        import torch
+
+        from tessera.mosaic.synth import random_case
+
+        rng = np.random.default_rng([self.seed, self.rank, int(step)])
+        xs, ms = [], []
+        for _ in range(self.batch):
+            out, mask, *_ = random_case(self.folder.random_crop(rng), rng)
+            xs.append(out)
+            ms.append(mask)
+        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return {"x": x, "m": torch.from_numpy(np.stack(ms)).float()[:, None], "step": int(step)}

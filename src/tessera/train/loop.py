@@ -34,7 +34,9 @@ from torch import nn
 
 from tessera.models import model_kwargs as preset_kwargs
 from tessera.models import save_model
-from tessera.train.data import AugmentConfig, DegradeConfig, ImageFolder, StepBatches, make_batch, validation_set
+from tessera.train.data import (
+    AugmentConfig, CaseBatches, DegradeConfig, ImageFolder, SquareBatches, StepBatches, make_batch, validation_set,
+)
 from tessera.train.losses import composite, masked_detail_ratio, masked_psnr, masked_ssim
 from tessera.train.recipes import Recipe, RecipeConfig, build_recipe
 
@@ -266,9 +268,11 @@ def export_checkpoint(
         kwargs = validate_kwargs(str(state.get("model")), json.loads(state["model_kwargs"]))
     except (WeightsError, ValueError, KeyError, TypeError) as exc:
         raise TrainError(f"{ckpt}: {exc}") from None
+    from tessera.train.recipes import RECIPES, Recipe
+
     model = build_model(state["model"], **kwargs)
     try:
-        model.load_state_dict(state["recipe"]["nets"]["generator"])
+        model.load_state_dict(RECIPES.get(state["model"], Recipe).model_state(state["recipe"]["nets"]))
     except (KeyError, TypeError, RuntimeError) as exc:
         raise TrainError(f"{ckpt}: its generator weights do not fit {state['model']} {kwargs} ({str(exc).splitlines()[0]})") from None
     config = json.loads(state["config"])
@@ -413,7 +417,9 @@ def _build(cfg: TrainConfig, d: Dist, device: torch.device) -> _Run:
     torch.manual_seed(cfg.seed)
     rcfg = RecipeConfig(**{**asdict(cfg.recipe), "lr": cfg.lr, "amp": cfg.amp, "local_size": min(cfg.recipe.local_size, cfg.region)})
     recipe = build_recipe(cfg.model, kwargs, rcfg, device)
-    multiple = recipe.generator.size_multiple
+    multiple = getattr(recipe.generator, "size_multiple", 1)
+    if recipe.data == "images" and cfg.crop != getattr(recipe.generator, "size", cfg.crop):
+        raise TrainError(f"crop {cfg.crop} must equal the image size {recipe.generator.size} of {cfg.model} {kwargs}")
     if cfg.crop % multiple:
         raise TrainError(f"crop {cfg.crop} must be a multiple of {multiple} for {cfg.model} {kwargs}")
     recipe.to(device, channels_last=cfg.channels_last)
@@ -454,7 +460,11 @@ def _data(run: _Run):
     cfg, d = run.cfg, run.d
     dcfg = cfg.degrade_config()
     folder = ImageFolder(cfg.data, crop=cfg.crop, small=cfg.small)
-    batches = StepBatches(folder, cfg.batch, dcfg, seed=cfg.seed, rank=d.rank)
+    batches = {
+        "restore": lambda: StepBatches(folder, cfg.batch, dcfg, seed=cfg.seed, rank=d.rank),
+        "images": lambda: SquareBatches(folder, cfg.batch, cfg.crop, seed=cfg.seed, rank=d.rank),
+        "cases": lambda: CaseBatches(folder, cfg.batch, seed=cfg.seed, rank=d.rank),
+    }[run.recipe.data]()
     loader = torch.utils.data.DataLoader(
         batches,
         batch_size=None,
@@ -465,7 +475,7 @@ def _data(run: _Run):
         persistent_workers=False,
     )
     val = None
-    if cfg.val is not None and d.main:
+    if cfg.val is not None and d.main and run.recipe.data == "restore":
         val = validation_set(
             cfg.val, crop=cfg.crop, degrade_cfg=dcfg, count=cfg.val_count, seed=cfg.seed + 1234, small=cfg.small,
             prefill=getattr(run.recipe.generator, "prefill", "none"),
@@ -473,26 +483,37 @@ def _data(run: _Run):
     return loader, val
 
 
-def _train_step(run: _Run, raw: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stage 3a: degrade and augment the step's images on the device, one recipe step (update D,
-    then G), the schedules. Returns the batch (x, mask, target)."""
+def _batch(run: _Run, raw: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+    """The step's batch on the device: restorers get (x, mask, target) degraded and augmented there;
+    image generators (images) and the detector (images, masks) get theirs as loaded."""
+    cfg, d = run.cfg, run.d
+    if run.recipe.data == "restore":
+        batch = make_batch(
+            raw, run.device, cfg.aug if cfg.augment else None, step_seed(cfg.seed, d.rank, run.step) + 1,
+            prefill=getattr(run.recipe.generator, "prefill", "none"),
+        )
+    else:
+        batch = tuple(raw[k].to(run.device) for k in (("x",) if run.recipe.data == "images" else ("x", "m")))
+    if cfg.channels_last:
+        batch = tuple(a.contiguous(memory_format=torch.channels_last) for a in batch)
+    return batch
+
+
+def _train_step(run: _Run, raw: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+    """Stage 3a: the step's batch (:func:`_batch`), one recipe step (update D, then G), the
+    schedules. Returns the batch."""
     cfg, d = run.cfg, run.d
     assert raw["step"] == run.step, (raw["step"], run.step)
     torch.manual_seed(step_seed(cfg.seed, d.rank, run.step))
-    x, m, t = make_batch(
-        raw, run.device, cfg.aug if cfg.augment else None, step_seed(cfg.seed, d.rank, run.step) + 1,
-        prefill=getattr(run.recipe.generator, "prefill", "none"),
-    )
-    if cfg.channels_last:
-        x, m, t = (a.contiguous(memory_format=torch.channels_last) for a in (x, m, t))
+    batch = _batch(run, raw)
     run.recipe.train()
-    run.losses = run.recipe.step(x, m, t)
+    run.losses = run.recipe.step(*batch)
     for sch in run.schedulers.values():
         sch.step()
     if d.world > 1:
         broadcast_state(run.recipe, buffers_only=True)
     run.step += 1
-    return x, m, t
+    return batch
 
 
 def _report(run: _Run, logger: Logger, val, batch: tuple[torch.Tensor, ...], throughput: float | None) -> None:
@@ -509,7 +530,7 @@ def _report(run: _Run, logger: Logger, val, batch: tuple[torch.Tensor, ...], thr
             logger.log(step, run.scores, kind="val")
         if want_grid:
             logger.grid(step, val[0][:4], outs[:4], val[2][:4])
-    elif val is None and want_grid:
+    elif val is None and want_grid and recipe.data == "restore":
         x, m, t = batch
         with torch.no_grad():
             y = recipe.predict(x[:4]).float()

@@ -65,9 +65,19 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 
 class Recipe:
-    """Networks, their optimizers and one training step."""
+    """Networks, their optimizers and one training step.
+
+    data: the batches the step takes: "restore" (x, mask, target of degraded crops), "images"
+    (clean images, for image generators) or "cases" (images and the mask of what hides them, for
+    the detector); see train/loop.py. :meth:`model_state` maps the checkpoint's networks to the
+    exported model's state dict."""
 
     name = "base"
+    data = "restore"
+
+    @staticmethod
+    def model_state(nets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return nets["generator"]
 
     def __init__(self, generator: nn.Module, cfg: RecipeConfig, device: torch.device) -> None:
         self.cfg = cfg
@@ -326,7 +336,70 @@ class GANFineTuneRecipe(Recipe):
         }
 
 
-RECIPES = {"unet": UNetRecipe, "pix2pix": Pix2PixRecipe, "deepfill": DeepFillRecipe, "gan": GANFineTuneRecipe}
+class DCGANRecipe(Recipe):
+    """DCGAN (Radford et al. 2016) on whole images: 1. update D (real -> 1, G(z) -> 0, each its own
+    batch), 2. update G (non-saturating: make D call G(z) real). The model (``generator``) is the
+    whole DCGAN; its two halves have their own Adam (lr 2e-4 in the paper, betas (0.5, 0.999))."""
+
+    name = "dcgan"
+    data = "images"
+
+    def __init__(self, generator: nn.Module, cfg: RecipeConfig, device) -> None:
+        super().__init__(generator, cfg, device)
+        self.nets = {}
+        self._add("generator", generator.generator, cfg.betas)
+        self._add("critic", generator.critic, cfg.betas)
+
+    @staticmethod
+    def model_state(nets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {f"{part}.{k}": v for part in ("generator", "critic") for k, v in nets[part].items()}
+
+    def step(self, real: torch.Tensor) -> dict[str, float]:
+        G, D = self.generator.generator, self.generator.critic
+        z = torch.randn(real.shape[0], self.generator.z_dim, device=real.device)
+        fake = G(z)  # (N, 3, size, size)
+        # 1. update D
+        d_real, d_fake = D(real), D(fake.detach())
+        loss_d = gan_bce(d_real, True) + gan_bce(d_fake, False)
+        self.update("critic", loss_d)
+        # 2. update G
+        set_requires_grad(D, False)
+        loss_g = gan_bce(D(fake), True)
+        self.update("generator", loss_g)
+        set_requires_grad(D, True)
+        return {
+            "g": loss_g.item(), "d": loss_d.item(),
+            "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item(),
+        }
+
+
+class SegmentRecipe(Recipe):
+    """The mosaic detector (MosaicSegNet): per-pixel BCE + 0.5 soft Dice on the hidden-pixel mask,
+    AdamW (weight decay 1e-4)."""
+
+    name = "segnet"
+    data = "cases"
+
+    def __init__(self, generator: nn.Module, cfg: RecipeConfig, device) -> None:
+        super().__init__(generator, cfg, device)
+        self.optimizers["generator"] = torch.optim.AdamW(generator.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        self.scalers["generator"] = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+
+    def step(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        with self.autocast():
+            logits = self.g_forward(x).float()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+        p = torch.sigmoid(logits)
+        dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+        loss = bce + 0.5 * dice
+        self.update("generator", loss)
+        return {"loss": loss.item(), "bce": bce.item(), "dice": dice.item()}
+
+
+RECIPES = {
+    "unet": UNetRecipe, "pix2pix": Pix2PixRecipe, "deepfill": DeepFillRecipe, "gan": GANFineTuneRecipe,
+    "dcgan": DCGANRecipe, "segnet": SegmentRecipe,
+}
 
 
 def build_recipe(model: str, model_kwargs: dict[str, Any], cfg: RecipeConfig, device="cpu") -> Recipe:
