@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tessera.models import MODELS, PRESETS, RESTORATION_MODELS, ModelLoadError, build_model, load_model, model_kwargs, save_model
+from tessera.models import MODELS, PRESETS, RESTORATION_MODELS, TRAINABLE_MODELS, ModelLoadError, build_model, load_model, model_kwargs, save_model
 from tessera.models.deepfill import WGANCritic, contextual_attention
 from tessera.models.patchgan import PatchGAN, receptive_field
 
@@ -22,7 +22,7 @@ def tiny(name: str):
 
 def test_models_dict_is_literal_and_complete():
     assert set(RESTORATION_MODELS) == {"unet", "pix2pix", "deepfill"} <= set(MODELS)
-    assert set(PRESETS) == set(RESTORATION_MODELS)
+    assert set(PRESETS) == set(TRAINABLE_MODELS) == {*RESTORATION_MODELS, "dcgan", "segnet"}
 
 
 @pytest.mark.parametrize("name", RESTORATION_MODELS)
