@@ -86,6 +86,7 @@ class Case:
     mask: np.ndarray
     grid: Grid | None
     kind: str
+    nominal: Grid | None = None  # zoo cases: a lattice of about the right cell size when there is no exact grid
 
 
 RESTORE_KINDS = ("box", "ellipse", "polygon", "rect", "border")
@@ -133,6 +134,35 @@ def make_cases(
     return cases
 
 
+def make_zoo_cases(
+    images: Sequence[tuple[str, np.ndarray]], per: int, seed: int = 0, generators: Sequence[str] = (), formats: Sequence[str] = ("png",)
+) -> list[Case]:
+    """``per`` seeded cases for every generator x format of the zoo (:func:`tessera.mosaic.synth.zoo_case`),
+    cycling through the images; named ``IMAGE:GENERATOR:FORMAT``. Each (generator, format) has its own
+    seed stream, so adding one leaves the others' cases unchanged."""
+    from tessera.mosaic.synth import ZOO, ZOO_FORMATS, zoo_case
+
+    if not images:
+        raise ValueError("no readable images to make evaluation cases from")
+    bad = [g for g in generators if g not in ZOO] + [f for f in formats if f not in ZOO_FORMATS]
+    if bad:
+        raise ValueError(f"unknown zoo generator or format: {', '.join(bad)}")
+    cases = []
+    for gi, gen in enumerate(generators):
+        for fi, fmt in enumerate(formats):
+            rng = np.random.default_rng([seed, list(ZOO).index(gen), ZOO_FORMATS.index(fmt)])
+            got, i = 0, gi * 7 + fi * 3  # start at different images per generator and format
+            while got < per and i < gi * 7 + fi * 3 + 20 * per:
+                name, img = images[i % len(images)]
+                i += 1
+                c = zoo_case(img, rng, gen, fmt)
+                if c.mask.sum() < 64:
+                    continue
+                cases.append(Case(f"{name}:{gen}:{fmt}", c.clean, c.degraded, c.mask, c.grid, gen, c.nominal))
+                got += 1
+    return cases
+
+
 # ----------------------------------------------------------------------------- runner
 
 
@@ -169,10 +199,11 @@ def score_case(
     if auto:
         res = restore(case.degraded, None, restorer=restorer)
     else:
-        res = restore(case.degraded, case.mask, restorer=restorer, grid=case.grid, kind="mosaic" if case.grid else "auto")
+        known = case.grid is not None or case.nominal is not None  # zoo cases are mosaics, grid or not
+        res = restore(case.degraded, case.mask, restorer=restorer, grid=case.grid, kind="mosaic" if known else "auto")
     dt = time.perf_counter() - t0
     out = res.image
-    g = case.grid
+    g = case.grid or case.nominal
     inner = interior(case.mask)
     extra = {
         "psnr_interior": psnr(out, case.clean, inner),
@@ -188,7 +219,7 @@ def score_case(
             psnr=psnr(out, case.clean, case.mask),
             ssim=ssim(out, case.clean, case.mask),
             blockiness=blockiness(out, case.mask, g) if g is not None else None,
-            residual=remosaic_residual(out, case.degraded, case.mask, g) if g is not None and g.sampling == "mean" else None,
+            residual=remosaic_residual(out, case.degraded, case.mask, g) if case.grid is not None and g.sampling == "mean" else None,
             seconds=dt,
             auto=auto,
             extra=extra,
@@ -331,6 +362,8 @@ class EvalConfig:
     jpeg: int | None = None
     auto: bool = False
     max_side: int = 512
+    zoo: tuple[str, ...] = ()  # zoo generators: then ``cases`` per generator x format instead of ``kinds``
+    formats: tuple[str, ...] = ("png",)
     niqe: bool = False  # NIQE of each region (slower: about 6 ms per 32-px patch)
     critic_data: Path | None = None  # photos (not the eval folder) to make the two-sample critic's training cases from
     critic_cases: int = 40
@@ -374,7 +407,10 @@ def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> 
     if there and not cfg.overwrite:  # refuse before the work, not after it
         raise FileExistsError(f"{report} already holds a report ({', '.join(there)}); use --overwrite to replace it")
     images = load_folder(cfg.data, cfg.max_side)
-    cases = make_cases(images, cfg.cases, cfg.seed, cfg.kinds, cfg.jpeg)
+    if cfg.zoo:
+        cases = make_zoo_cases(images, cfg.cases, cfg.seed, cfg.zoo, cfg.formats)
+    else:
+        cases = make_cases(images, cfg.cases, cfg.seed, cfg.kinds, cfg.jpeg)
     critic_cases = None
     if cfg.critic_data is not None:
         critic_cases = make_cases(load_folder(cfg.critic_data, cfg.max_side), cfg.critic_cases, cfg.seed + 1, cfg.kinds, cfg.jpeg)
@@ -401,8 +437,9 @@ def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> 
     ow = cfg.overwrite
     write_text(
         report / "report.md",
-        f"# Tessera evaluation\n\ndata: `{cfg.data}`, {len(cases)} seeded cases (seed {cfg.seed}, kinds "
-        f"{', '.join(cfg.kinds)}{', JPEG q' + str(cfg.jpeg) if cfg.jpeg else ''}); metrics inside the hidden region.\n\n"
+        f"# Tessera evaluation\n\ndata: `{cfg.data}`, {len(cases)} seeded cases (seed {cfg.seed}, "
+        + (f"zoo {', '.join(cfg.zoo)} x {', '.join(cfg.formats)}" if cfg.zoo else f"kinds {', '.join(cfg.kinds)}")
+        + f"{', JPEG q' + str(cfg.jpeg) if cfg.jpeg else ''}); metrics inside the hidden region.\n\n"
         + markdown_table(summary)
         + "\n\nblockiness: 1.0 = no lattice edges left. re-mosaic residual: grey levels, mean-sampled cases. detail ratio: "
         "mean gradient magnitude in the region, restored / original (1.0 = as detailed as the photo). NIQE: lower = more "

@@ -25,6 +25,8 @@ def eval_(
     critic_data: Optional[Path] = typer.Option(None, "--critic-data", help="Folder of other photos (e.g. a train folder): a fresh critic learns to tell real from restored crops of cases made from them, then is scored on --data's cases (50 % = indistinguishable)."),
     critic_cases: int = typer.Option(40, "--critic-cases", min=1, help="Cases the two-sample critic trains on."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files of an existing report in OUTPUT."),
+    zoo: str = typer.Option("", "--zoo", help="Comma-separated zoo generators (mosaics as other tools make them; 'all' for every one): --cases cases per generator x format instead of --kinds."),
+    formats: str = typer.Option("png", "--formats", help="With --zoo: comma-separated output formats of the cases (png, jpeg, jpeg444, h264)."),
 ) -> None:
     """Score models against each other on seeded synthetic mosaics: PSNR and SSIM inside the
     region, blockiness, re-mosaic residual, detail ratio and time (NIQE and a two-sample critic
@@ -48,6 +50,14 @@ def eval_(
         raise typer.BadParameter(f"choose case kinds from {', '.join(KINDS)}" + (f" (not {', '.join(bad)})" if bad else ""), param_hint="--kinds")
     if critic_data is not None and not critic_data.is_dir():
         raise typer.BadParameter(f"{critic_data} is not a folder", param_hint="--critic-data")
+    from tessera.mosaic.synth import ZOO, ZOO_FORMATS
+
+    zoo_list = tuple(ZOO) if zoo.strip() == "all" else tuple(g.strip() for g in zoo.split(",") if g.strip())
+    fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
+    if [g for g in zoo_list if g not in ZOO]:
+        raise typer.BadParameter(f"choose zoo generators from {', '.join(ZOO)} or all", param_hint="--zoo")
+    if not fmt_list or [f for f in fmt_list if f not in ZOO_FORMATS]:
+        raise typer.BadParameter(f"choose formats from {', '.join(ZOO_FORMATS)}", param_hint="--formats")
     if output.exists() and not output.is_dir():
         raise typer.BadParameter(f"{output} is a file; the report needs a folder", param_hint="--output")
     for m in names:
@@ -59,9 +69,9 @@ def eval_(
         raise typer.BadParameter(f"{output} already holds a report ({', '.join(there)}); use --overwrite to replace it", param_hint="--output")
     cfg = EvalConfig(
         data=data, models=names, output=output, cases=cases, seed=seed, kinds=kind_list, jpeg=jpeg, auto=auto,
-        niqe=niqe, critic_data=critic_data, critic_cases=critic_cases, overwrite=overwrite,
+        niqe=niqe, critic_data=critic_data, critic_cases=critic_cases, overwrite=overwrite, zoo=zoo_list, formats=fmt_list,
     )
-    total = cases * len(names) * (2 if auto else 1) + (len(names) if critic_data is not None else 0)
+    total = cases * len(names) * (2 if auto else 1) * (len(zoo_list) * len(fmt_list) if zoo_list else 1) + (len(names) if critic_data is not None else 0)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("eval", total=total)
         try:

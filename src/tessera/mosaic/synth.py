@@ -28,6 +28,8 @@ half (the restorer may dilate it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import cv2
 import numpy as np
 
@@ -256,3 +258,237 @@ def random_case(
     q = int(rng.integers(50, 96)) if rng.random() < jpeg_prob else None
     out, mask, grid = make_case(image, rng, kind, jpeg_quality=q)
     return out, mask, grid, kind, q
+
+
+# ----------------------------------------------------------------------------- the generator zoo
+#
+# Mosaics as other tools make them, shared by training (train/data.py), `tessera eval --zoo` and
+# benchmarks/zoo.py. ``zoo_case(image, rng, generator, fmt)`` is a pure function of its inputs:
+# the tool's effect is computed on the bounding box of a random region (tools pixelate rectangles,
+# with the tile origin at the box corner) and pasted through the region, then the whole image goes
+# through the output format. Emulations (no external tools): ImageMagick ``-scale`` = box average
+# down (cv2 INTER_AREA) + nearest up; ffmpeg ``flags=neighbor`` = the source pixel under each
+# output pixel's centre; ``flags=area`` = box average; OpenCV = cv2.resize INTER_NEAREST/INTER_AREA
+# down and INTER_NEAREST up (its nearest takes floor(i * scale): a cell's first pixel).
+
+ZOO: dict[str, str] = {
+    "mean": "mean cells, rounded half up (tessera pixelate)",
+    "mean-floor": "mean cells, truncated (integer division)",
+    "mean-even": "mean cells, rounded half to even (float mean, np.rint)",
+    "centre": "centre pixel (y0 + y1 - 1) // 2 (tessera pixelate)",
+    "centre-up": "centre pixel (y0 + y1) // 2 (the other centre convention)",
+    "magick": "ImageMagick -scale: box average down, nearest up (non-integer cells at the edges)",
+    "ffmpeg-nearest": "ffmpeg scale flags=neighbor down and up",
+    "ffmpeg-area": "ffmpeg scale flags=area down, neighbor up",
+    "opencv-nearest": "cv2.resize INTER_NEAREST down and up (first pixel of each cell)",
+    "opencv-area": "cv2.resize INTER_AREA down, INTER_NEAREST up",
+    "rect": "rectangular mean cells (height and width drawn independently)",
+    "feather": "mean cells blended into the photo over 2-8 px (tessera pixelate feather)",
+    "soft": "mean cells pasted through a Gaussian-blurred edge (sigma 1-4 px)",
+    "rescaled": "mean cells, then the whole image resized by 0.6-0.9 or 1.1-1.5 (non-integer cells)",
+}
+#: output formats: lossless, JPEG 4:2:0, JPEG 4:4:4 (quality 30-95), one H.264 frame (PyAV, CRF 18-35)
+ZOO_FORMATS: tuple[str, ...] = ("png", "jpeg", "jpeg444", "h264")
+
+
+@dataclass(frozen=True)
+class ZooCase:
+    """One zoo case. ``clean`` is the target (resized like the degraded image for ``rescaled``);
+    ``grid`` is the exact lattice when there is one (None for non-integer cells); ``nominal`` a
+    lattice of about the right cell size for metrics (blockiness) in every case; ``info`` the draw."""
+
+    clean: np.ndarray
+    degraded: np.ndarray
+    mask: np.ndarray
+    grid: Grid | None
+    nominal: Grid
+    info: dict
+
+
+def encode(image: np.ndarray, fmt: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """``image`` through the output format ``fmt`` (one of :data:`ZOO_FORMATS`) with a random
+    quality -> (decoded RGB uint8, {format, quality})."""
+    if fmt == "png":
+        return image, {"format": fmt}
+    if fmt in ("jpeg", "jpeg444"):
+        import io
+
+        from PIL import Image
+
+        q = int(rng.integers(30, 96))
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "JPEG", quality=q, subsampling=0 if fmt == "jpeg444" else 2)
+        buf.seek(0)
+        return np.asarray(Image.open(buf).convert("RGB")).copy(), {"format": fmt, "quality": q}
+    if fmt == "h264":
+        crf = int(rng.integers(18, 36))
+        return h264_frame(image, crf), {"format": fmt, "crf": crf}
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(ZOO_FORMATS)}")
+
+
+def h264_frame(image: np.ndarray, crf: int) -> np.ndarray:
+    """One RGB frame through libx264 (yuv420p, CRF ``crf``, an I-frame) and back, via PyAV."""
+    try:
+        import av
+    except ImportError as e:  # pragma: no cover - av is in the test extra
+        raise RuntimeError("H.264 cases need PyAV: pip install 'tessera[video]'") from e
+    import io
+
+    H, W = image.shape[:2]
+    ph, pw = H % 2, W % 2
+    padded = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = W + pw, H + ph, "yuv420p"
+        st.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency"}
+        frame = av.VideoFrame.from_ndarray(padded, format="rgb24")
+        for p in st.encode(frame):
+            out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    buf.seek(0)
+    with av.open(buf) as inp:
+        dec = next(inp.decode(video=0)).to_ndarray(format="rgb24")
+    return np.ascontiguousarray(dec[:H, :W])
+
+
+def _levels(n: int, cell: int) -> int:
+    return max(1, int(round(n / cell)))
+
+
+def _resize_mosaic(box: np.ndarray, cell: tuple[int, int], down: str, up: str) -> np.ndarray:
+    """A tool's down-then-up scaling of one box: ``down`` in (area, nearest, centre), ``up`` in
+    (nearest, centre) (centre = the source pixel under the output pixel's centre, ffmpeg's neighbor)."""
+    h, w = box.shape[:2]
+    nh, nw = _levels(h, cell[0]), _levels(w, cell[1])
+    if down == "area":
+        small = cv2.resize(box, (nw, nh), interpolation=cv2.INTER_AREA)
+    elif down == "nearest":
+        small = cv2.resize(box, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    else:  # centre
+        ys = np.minimum(((np.arange(nh) + 0.5) * h / nh).astype(int), h - 1)
+        xs = np.minimum(((np.arange(nw) + 0.5) * w / nw).astype(int), w - 1)
+        small = box[ys][:, xs]
+    if up == "nearest":
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+    ys = np.minimum(((np.arange(h) + 0.5) * nh / h).astype(int), nh - 1)
+    xs = np.minimum(((np.arange(w) + 0.5) * nw / w).astype(int), nw - 1)
+    return small[ys][:, xs]
+
+
+def _cells_rule(image: np.ndarray, grid: Grid, rule: str) -> np.ndarray:
+    """The whole image in cells of ``grid`` with one of the zoo's value rules."""
+    from tessera.mosaic.pixelate import lattice
+
+    H, W = image.shape[:2]
+    ri, rs, re, _ = lattice(H, grid.cell_h, grid.phase_y)
+    ci, cs, ce, _ = lattice(W, grid.cell_w, grid.phase_x)
+    if rule == "centre-up":
+        values = image[np.minimum((rs + re) // 2, re - 1)][:, np.minimum((cs + ce) // 2, ce - 1)]
+    else:
+        sums = np.add.reduceat(np.add.reduceat(image.astype(np.int64), rs, axis=0), cs, axis=1)
+        counts = ((re - rs)[:, None] * (ce - cs)[None, :])[..., None]
+        values = sums // counts if rule == "mean-floor" else np.rint(sums / counts)
+    return values[ri][:, ci].astype(np.uint8)
+
+
+def zoo_apply(
+    image: np.ndarray, region: np.ndarray, rng: np.random.Generator, generator: str, cell: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, Grid | None, Grid, dict]:
+    """Mosaic ``region`` (bool (H, W)) of ``image`` as ``generator`` does (lossless; no rescaling),
+    with cells of ``cell`` (h, w) pixels (drawn when None; square unless the generator is ``rect``).
+    Returns ``(degraded, mask, exact grid | None, nominal grid, info)``."""
+    if generator not in ZOO:
+        raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(ZOO)}")
+    H, W = image.shape[:2]
+    if cell is None:
+        hi = max(CELL_RANGE[0], min(24, min(H, W) // 6))
+        c = int(rng.integers(CELL_RANGE[0], hi + 1))
+        cell = (c, int(rng.integers(CELL_RANGE[0], hi + 1)) if generator == "rect" else c)
+    elif generator != "rect":
+        cell = (cell[0], cell[0])
+    cell = (int(cell[0]), int(cell[1]))
+    ys, xs = np.nonzero(region)
+    if ys.size == 0:
+        raise ValueError("the region is empty")
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    info: dict = {"generator": generator, "cell": cell}
+    grid: Grid | None = Grid(cell[0], cell[1], y0 % cell[0], x0 % cell[1], "mean")
+    nominal = grid
+    tools = {
+        "magick": ("area", "nearest"),
+        "ffmpeg-nearest": ("centre", "centre"),
+        "ffmpeg-area": ("area", "centre"),
+        "opencv-nearest": ("nearest", "nearest"),
+        "opencv-area": ("area", "nearest"),
+    }
+    if generator in tools:
+        down, up = tools[generator]
+        effect = image.copy()
+        effect[y0:y1, x0:x1] = _resize_mosaic(image[y0:y1, x0:x1], cell, down, up)
+        nh, nw = _levels(y1 - y0, cell[0]), _levels(x1 - x0, cell[1])
+        exact = (y1 - y0) % nh == 0 and (x1 - x0) % nw == 0
+        ch, cw = (y1 - y0) / nh, (x1 - x0) / nw
+        nominal = Grid(int(round(ch)), int(round(cw)), y0 % max(int(round(ch)), 1), x0 % max(int(round(cw)), 1), "mean")
+        grid = Grid(int(ch), int(cw), y0 % int(ch), x0 % int(cw), "mean" if down == "area" else "centre") if exact else None
+        if grid is not None and down == "nearest":
+            grid = None  # the first pixel of each cell: no lattice rule of ours (centre or mean) matches
+        info["exact"] = exact
+        out, mask = _paste(image, effect, region, 0.0)
+        return out, mask, grid, nominal, info
+    if generator in ("mean", "rect", "centre", "feather", "rescaled"):
+        samp = "centre" if generator == "centre" else "mean"
+        grid = replace(grid, sampling=samp)
+        f = int(rng.integers(2, 9)) if generator == "feather" else 0
+        info["feather"] = f
+        out, mask = _mosaic(image, region, grid, feather=f)
+        return out, mask, grid, grid, info
+    if generator == "soft":
+        effect = cell_image(image, grid.cell, grid.phase, "mean")
+        s = float(rng.uniform(1.0, 4.0))
+        info["sigma"] = s
+        out, mask = _paste(image, effect, region, s)
+        return out, mask, grid, grid, info
+    # mean-floor, mean-even, centre-up: the cells of the region, another value rule
+    if generator == "centre-up":
+        grid = replace(grid, sampling="centre")
+    effect = _cells_rule(image, grid, generator)
+    from tessera.mosaic.pixelate import selected_cells
+
+    sel = selected_cells(region, grid.cell, grid.phase)
+    out = np.where(sel[..., None], effect, image)
+    return out, sel, (grid if generator != "centre-up" else None), grid, info
+
+
+def zoo_case(image: np.ndarray, rng: np.random.Generator, generator: str, fmt: str = "png") -> ZooCase:
+    """A random region of ``image`` (RGB uint8) mosaicked by ``generator`` (see :data:`ZOO`) and
+    the whole image saved as ``fmt`` (see :data:`ZOO_FORMATS`). Pure: the same rng state gives the
+    same case."""
+    image = np.ascontiguousarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if fmt not in ZOO_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(ZOO_FORMATS)}")
+    H, W = image.shape[:2]
+    shape = str(rng.choice(["box", "ellipse", "polygon"]))
+    frac = rng.uniform(0.25, 0.55)
+    h, w = max(int(frac * H), 16), max(int(frac * W), 16)
+    region = {"box": random_box, "ellipse": random_ellipse, "polygon": random_polygon}[shape]((H, W), (min(h, H), min(w, W)), rng)
+    if not region.any():
+        region = random_box((H, W), (min(h, H), min(w, W)), rng)
+    out, mask, grid, nominal, info = zoo_apply(image, region, rng, generator)
+    clean = image
+    if generator == "rescaled":
+        s = float(rng.choice([rng.uniform(0.6, 0.9), rng.uniform(1.1, 1.5)]))
+        size = (max(int(round(W * s)), 8), max(int(round(H * s)), 8))
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+        out, clean = cv2.resize(out, size, interpolation=interp), cv2.resize(image, size, interpolation=interp)
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        ch, cw = max(int(round(nominal.cell_h * s)), 1), max(int(round(nominal.cell_w * s)), 1)
+        nominal = Grid(ch, cw, int(round(nominal.phase_y * s)) % ch, int(round(nominal.phase_x * s)) % cw, "mean")
+        grid = None
+        info["scale"] = s
+    out, finfo = encode(out, fmt, rng)
+    info.update(finfo, shape=shape)
+    return ZooCase(clean, out, mask, grid, nominal, info)

@@ -60,6 +60,15 @@ class DegradeConfig:
     hole_strokes_prob: float = 0.5  # holes: free-form strokes, else a box
     jpeg_prob: float = 0.7
     jpeg_quality: tuple[int, int] = (30, 95)
+    # share of mosaics made as other tools make them (tessera.mosaic.synth zoo), with their formats;
+    # 0 draws nothing extra, so older runs' data streams are unchanged. 'rescaled' is not offered
+    # (it resizes the target too).
+    zoo_prob: float = 0.0
+    zoo: tuple[str, ...] = (
+        "mean", "mean-floor", "mean-even", "centre", "centre-up", "magick", "ffmpeg-nearest", "ffmpeg-area",
+        "opencv-nearest", "opencv-area", "rect", "feather", "soft",
+    )
+    zoo_formats: tuple[str, ...] = ("png", "jpeg", "jpeg444")
 
     def __post_init__(self) -> None:
         if self.region < 4:
@@ -74,6 +83,13 @@ class DegradeConfig:
             raise ValueError(f"cell_range must be 1 <= lo <= hi, got {self.cell_range}")
         if not (lo <= self.cell <= hi):
             raise ValueError(f"cell {self.cell} must lie in cell_range {self.cell_range}")
+        from tessera.mosaic.synth import ZOO, ZOO_FORMATS
+
+        if not 0.0 <= self.zoo_prob <= 1.0:
+            raise ValueError(f"zoo_prob must be within 0..1, got {self.zoo_prob}")
+        bad = [g for g in self.zoo if g not in ZOO or g == "rescaled"] + [f for f in self.zoo_formats if f not in ZOO_FORMATS]
+        if bad or (self.zoo_prob > 0 and not (self.zoo and self.zoo_formats)):
+            raise ValueError(f"zoo generators must come from {', '.join(g for g in ZOO if g != 'rescaled')} and formats from {ZOO_FORMATS}; not {bad}")
 
 
 @dataclass(frozen=True)
@@ -158,7 +174,26 @@ def sample_plan(shape: tuple[int, int], rng: np.random.Generator, config: Degrad
     sigma = float(rng.uniform(*cfg.blur_sigma))
     if kind == "hole":
         feather = 0
-    return DegradePlan(kind, region, box, (ch, cw), phase, sampling, feather, sigma, quality)
+    extra: dict[str, Any] = {}
+    if kind == "mosaic" and cfg.zoo_prob > 0 and rng.random() < cfg.zoo_prob:
+        gen = cfg.zoo[int(rng.integers(len(cfg.zoo)))]
+        fmt = cfg.zoo_formats[int(rng.integers(len(cfg.zoo_formats)))]
+        ys, xs = np.nonzero(region)
+        phase = (int(ys.min()) % ch, int(xs.min()) % cw) if ys.size else phase  # tools tile from the box corner
+        sampling = "centre" if gen in ("centre", "centre-up", "ffmpeg-nearest", "opencv-nearest") else "mean"
+        extra = {"zoo": gen, "format": fmt, "seed": int(rng.integers(2**31))}
+        quality = 0  # the zoo's format replaces the plain JPEG step
+    return DegradePlan(kind, region, box, (ch, cw), phase, sampling, feather, sigma, quality, extra)
+
+
+def apply_zoo(image: np.ndarray, plan: DegradePlan) -> tuple[np.ndarray, np.ndarray]:
+    """A zoo plan (``plan.extra['zoo']``) applied to one RGB uint8 image -> (degraded, mask)."""
+    from tessera.mosaic.synth import encode, zoo_apply
+
+    rng = np.random.default_rng(plan.extra["seed"])
+    out, mask, _, _, _ = zoo_apply(image, plan.region, rng, plan.extra["zoo"], cell=plan.cell)
+    out, _ = encode(out, plan.extra["format"], rng)
+    return out, mask
 
 
 # ---------------------------------------------------------------- numpy application
@@ -178,7 +213,9 @@ def apply_plan(image: np.ndarray, plan: DegradePlan) -> tuple[np.ndarray, np.nda
         raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
     if plan.region.shape != image.shape[:2]:
         raise ValueError(f"plan is for {plan.region.shape} but the image is {image.shape[:2]}")
-    if plan.kind == "mosaic":
+    if plan.kind == "mosaic" and plan.extra.get("zoo"):
+        out, mask = apply_zoo(image, plan)
+    elif plan.kind == "mosaic":
         out, mask = pixelate(image, plan.region, cell=plan.cell, phase=plan.phase, sampling=plan.sampling, feather=plan.feather)
     elif plan.kind == "blur":
         out, mask = pixelate(image, plan.region, blur=plan.sigma, feather=plan.feather)
@@ -191,7 +228,7 @@ def apply_plan(image: np.ndarray, plan: DegradePlan) -> tuple[np.ndarray, np.nda
         out = jpeg_roundtrip(out, plan.quality)
         if plan.kind == "hole":
             out[mask] = HOLE_FILL
-    info = {"kind": plan.kind, "box": plan.box, "quality": plan.quality or None}
+    info = {"kind": plan.kind, "box": plan.box, "quality": plan.quality or None, **plan.extra}
     if plan.kind == "mosaic":
         info.update(cell=plan.cell, phase=plan.phase, sampling=plan.sampling, feather=plan.feather)
     elif plan.kind == "blur":
@@ -340,6 +377,7 @@ def plans_to_tensors(plans: list[DegradePlan]) -> dict[str, Any]:
         "sigma": torch.tensor([p.sigma for p in plans], dtype=torch.float32),
         "quality": torch.tensor([p.quality for p in plans]),
         "box": torch.tensor([p.box for p in plans]),
+        "zoo": [dict(p.extra) for p in plans],  # zoo plans are applied with numpy, one by one
     }
 
 
@@ -418,7 +456,8 @@ def degrade_batch(clean, plan: dict[str, Any]):
     kind = plan["kind"].tolist()
     out = clean.clone()
     mask = torch.zeros_like(region)
-    idx = [i for i, k in enumerate(kind) if KINDS[k] == "mosaic"]
+    zoo = plan.get("zoo") or [{}] * len(kind)
+    idx = [i for i, k in enumerate(kind) if KINDS[k] == "mosaic" and not zoo[i].get("zoo")]
     if idx:
         o, m = pixelate_torch(
             clean[idx],
@@ -430,7 +469,12 @@ def degrade_batch(clean, plan: dict[str, Any]):
         )
         out[idx], mask[idx] = o, m
     for i, k in enumerate(kind):
-        if KINDS[k] == "blur":
+        if zoo[i].get("zoo"):
+            p = DegradePlan("mosaic", region[i].cpu().numpy(), tuple(plan["box"][i].tolist()), tuple(plan["cell"][i].tolist()), extra=zoo[i])
+            o, m = apply_zoo(clean[i].permute(1, 2, 0).cpu().numpy().copy(), p)
+            out[i] = torch.from_numpy(o).permute(2, 0, 1).to(device)
+            mask[i] = torch.from_numpy(m).to(device)
+        elif KINDS[k] == "blur":
             s = float(plan["sigma"][i])
             ks = int(round(6 * s + 1)) | 1  # OpenCV's kernel size for uint8 images
             ks = min(ks, 2 * min(clean.shape[-2:]) - 1)  # reflection needs a pad below the size

@@ -1,0 +1,39 @@
+"""Zoo mosaics in the training data (DegradeConfig.zoo_prob)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tessera.train.data import DegradeConfig, apply_plan, degrade_batch, plans_to_tensors, sample_plan
+
+
+def test_zoo_prob_zero_keeps_the_old_stream():
+    a = [sample_plan((64, 64), np.random.default_rng(s)) for s in range(20)]
+    b = [sample_plan((64, 64), np.random.default_rng(s), DegradeConfig(zoo_prob=0.0, zoo=("magick",))) for s in range(20)]
+    assert all(np.array_equal(x.region, y.region) and x.cell == y.cell and x.quality == y.quality for x, y in zip(a, b))
+    assert not any(p.extra for p in a)
+
+
+def test_zoo_plans_numpy_and_batch_agree():
+    import torch
+
+    cfg = DegradeConfig(region=40, kind_weights=(1.0, 0.0, 0.0), zoo_prob=1.0, zoo=("magick", "ffmpeg-nearest"), zoo_formats=("png", "jpeg"))
+    rng = np.random.default_rng(0)
+    img = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    plans = [sample_plan((64, 64), rng, cfg) for _ in range(4)]
+    assert {p.extra["zoo"] for p in plans} <= {"magick", "ffmpeg-nearest"} and all(p.quality == 0 for p in plans)
+    clean = torch.from_numpy(np.stack([img] * 4)).permute(0, 3, 1, 2).contiguous()
+    out, mask = degrade_batch(clean, plans_to_tensors(plans))
+    for i, p in enumerate(plans):
+        ref, m, info = apply_plan(img, p)
+        assert info["zoo"] == p.extra["zoo"]
+        assert np.array_equal(out[i].permute(1, 2, 0).numpy(), ref) and np.array_equal(mask[i].numpy(), m)
+        assert m.sum() > 0 and np.abs(ref.astype(int) - img)[m].mean() > 5
+
+
+def test_zoo_config_is_validated():
+    with pytest.raises(ValueError, match="zoo"):
+        DegradeConfig(zoo=("rescaled",))
+    with pytest.raises(ValueError, match="zoo_prob"):
+        DegradeConfig(zoo_prob=1.5)
