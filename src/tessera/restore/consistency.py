@@ -8,6 +8,12 @@ exact per-cell step that respects clipping to [0, 255] and rounding to integers.
 
 Only cells that lie entirely inside ``mask`` are constrained (a cell cut by a feathered edge was
 not observed as a clean cell value).
+
+Compressed input (JPEG, H.264): the observed cell values are only known up to the codec's noise,
+and forcing them exactly puts the lattice's edges back. :func:`codec_tolerance` measures that noise
+on the observation itself (a mosaic cell is flat, so what varies inside it is the codec), and
+``project(..., tolerance=t)`` corrects each cell only by what lies beyond +-t, with the smooth
+field alone (no per-cell step, no rounding nudges).
 """
 
 from __future__ import annotations
@@ -72,9 +78,14 @@ def project(
     grid: Grid,
     *,
     smooth_iters: int = 6,
+    tolerance: float = 0.0,
 ) -> Consistency:
     """Adjust ``restored`` (uint8 (H, W, 3)) inside ``mask`` so that re-mosaicking it with ``grid``
-    gives ``observed`` again. Pixels outside the constrained cells are not changed."""
+    gives ``observed`` again. Pixels outside the constrained cells are not changed. ``tolerance``
+    (grey levels, see :func:`codec_tolerance`): accept cells within +-tolerance of the observation and
+    correct the rest smoothly up to that band (for compressed input; 0 = exact)."""
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     cells = _Cells(mask.shape, grid)
     target, active = observed_cells(observed, mask, grid)
     n_active = int(active.sum())
@@ -87,11 +98,19 @@ def project(
     out = restored.astype(np.float64)
 
     # 1. smooth corrections (iterative back-projection), clipped to the valid range
-    for _ in range(smooth_iters):
+    for _ in range(smooth_iters if not tolerance else 2 * smooth_iters):
         r = (target - measure(out)) * act
-        if ((r > -0.5) & (r <= 0.5)).all():  # already re-mosaics to the observation
+        if tolerance:
+            r = r - np.clip(r, -tolerance, tolerance)  # only what lies beyond the codec's noise
+            if (np.abs(r) < 0.25).all():
+                break
+        elif ((r > -0.5) & (r <= 0.5)).all():  # already re-mosaics to the observation
             break
         out = np.where(region[..., None], np.clip(out + cells.smooth(r), 0.0, 255.0), out)
+    if tolerance:
+        result = np.rint(out).astype(np.uint8)
+        res = _remosaic_errors(result, target, active, cells, centre)
+        return Consistency(result, float(res.max()), float(res.mean()), n_active)
 
     # 2. exact per-cell step: put the residual on the pixels that are not clipped in its direction
     if centre:
@@ -141,6 +160,22 @@ def _fix_rounding(out: np.ndarray, target: np.ndarray, active: np.ndarray, cells
         flat[take] += np.sign(d)
         block[...] = flat.reshape(block.shape)
     return out
+
+
+def codec_tolerance(observed: np.ndarray, mask: np.ndarray, grid: Grid, *, lossless: float = 0.25, scale: float = 1.0) -> float:
+    """How far the observed cell values can be from the true ones because of lossy compression
+    (grey levels): ``scale`` x the typical spread of the pixels inside the cells under ``mask`` (the
+    20th percentile of their per-cell standard deviation, max over channels: a mosaic cell is flat
+    before compression). 0 when that spread is below ``lossless`` (a lossless mosaic)."""
+    cells = _Cells(mask.shape, grid)
+    inside = cells.inside(mask)
+    if not inside.any():
+        return 0.0
+    obs = observed.astype(np.float64)
+    mean = cells.means(obs)
+    var = np.maximum(cells.means(obs * obs) - mean * mean, 0.0)
+    spread = float(np.percentile(np.sqrt(var).max(axis=2)[inside], 20))
+    return 0.0 if spread < lossless else scale * spread
 
 
 def remosaic_residual(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray, grid: Grid) -> float:

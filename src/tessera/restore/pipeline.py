@@ -23,7 +23,7 @@ import numpy as np
 
 from tessera.mosaic.region import Grid, Region, mask_box
 from tessera.restore.blend import blend
-from tessera.restore.consistency import project
+from tessera.restore.consistency import codec_tolerance, project
 from tessera.restore.restorer import DEFAULT_MODEL, MODEL_TABLE, Restorer, model_names, resolve_model
 
 __all__ = [
@@ -68,6 +68,7 @@ class RestoreConfig:
     lam: float = 0.003
     quality: str = "balanced"
     backend: str = "auto"
+    unfeather: bool = True  # recover the photo still visible in a feathered mosaic's edge (restore/feather.py)
 
     def __post_init__(self) -> None:
         from tessera.restore.restorer import is_model
@@ -167,16 +168,18 @@ def _shift_grid(grid: Grid | None, x0: int, y0: int) -> Grid | None:
     return replace(grid, phase_y=(grid.phase_y - y0) % grid.cell_h, phase_x=(grid.phase_x - x0) % grid.cell_w)
 
 
-def _restore_crop(restorer: Restorer, crop, observed, m, g: Grid | None, kind: str, feather: int, consistency: bool, sampling: str | None):
+def _restore_crop(restorer: Restorer, crop, observed, m, g: Grid | None, kind: str, feather: int, consistency: bool, sampling: str | None, constrain=None, tolerance: float = 0.0):
     """Model, blend and (when ``consistency``) the projection for one crop -> (blended output, grid
-    used, projection or None). ``sampling='auto'`` tries 'mean' and 'centre' (see SAMPLING_RATIO)."""
+    used, projection or None). ``sampling='auto'`` tries 'mean' and 'centre' (see SAMPLING_RATIO).
+    ``constrain``: the cells to project (those entirely inside it; default ``m``). ``tolerance``: the
+    codec's noise on the cell values (compressed input: project within it, see consistency.py)."""
     if g is None:
         return blend(observed, restorer(crop, m, g, kind), m, feather), None, None
     tries = []
     for s in ("mean", "centre") if sampling == "auto" else (sampling,):
         h = replace(g, sampling=s)
         restored = blend(observed, restorer(crop, m, h, kind), m, feather)
-        proj = project(restored, observed, m, h) if consistency or sampling == "auto" else None
+        proj = project(restored, observed, m if constrain is None else constrain, h, tolerance=tolerance) if consistency or sampling == "auto" else None
         tries.append((restored, h, proj))
     if len(tries) == 2 and m.any():  # keep 'mean' unless 'centre' needs clearly less correction
         mean_fix, centre_fix = (float(np.abs(p.image.astype(np.float64) - r)[m].mean()) for r, _, p in tries)
@@ -231,11 +234,31 @@ def restore_region(
     crop, m, observed = source[y0:y1, x0:x1], region.mask[y0:y1, x0:x1], image[y0:y1, x0:x1]
     g = _shift_grid(region.grid, x0, y0)
     sampling = None if g is None else cfg.sampling if cfg.sampling is not None else ("auto" if estimated else g.sampling)
-    restored, h, proj = _restore_crop(restorer, crop, observed, m, g, region.kind, cfg.feather, cfg.consistency, sampling)
+    fit = None
+    if cfg.unfeather and region.kind == "mosaic" and g is not None:
+        from tessera.restore.feather import invert_feather
+
+        fit = invert_feather(observed, m, g)
+    m_model, constrain, band = m, None, None
+    if fit is not None:  # the edge of a feathered mosaic: what shows of the photo is kept, the rest restored
+        band = m & ~fit.core & (fit.weight > 0)
+        keep = band & (fit.trust >= 0.5)
+        recovered = np.clip(np.rint(fit.recovered), 0, 255).astype(np.uint8)
+        crop, observed = crop.copy(), observed.copy()
+        crop[keep] = observed[keep] = recovered[keep]
+        m_model, constrain = m & ~keep, m & fit.core
+    tol = codec_tolerance(observed, m if constrain is None else constrain, g) if g is not None and cfg.consistency else 0.0
+    restored, h, proj = _restore_crop(
+        restorer, crop, observed, m_model, g, region.kind, cfg.feather, cfg.consistency, sampling, constrain, tol
+    )
     if h is not None and region.grid is not None and h.sampling != region.grid.sampling:
         region = replace(region, grid=replace(region.grid, sampling=h.sampling))
     if proj is not None:
         restored = proj.image
+    if fit is not None:  # each band pixel: recovered and restored weighed by their expected errors
+        t = fit.trust[..., None]
+        mixed = np.clip(np.rint(t * fit.recovered + (1.0 - t) * restored), 0, 255).astype(np.uint8)
+        restored = np.where(band[..., None], mixed, restored)
     return RegionResult((x0, y0, x1, y1), m, restored, region, proj.residual_max if proj is not None else None)
 
 
