@@ -379,18 +379,15 @@ def _resize_mosaic(box: np.ndarray, cell: tuple[int, int], down: str, up: str) -
 
 def _cells_rule(image: np.ndarray, grid: Grid, rule: str) -> np.ndarray:
     """The whole image in cells of ``grid`` with one of the zoo's value rules."""
-    from tessera.mosaic.pixelate import lattice
+    from tessera.mosaic.lattice import Lattice
 
-    H, W = image.shape[:2]
-    ri, rs, re, _ = lattice(H, grid.cell_h, grid.phase_y)
-    ci, cs, ce, _ = lattice(W, grid.cell_w, grid.phase_x)
+    lat = Lattice(image.shape, grid)
     if rule == "centre-up":
-        values = image[np.minimum((rs + re) // 2, re - 1)][:, np.minimum((cs + ce) // 2, ce - 1)]
+        values = image[np.minimum((lat.rs + lat.re) // 2, lat.re - 1)][:, np.minimum((lat.cs + lat.ce) // 2, lat.ce - 1)]
     else:
-        sums = np.add.reduceat(np.add.reduceat(image.astype(np.int64), rs, axis=0), cs, axis=1)
-        counts = ((re - rs)[:, None] * (ce - cs)[None, :])[..., None]
+        sums, counts = lat.sums(image), lat.counts[..., None]
         values = sums // counts if rule == "mean-floor" else np.rint(sums / counts)
-    return values[ri][:, ci].astype(np.uint8)
+    return lat.expand(values).astype(np.uint8)
 
 
 def zoo_apply(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.lattice import Lattice
 from tessera.mosaic.region import Grid
 
 LINEAR = tuple(range(1, 11))  # linear feathers of 1..10 px (weight (N + 1 - d) / (N + 1) at Chebyshev distance d)
@@ -50,23 +50,16 @@ class FeatherFit:
     noise: float
 
 
-class _Lattice:
-    def __init__(self, shape: tuple[int, int], grid: Grid):
-        H, W = shape
-        self.ri, self.rs, self.re, self.rc = lattice(H, grid.cell_h, grid.phase_y)
-        self.ci, self.cs, self.ce, self.cc = lattice(W, grid.cell_w, grid.phase_x)
-        self.counts = ((self.re - self.rs)[:, None] * (self.ce - self.cs)[None, :]).astype(np.float64)
+class _Lattice(Lattice):
+    """float64 sums (the recovery divides by them)."""
 
     def sums(self, x: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(np.add.reduceat(x, self.rs, axis=0), self.cs, axis=1)
-
-    def expand(self, per_cell: np.ndarray) -> np.ndarray:
-        return per_cell[self.ri][:, self.ci]
+        return super().sums(np.asarray(x, np.float64))
 
 
 def _core(obs: np.ndarray, mask: np.ndarray, cells: _Lattice) -> tuple[np.ndarray, float]:
     """Cells entirely inside ``mask`` whose pixels are (nearly) constant, and the noise level there."""
-    n = cells.counts[..., None]
+    n = cells.counts[..., None].astype(np.float64)
     mean = cells.sums(obs) / n
     var = np.maximum(cells.sums(obs * obs) / n - mean * mean, 0.0)
     std = np.sqrt(var).max(axis=2)
