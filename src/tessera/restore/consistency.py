@@ -78,19 +78,23 @@ def project(
     grid: Grid,
     *,
     smooth_iters: int = 6,
-    tolerance: float = 0.0,
+    tolerance: float | np.ndarray = 0.0,
 ) -> Consistency:
     """Adjust ``restored`` (uint8 (H, W, 3)) inside ``mask`` so that re-mosaicking it with ``grid``
     gives ``observed`` again. Pixels outside the constrained cells are not changed. ``tolerance``
-    (grey levels, see :func:`codec_tolerance`): accept cells within +-tolerance of the observation and
-    correct the rest smoothly up to that band (for compressed input; 0 = exact)."""
-    if tolerance < 0:
+    (grey levels; one number or one per cell (nR, nC), see :func:`cell_tolerance`): accept cells
+    within +-tolerance of the observation and correct the rest smoothly up to that band (compressed
+    input, lattices that fit only roughly); cells with tolerance 0 are made exact."""
+    tol = np.asarray(tolerance, np.float64)
+    if (tol < 0).any():
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     cells = _Cells(mask.shape, grid)
     target, active = observed_cells(observed, mask, grid)
     n_active = int(active.sum())
     if n_active == 0:
         return Consistency(restored.copy(), 0.0, 0.0, 0)
+    tol = np.broadcast_to(tol if tol.ndim < 2 else tol.reshape(tol.shape[:2]), active.shape)[..., None]
+    loose = bool((tol[active] > 0).any())
     centre = grid.sampling == "centre"
     measure = cells.centres if centre else cells.means
     act = active[..., None].astype(np.float64)
@@ -98,19 +102,24 @@ def project(
     out = restored.astype(np.float64)
 
     # 1. smooth corrections (iterative back-projection), clipped to the valid range
-    for _ in range(smooth_iters if not tolerance else 2 * smooth_iters):
+    for _ in range(2 * smooth_iters if loose else smooth_iters):
         r = (target - measure(out)) * act
-        if tolerance:
-            r = r - np.clip(r, -tolerance, tolerance)  # only what lies beyond the codec's noise
+        if loose:
+            r = r - np.clip(r, -np.maximum(tol, 0.5 - 1e-6), np.maximum(tol, 0.5))  # only what lies beyond the tolerance
             if (np.abs(r) < 0.25).all():
                 break
         elif ((r > -0.5) & (r <= 0.5)).all():  # already re-mosaics to the observation
             break
         out = np.where(region[..., None], np.clip(out + cells.smooth(r), 0.0, 255.0), out)
-    if tolerance:
-        result = np.rint(out).astype(np.uint8)
-        res = _remosaic_errors(result, target, active, cells, centre)
-        return Consistency(result, float(res.max()), float(res.mean()), n_active)
+    if loose:  # the exact steps below only for the cells without tolerance
+        active = active & (tol[..., 0] == 0)
+        act = active[..., None].astype(np.float64)
+        region = cells.expand(active)
+        if not active.any():
+            result = np.rint(out).astype(np.uint8)
+            _, all_active = observed_cells(observed, mask, grid)
+            res = _remosaic_errors(result, target, all_active, cells, centre)
+            return Consistency(result, float(res.max()), float(res.mean()), n_active)
 
     # 2. exact per-cell step: put the residual on the pixels that are not clipped in its direction
     if centre:
@@ -160,6 +169,20 @@ def _fix_rounding(out: np.ndarray, target: np.ndarray, active: np.ndarray, cells
         flat[take] += np.sign(d)
         block[...] = flat.reshape(block.shape)
     return out
+
+
+def cell_tolerance(observed: np.ndarray, mask: np.ndarray, grid: Grid, *, lossless: float = 0.25, scale: float = 1.0) -> np.ndarray:
+    """Per cell (nR, nC): how far its observed value may be from the truth, in grey levels: the codec's
+    noise (:func:`codec_tolerance`, 0 on lossless input) or, where larger, ``scale`` x the spread of the
+    cell's own pixels when above ``lossless``: a cell that is not flat is not one of the mosaic's
+    cells (a lattice that only roughly fits: non-integer cells, rescaled mosaics), so its value only
+    roughly constrains the restoration."""
+    cells = _Cells(mask.shape, grid)
+    obs = observed.astype(np.float64)
+    mean = cells.means(obs)
+    spread = np.sqrt(np.maximum(cells.means(obs * obs) - mean * mean, 0.0)).max(axis=2)
+    own = np.where(spread > lossless, scale * spread, 0.0)
+    return np.maximum(own, codec_tolerance(observed, mask, grid, lossless=lossless, scale=scale))
 
 
 def codec_tolerance(observed: np.ndarray, mask: np.ndarray, grid: Grid, *, lossless: float = 0.25, scale: float = 1.0) -> float:

@@ -30,6 +30,8 @@ from tessera.mosaic.region import Grid
 LINEAR = tuple(range(1, 11))  # linear feathers of 1..10 px (weight (N + 1 - d) / (N + 1) at Chebyshev distance d)
 GAUSSIAN = (1.0, 1.5, 2.0, 3.0, 4.0)  # sigmas of Gaussian-blurred paste edges
 MIN_GAIN = 0.25  # a profile must explain the visibility per ring this much better (relative) than no feather
+SPLIT_SHARE = 0.2  # cells split by a straight line among the rough ones: more, and the lattice does not fit
+DEEP_FLAT = 0.9  # share of flat cells needed deep inside the mask (else the lattice does not fit: no inversion)
 LOSSY = 0.25  # core cells spread more than this (grey levels): the input went through a lossy codec
 CODEC_FACTOR = 4.0
 MODEL_SIGMA = 12.0  # grey levels: the typical error of a restorer's guess in a band pixel
@@ -68,7 +70,30 @@ def _core(obs: np.ndarray, mask: np.ndarray, cells: _Lattice) -> tuple[np.ndarra
         return np.zeros(mask.shape, bool), 0.0
     noise = float(np.percentile(std[inside], 20))
     flat = inside & (std <= max(1.0, 2.0 * noise + 0.5))
-    return cells.expand(flat), noise
+    # the lattice must fit: cells deeper inside than any feather reaches are all flat (a lattice that
+    # only roughly fits a mosaic with non-integer cells leaves stripes of cells cut by true edges)
+    depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_C, 3)[1:-1, 1:-1]
+    deep = cells.sums(depth > max(LINEAR) + 1) >= cells.counts
+    if deep.sum() >= 4:
+        fits = flat[deep].mean() >= DEEP_FLAT
+    else:
+        fits = flat[inside].mean() >= 0.5
+    # ... and cells that are not flat must not be two flat parts split by a straight line (a lattice
+    # off by a pixel from the mosaic's true cells), but the photo showing through
+    rough = inside & ~flat
+    if fits and rough.any():
+        tol2 = (2.0 * noise + 1.0) ** 2
+        split = np.zeros_like(rough)
+        for axis in (0, 1):  # constant along rows within the cell, or along columns
+            starts, index, size = (cells.cs, cells.ci, cells.ce - cells.cs) if axis == 1 else (cells.rs, cells.ri, cells.re - cells.rs)
+            part = np.add.reduceat(obs, starts, axis=axis)
+            part = part / (size[None, :, None] if axis == 1 else size[:, None, None])
+            back = part[:, index] if axis == 1 else part[index]
+            resid = cells.sums((obs - back) ** 2) / n
+            split |= resid.max(axis=2) <= tol2
+        split &= rough
+        fits = split.sum() < max(2, SPLIT_SHARE * rough.sum())
+    return (cells.expand(flat) if fits else np.zeros(mask.shape, bool)), noise
 
 
 def _weights(core: np.ndarray, profile: tuple[str, float], dist: np.ndarray) -> np.ndarray:

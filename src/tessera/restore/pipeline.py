@@ -23,7 +23,7 @@ import numpy as np
 
 from tessera.mosaic.region import Grid, Region, mask_box
 from tessera.restore.blend import blend
-from tessera.restore.consistency import codec_tolerance, project
+from tessera.restore.consistency import cell_tolerance, project
 from tessera.restore.restorer import DEFAULT_MODEL, MODEL_TABLE, Restorer, model_names, resolve_model
 
 __all__ = [
@@ -168,7 +168,7 @@ def _shift_grid(grid: Grid | None, x0: int, y0: int) -> Grid | None:
     return replace(grid, phase_y=(grid.phase_y - y0) % grid.cell_h, phase_x=(grid.phase_x - x0) % grid.cell_w)
 
 
-def _restore_crop(restorer: Restorer, crop, observed, m, g: Grid | None, kind: str, feather: int, consistency: bool, sampling: str | None, constrain=None, tolerance: float = 0.0):
+def _restore_crop(restorer: Restorer, crop, observed, m, g: Grid | None, kind: str, feather: int, consistency: bool, sampling: str | None, constrain=None, tolerance=0.0):
     """Model, blend and (when ``consistency``) the projection for one crop -> (blended output, grid
     used, projection or None). ``sampling='auto'`` tries 'mean' and 'centre' (see SAMPLING_RATIO).
     ``constrain``: the cells to project (those entirely inside it; default ``m``). ``tolerance``: the
@@ -247,7 +247,7 @@ def restore_region(
         crop, observed = crop.copy(), observed.copy()
         crop[keep] = observed[keep] = recovered[keep]
         m_model, constrain = m & ~keep, m & fit.core
-    tol = codec_tolerance(observed, m if constrain is None else constrain, g) if g is not None and cfg.consistency else 0.0
+    tol = cell_tolerance(observed, m if constrain is None else constrain, g) if g is not None and cfg.consistency else 0.0
     restored, h, proj = _restore_crop(
         restorer, crop, observed, m_model, g, region.kind, cfg.feather, cfg.consistency, sampling, constrain, tol
     )
@@ -294,6 +294,8 @@ def restore_image(
         if mask.shape != (H, W):
             raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {W}x{H}")
     restorer = restorer or cfg.restorer()
+    if hasattr(restorer, "begin"):  # a routing restorer names the models this image used
+        restorer.begin()
     # 1. plan
     estimated = regions is None and grid is None  # grids found here rather than given
     if regions is None:

@@ -9,7 +9,9 @@ Video restorers that see a whole clip of a region track (multi-frame recovery) i
 :class:`ClipRestorer`; :class:`FrameByFrame` adapts any :class:`Restorer` to it.
 
 Names (:data:`MODEL_TABLE`): the classical baselines, the shipped networks (their files are in
-:data:`tessera.weights.SHIPPED`), completion by latent search in the shipped DCGAN, and ``default``.
+:data:`tessera.weights.SHIPPED`), completion by latent search in the shipped DCGAN, ``auto`` (each
+region to ``faces`` or ``scenes`` by whether it hides a face: :class:`RoutingRestorer`) and
+``default`` (= :data:`DEFAULT_MODEL`).
 Anything else must be a path to a ``.safetensors`` file. ``refine='patch'`` wraps any restorer in
 multi-scale neural patch synthesis (:class:`tessera.restore.patch.PatchRefiner`).
 """
@@ -67,14 +69,15 @@ class FrameByFrame:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    family: Literal["classical", "net", "latent"]
+    family: Literal["classical", "net", "latent", "route"]
     help: str
     weights: str | None = None  # a name in tessera.weights.SHIPPED
 
 
-DEFAULT_MODEL = "scenes"
+DEFAULT_MODEL = "auto"
 # The one table of restoration model names ("default" is an alias of DEFAULT_MODEL).
 MODEL_TABLE: dict[str, ModelEntry] = {
+    "auto": ModelEntry("route", "faces for regions that hide a face (face detector on a first restoration), else scenes"),
     "scenes": ModelEntry("net", "residual U-Net for general photos (MSE)", "scenes"),
     "faces": ModelEntry("net", "the same, trained on face crops", "faces"),
     "faces-gan": ModelEntry("net", "the faces model fine-tuned adversarially: sharper, more photo-like detail, lower PSNR", "faces-gan"),
@@ -160,6 +163,58 @@ class NetRestorer:
         return np.where(mask[..., None], out, image)
 
 
+class RoutingRestorer:
+    """``auto``: restores a crop with ``faces`` when the hidden region is part of a face, else with
+    ``scenes``. A face hidden by a mosaic is rarely found as it is, so the detector
+    (:func:`tessera.detect.faces.find_faces`) looks at the crop with the region filled in: first by
+    the cheap grid-aware interpolation (``smooth``), then, when that finds none, by ``scenes``'s
+    restoration (kept when still no face is found). A region is a face's when a face box covers at
+    least ``cover`` of it. ``name`` is the models used since :meth:`begin` (e.g. ``scenes`` or
+    ``faces+scenes``; ``auto`` before any), so a restored file names what made its pixels."""
+
+    def __init__(self, faces: Restorer, scenes: Restorer, *, cover: float = 0.3, detect=None):
+        self.faces, self.scenes, self.cover = faces, scenes, float(cover)
+        self._detect = detect
+        self.used: set[str] = set()
+        self.routes: list[str] = []  # every crop's route since begin()
+
+    @property
+    def name(self) -> str:
+        return "+".join(sorted(self.used)) if self.used else "auto"
+
+    def begin(self) -> None:
+        """Start a new image: forget the routes taken so far."""
+        self.used, self.routes = set(), []
+
+    def _is_face(self, image: np.ndarray, mask: np.ndarray) -> bool:
+        detect = self._detect
+        if detect is None:
+            from tessera.detect.faces import find_faces as detect
+        area = float(mask.sum())
+        if area == 0:
+            return False
+        for x, y, w, h in detect(image):
+            if mask[y : y + h, x : x + w].sum() >= self.cover * area:
+                return True
+        return False
+
+    def _route(self, route: str) -> None:
+        self.used.add(route)
+        self.routes.append(route)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str) -> np.ndarray:
+        first = CLASSICAL["smooth"](image, mask, grid) if kind == "mosaic" and grid is not None else image
+        if self._is_face(first, mask):
+            self._route("faces")
+            return self.faces(image, mask, grid, kind)
+        out = self.scenes(image, mask, grid, kind)
+        if self._is_face(out, mask):
+            self._route("faces")
+            return self.faces(image, mask, grid, kind)
+        self._route("scenes")
+        return out
+
+
 @lru_cache(maxsize=8)
 def _load_net(path: str, mtime: float):
     """A weight file's network, loaded once per (path, modification time): batches of images and
@@ -195,6 +250,8 @@ def resolve_model(
     entry = MODEL_TABLE.get(name)
     if entry is not None and entry.family == "classical":
         return ClassicalRestorer(name)
+    if entry is not None and entry.family == "route":
+        return RoutingRestorer(resolve_model("faces", latent=latent), resolve_model("scenes", latent=latent))
     if entry is not None:
         from tessera.weights import shipped_path
 
