@@ -125,19 +125,33 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks" / "zoo")
     ap.add_argument("--no-write", dest="write", action="store_false", help="do not touch RESULTS.md")
+    ap.add_argument("--from-json", type=Path, nargs="+", help="rebuild the section from saved scores.json files (one per set) instead of running")
     args = ap.parse_args()
     args.generators = tuple(ZOO) if args.generators == "all" else tuple(args.generators.split(","))
     args.formats = tuple(args.formats.split(","))
     torch.set_num_threads(args.threads)
-    restorers = {m: resolve_model(m) for m in MODELS}
     sections, rows = [], []
-    for name in args.sets.split(","):
-        text, r = run_set(name, args, restorers)
-        sections.append(text)
-        rows += r
-        print(text, flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scores.json").write_text(json.dumps(rows, indent=1, default=float))
+    if args.from_json:  # sets run separately (e.g. in parallel with --no-write)
+        for f in args.from_json:
+            r = json.loads(Path(f).read_text())
+            meta = json.loads((Path(f).parent / "meta.json").read_text()) if (Path(f).parent / "meta.json").exists() else {}
+            sections.append(table(r[0]["set"], r, meta.get("seconds", float("nan"))))
+            print(sections[-1], flush=True)
+            rows += r
+        args.sets = ",".join(dict.fromkeys(r["set"] for r in rows))
+    else:
+        restorers = {m: resolve_model(m) for m in MODELS}
+        seconds = 0.0
+        for name in args.sets.split(","):
+            t0 = time.perf_counter()
+            text, r = run_set(name, args, restorers)
+            seconds += time.perf_counter() - t0
+            sections.append(text)
+            rows += r
+            print(text, flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "scores.json").write_text(json.dumps(rows, indent=1, default=float))
+        (args.out / "meta.json").write_text(json.dumps({"seconds": seconds}))
     header = (
         "## Mosaics as other tools make them (`benchmarks/zoo.py`)\n\n"
         f"Machine: {platform.machine()} CPU, {args.threads} torch thread, torch {torch.__version__}, no GPU, shared with "

@@ -90,7 +90,7 @@ def restore(
     output: Path = typer.Option(..., "--output", "-o", help="Output file (for one input) or folder (names mirrored)."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image (white = restore) for every input (every frame of a video)."),
     mask_dir: Optional[Path] = typer.Option(None, "--mask-dir", help="Folder of masks matched to inputs by file stem."),
-    model: str = typer.Option("default", "--model", help="scenes, faces, smooth, telea, ns, dcgan, or a .safetensors file."),
+    model: str = typer.Option("default", "--model", help="auto (the default: faces for regions that hide a face, else scenes), scenes, faces, smooth, telea, ns, dcgan, or a .safetensors file."),
     cell: Optional[str] = typer.Option(None, "--cell", help="Known mosaic cell size N or HxW (else estimated)."),
     phase: str = typer.Option("0,0", "--phase", help="Known grid phase y,x (with --cell)."),
     sampling: str = typer.Option(
@@ -103,7 +103,8 @@ def restore(
         "balanced", "--quality", help="fast (1 model pass per crop), balanced (2: the crop and its mirror image, averaged) or best (4 flipped copies)."
     ),
     backend: str = typer.Option("auto", "--backend", help="Run the networks with auto (ONNX Runtime when installed, else PyTorch), torch or onnx."),
-    jpeg_quality: int = typer.Option(95, "--jpeg-quality", min=1, max=100, help="JPEG/WebP quality of the output."),
+    jpeg_quality: int = typer.Option(95, "--jpeg-quality", min=1, max=100, help="JPEG/WebP quality of the output. A JPEG output re-encodes the whole photo (pixels outside the mask change a little); write .png to keep them exact."),
+    unfeather: bool = typer.Option(True, "--unfeather/--no-unfeather", help="Keep the photo still visible in a feathered mosaic's edge (estimated feather weights)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     refine: Optional[str] = typer.Option(None, "--refine", help="Refine the model's output: patch (multi-scale neural patch synthesis)."),
     iters: int = typer.Option(100, "--iters", min=0, max=MAX_ITERS, help="dcgan: latent-search steps (Adam over z)."),
@@ -127,7 +128,7 @@ def restore(
     try:
         restore_cfg = RestoreConfig(
             model=model, kind=kind, sampling="centre" if sampling == "center" else sampling,  # type: ignore[arg-type]
-            feather=feather, refine=refine, iters=iters, lam=lam, quality=quality, backend=backend,
+            feather=feather, refine=refine, iters=iters, lam=lam, quality=quality, backend=backend, unfeather=unfeather,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

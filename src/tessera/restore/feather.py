@@ -30,6 +30,7 @@ from tessera.mosaic.region import Grid
 LINEAR = tuple(range(1, 11))  # linear feathers of 1..10 px (weight (N + 1 - d) / (N + 1) at Chebyshev distance d)
 GAUSSIAN = (1.0, 1.5, 2.0, 3.0, 4.0)  # sigmas of Gaussian-blurred paste edges
 MIN_GAIN = 0.25  # a profile must explain the visibility per ring this much better (relative) than no feather
+RING = 8  # px: a feather's half-weight line lies at most this (+ one cell, partly feathered) outside the flat cells
 SPLIT_SHARE = 0.2  # cells split by a straight line among the rough ones: more, and the lattice does not fit
 DEEP_FLAT = 0.9  # share of flat cells needed deep inside the mask (else the lattice does not fit: no inversion)
 LOSSY = 0.25  # core cells spread more than this (grey levels): the input went through a lossy codec
@@ -60,16 +61,21 @@ class _Lattice(Lattice):
 
 
 def _core(obs: np.ndarray, mask: np.ndarray, cells: _Lattice) -> tuple[np.ndarray, float]:
-    """Cells entirely inside ``mask`` whose pixels are (nearly) constant, and the noise level there."""
+    """The fully mosaicked pixels: those in ``mask`` of the cells (at least half in the mask) whose
+    pixels in the mask are (nearly) constant (a cell cut by a hard-edged shape is still a clean
+    cell), and the noise level there."""
     n = cells.counts[..., None].astype(np.float64)
-    mean = cells.sums(obs) / n
-    var = np.maximum(cells.sums(obs * obs) / n - mean * mean, 0.0)
-    std = np.sqrt(var).max(axis=2)
-    inside = cells.sums(mask.astype(np.float64)) >= cells.counts - 0.5
-    if not inside.any():
+    mk = mask[..., None].astype(np.float64)
+    n_in = cells.sums(mk)
+    eligible = n_in[..., 0] >= np.maximum(0.5 * cells.counts, 1)
+    inside = n_in[..., 0] >= cells.counts - 0.5
+    if not eligible.any():
         return np.zeros(mask.shape, bool), 0.0
-    noise = float(np.percentile(std[inside], 20))
-    flat = inside & (std <= max(1.0, 2.0 * noise + 0.5))
+    mean = cells.sums(obs * mk) / np.maximum(n_in, 1)
+    var = np.maximum(cells.sums(obs * obs * mk) / np.maximum(n_in, 1) - mean * mean, 0.0)
+    std = np.sqrt(var).max(axis=2)
+    noise = float(np.percentile(std[eligible], 20))
+    flat = eligible & (std <= max(1.0, 2.0 * noise + 0.5))
     # the lattice must fit: cells deeper inside than any feather reaches are all flat (a lattice that
     # only roughly fits a mosaic with non-integer cells leaves stripes of cells cut by true edges)
     depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_C, 3)[1:-1, 1:-1]
@@ -77,7 +83,7 @@ def _core(obs: np.ndarray, mask: np.ndarray, cells: _Lattice) -> tuple[np.ndarra
     if deep.sum() >= 4:
         fits = flat[deep].mean() >= DEEP_FLAT
     else:
-        fits = flat[inside].mean() >= 0.5
+        fits = flat[eligible].mean() >= 0.2
     # ... and cells that are not flat must not be two flat parts split by a straight line (a lattice
     # off by a pixel from the mosaic's true cells), but the photo showing through
     rough = inside & ~flat
@@ -93,7 +99,7 @@ def _core(obs: np.ndarray, mask: np.ndarray, cells: _Lattice) -> tuple[np.ndarra
             split |= resid.max(axis=2) <= tol2
         split &= rough
         fits = split.sum() < max(2, SPLIT_SHARE * rough.sum())
-    return (cells.expand(flat) if fits else np.zeros(mask.shape, bool)), noise
+    return (cells.expand(flat) & mask if fits else np.zeros(mask.shape, bool)), noise
 
 
 def _weights(core: np.ndarray, profile: tuple[str, float], dist: np.ndarray) -> np.ndarray:
@@ -163,6 +169,9 @@ def invert_feather(
     if not core.any() or core.all():
         return None
     dist = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_C, 3).astype(np.float64)
+    rest = mask & ~core
+    if rest.any() and (dist[rest] > RING + max(grid.cell_h, grid.cell_w)).mean() > 0.05:
+        return None  # the rest of the mask is no thin ring around the mosaic: not a feather
     reach = max(LINEAR) + 2
     vis, n = _ring_visibility(obs, dist, grid, cells, reach)
     if n.sum() < 20:
