@@ -21,6 +21,15 @@ The shipped weights (see their cards in src/tessera/weights/ for the exact resum
         --blocks 0,1,2,2,1 --cell-mode 4 --centre-prob 0.4 \
         --init src/tessera/weights/restore-scenes-ft.safetensors --out runs/scenes-grow
     tessera export runs/scenes-grow/checkpoint.pt -o src/tessera/weights/restore-scenes.safetensors
+
+Prepared, not run (issue 17; the CPU was taken by the GAN training): fine-tune both on the
+generator zoo (half the mosaics as other tools make them), then compare with benchmarks/zoo.py:
+
+    nice python scripts/train_restore_weights.py faces --steps 3000 --lr 1e-4 --zoo-prob 0.5 \
+        --init src/tessera/weights/restore-faces.safetensors --out runs/faces-zoo
+    nice python scripts/train_restore_weights.py scenes --steps 3000 --lr 1e-4 --region 128 --zoo-prob 0.5 \
+        --blocks 0,1,2,2,1 --cell-mode 4 --centre-prob 0.4 \
+        --init src/tessera/weights/restore-scenes.safetensors --out runs/scenes-zoo
 """
 
 from __future__ import annotations
@@ -52,8 +61,10 @@ def main() -> None:
     ap.add_argument("--centre-prob", type=float, default=0.3, help="share of centre-sampled mosaics")
     ap.add_argument("--blocks", type=lambda v: [int(b) for b in v.split(",")], help="residual blocks per U-Net decoder level, e.g. 0,1,2,2,1 (default: none)")
     ap.add_argument("--loss", choices=["mse", "log_mse"], default="mse", help="log_mse: mean per-sample log MSE (= mean PSNR)")
+    ap.add_argument("--zoo-prob", type=float, default=0.0, help="share of mosaics made as other tools make them (the generator zoo, PNG/JPEG 4:2:0/4:4:4)")
     args = ap.parse_args()
     degrade = DegradeConfig(
+        zoo_prob=args.zoo_prob,
         region=args.region,
         cell=args.cell_mode,
         cell_range=(4, 32),
