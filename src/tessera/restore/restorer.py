@@ -251,7 +251,8 @@ def resolve_model(
     if entry is not None and entry.family == "classical":
         return ClassicalRestorer(name)
     if entry is not None and entry.family == "route":
-        return RoutingRestorer(resolve_model("faces", latent=latent), resolve_model("scenes", latent=latent))
+        scenes = resolve_model("scenes", latent=latent)  # the main model first: a missing file is named as it
+        return RoutingRestorer(resolve_model("faces", latent=latent), scenes)
     if entry is not None:
         from tessera.weights import shipped_path
 
