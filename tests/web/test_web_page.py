@@ -100,7 +100,7 @@ def test_upload_paint_restore_and_check_the_result_on_the_page():
             page.on("requestfailed", lambda r: errors.append(f"{r.url} {r.failure}"))
             page.goto(live.url + "/")
             page.wait_for_function("document.querySelectorAll('#model option').length > 0")
-            assert "default (scenes)" in page.inner_text("#model")
+            assert "default (auto)" in page.inner_text("#model")
             info = page.evaluate("fetch('/api/info').then(r => r.json())")
             assert page.is_disabled("input[value=anonymize]") == (not info["actions"]["anonymize"])  # greyed out until it lands
 
