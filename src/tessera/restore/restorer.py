@@ -251,8 +251,9 @@ def resolve_model(
     if entry is not None and entry.family == "classical":
         return ClassicalRestorer(name)
     if entry is not None and entry.family == "route":
-        scenes = resolve_model("scenes", latent=latent)  # the main model first: a missing file is named as it
-        return RoutingRestorer(resolve_model("faces", latent=latent), scenes)
+        kw = dict(latent=latent, quality=quality, backend=backend)
+        scenes = resolve_model("scenes", **kw)  # the main model first: a missing file is named as it
+        return RoutingRestorer(resolve_model("faces", **kw), scenes)
     if entry is not None:
         from tessera.weights import shipped_path
 
