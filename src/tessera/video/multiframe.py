@@ -1,0 +1,534 @@
+"""Recover, not imagine: combine the frames of a clip in which content moves under a fixed mosaic.
+
+When the camera pans behind a mosaic that stays put, every frame averages a *different* part of
+the hidden content into its cells, and the content that slides out from under the mosaic is seen
+directly. Together the frames are many linear measurements of one image, and where they are
+enough the hidden pixels can be computed instead of guessed.
+
+The model (everything in a reference frame's pixel coordinates, ``motion.Motion`` maps frame ``t``
+into them):
+
+* unknown: the content ``u`` on a rectangle ``D`` of the reference frame that covers the region in
+  every frame (one grey value per pixel and channel);
+* frame ``t`` sees ``u`` through ``W_t``: each of its pixels ``p`` is ``u`` interpolated at
+  ``A_t p`` (cubic, Keys a = -0.5);
+* measurements: every unmasked pixel of frame ``t`` that falls in ``D`` (noise ``pixel_std``:
+  interpolation, compression and motion errors, measured by the motion's ring residual) and every
+  mosaic cell of frame ``t`` entirely inside its mask: the mean of ``W_t u`` over the cell (or its
+  centre pixel), noise ``cell_std`` (rounding to integers, 1/sqrt(12), plus what the cell's own
+  pixels say about compression);
+* prior: ``u ~ N(u0, prior_std^2)`` per pixel, ``u0`` the frame-by-frame restorations moved into
+  the reference and averaged.
+
+The posterior mean solves ``(A^T S^-1 A + I / prior_std^2) u = A^T S^-1 y + u0 / prior_std^2``
+(conjugate gradients with a Jacobi preconditioner on scipy.sparse operators, all three colour
+channels at once). The same solve, fed random right-hand sides with the measurements' and the
+prior's covariance, draws samples of the posterior error; their spread is each pixel's posterior
+standard deviation: near 0 where the frames determine the pixel, ``prior_std`` where they say
+nothing about it. A pixel is **recovered** when that spread is at most ``recovered_std`` grey
+levels, otherwise **imagined**.
+
+Output frame ``t`` = ``W_t u`` where recovered; where the spread reaches ``blend_std``, its own
+frame-by-frame restoration plus the correction the frames made to the prior, ``W_t (u - u0)`` (so
+where nothing moves the output *is* the frame-by-frame result); linear in between; then projected onto frame ``t``'s own cells
+(``restore.consistency.project``): re-mosaicking every output frame gives its mosaic back.
+
+Seam for the video pipeline (``tessera.video.pipeline``): a clip restorer is called per chunk of a
+region track with ``frames`` (RGB uint8, full frames or crops around the track), the track's
+``masks`` (bool per frame) and the track's ``grid`` (one Grid, or one per frame), and returns
+:class:`Recovery`; :func:`restore_clip` does motion estimation, frame-by-frame priors and recovery
+in one call and falls back to the priors for frames whose motion is not trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.region import Grid
+from tessera.restore.classical import _keys
+from tessera.restore.consistency import observed_cells, project
+from tessera.video.motion import Motion, MotionConfig, estimate_motion
+
+QUANTIZATION_STD = float(np.sqrt(1.0 / 12.0))  # rounding a cell's mean to an integer
+
+
+@dataclass(frozen=True)
+class MultiframeConfig:
+    """prior_std: how far (grey levels, per pixel) the prior (the learned restorer's output) is
+    trusted to be from the truth; sets how weak the prior is. pixel_std: noise of unmasked pixels
+    as seen through the motion (None: from the motions' ring residuals). cell_std: noise of a cell
+    value (None: rounding plus what compression left inside the cells). recovered_std: posterior
+    spread (grey levels) at or below which a pixel counts as recovered. blend_std: spread at which
+    the output is the prior again (linear in between). min_confidence: frames whose motion
+    confidence is lower are not used (and keep their prior). probes: random solves for the spread.
+    iterations/tol: conjugate-gradient stopping rule. margin: pixels of context around the region
+    in the unknown rectangle. max_unknowns: refuse larger problems (split the clip or the region)."""
+
+    prior_std: float = 20.0
+    pixel_std: float | None = None
+    cell_std: float | None = None
+    recovered_std: float = 3.0
+    blend_std: float = 8.0
+    min_confidence: float = 0.9
+    probes: int = 16
+    iterations: int = 500
+    tol: float = 1e-5
+    margin: int = 4
+    max_unknowns: int = 400_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.prior_std <= 0:
+            raise ValueError(f"prior_std must be > 0, got {self.prior_std}")
+        for name in ("pixel_std", "cell_std"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ValueError(f"{name} must be > 0 (or None to estimate it), got {v}")
+        if not 0 < self.recovered_std < self.blend_std:
+            raise ValueError(f"need 0 < recovered_std < blend_std, got {self.recovered_std}, {self.blend_std}")
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
+        if self.probes < 2 or self.iterations < 1 or self.tol <= 0 or self.margin < 3 or self.max_unknowns < 1:
+            raise ValueError("need probes >= 2, iterations >= 1, tol > 0, margin >= 3, max_unknowns >= 1")
+
+
+@dataclass
+class Recovery:
+    """frames: the restored frames (RGB uint8), each re-mosaicking to its observed mosaic.
+    std: per frame, float32 (H, W) posterior spread in grey levels inside the mask (0 outside: seen).
+    determined: per frame, float32 (H, W) in [0, 1]: 1 - std / prior_std (1 outside the mask).
+    recovered / imagined: per frame, bool (H, W) split of the mask. used: which frames' measurements
+    entered the solve. residual: the largest re-mosaic residual of the outputs (grey levels).
+    content / content_std: the reconstruction (float (h, w, 3)) and its posterior spread (h, w) on
+    the rectangle of the reference frame whose top-left pixel is ``origin`` (x, y); None when no
+    frame was used."""
+
+    frames: list[np.ndarray]
+    std: list[np.ndarray]
+    determined: list[np.ndarray]
+    recovered: list[np.ndarray]
+    imagined: list[np.ndarray]
+    used: list[bool]
+    residual: float
+    content: np.ndarray | None = None
+    content_std: np.ndarray | None = None
+    origin: tuple[int, int] = (0, 0)
+    info: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- operators
+
+
+def _sample_matrix(xy: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]):
+    """Rows sampling an image on the rectangle ``shape`` at ``origin`` (x0, y0) at points ``xy``
+    (N, 2) with the cubic kernel -> (csr (N, h*w), ok (N,) bool: support inside the rectangle)."""
+    import scipy.sparse as sp
+
+    h, w = shape
+    x = xy[:, 0] - origin[0]
+    y = xy[:, 1] - origin[1]
+    fx, fy = np.floor(x), np.floor(y)
+    ok = (fx >= 1) & (fx <= w - 3) & (fy >= 1) & (fy <= h - 3)
+    tx, ty = x - fx, y - fy
+    offs = np.array([-1, 0, 1, 2])
+    wx = _keys(tx[:, None] - offs[None])  # (N, 4)
+    wy = _keys(ty[:, None] - offs[None])
+    cols = (np.clip(fy[:, None, None] + offs[None, :, None], 0, h - 1) * w + np.clip(fx[:, None, None] + offs[None, None, :], 0, w - 1)).astype(np.int64)
+    vals = wy[:, :, None] * wx[:, None, :]  # (N, 4, 4)
+    rows = np.repeat(np.arange(len(xy)), 16)
+    M = sp.csr_matrix((vals.reshape(-1), (rows, cols.reshape(-1))), shape=(len(xy), h * w))
+    return M, ok
+
+
+def _pixel_coords(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return np.stack([cols.astype(np.float64), rows.astype(np.float64)], axis=1)
+
+
+def _cg(apply_Q, B: np.ndarray, X0: np.ndarray, diag: np.ndarray, iterations: int, tol: float) -> tuple[np.ndarray, int, float]:
+    """Jacobi-preconditioned conjugate gradients on Q X = B, every column independently (vectorized).
+    Returns (X, iterations run, largest relative residual)."""
+    X = X0.copy()
+    R = B - apply_Q(X)
+    Minv = (1.0 / diag)[:, None]
+    Z = Minv * R
+    P = Z.copy()
+    rz = np.einsum("ij,ij->j", R, Z)
+    bnorm = np.maximum(np.linalg.norm(B, axis=0), 1e-30)
+    rel = float(np.max(np.linalg.norm(R, axis=0) / bnorm))
+    it = 0
+    for it in range(1, iterations + 1):
+        if rel <= tol:
+            it -= 1
+            break
+        QP = apply_Q(P)
+        pq = np.einsum("ij,ij->j", P, QP)
+        alpha = np.where(pq > 0, rz / np.where(pq > 0, pq, 1.0), 0.0)
+        X += alpha * P
+        R -= alpha * QP
+        Z = Minv * R
+        rz_new = np.einsum("ij,ij->j", R, Z)
+        beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
+        P = Z + beta * P
+        rz = rz_new
+        rel = float(np.max(np.linalg.norm(R, axis=0) / bnorm))
+    return X, it, rel
+
+
+def _grids(grid: Grid | Sequence[Grid], n: int) -> list[Grid]:
+    if isinstance(grid, Grid):
+        return [grid] * n
+    grids = list(grid)
+    if len(grids) != n or not all(isinstance(g, Grid) for g in grids):
+        raise ValueError(f"grid must be one Grid or one Grid per frame ({n})")
+    return grids
+
+
+def _check_clip(frames, masks) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    n = len(frames)
+    if n == 0:
+        raise ValueError("no frames")
+    if len(masks) != n:
+        raise ValueError(f"{n} frames but {len(masks)} masks")
+    fr = [np.asarray(f) for f in frames]
+    shape = fr[0].shape
+    if len(shape) != 3 or shape[2] != 3 or fr[0].dtype != np.uint8:
+        raise ValueError(f"frames must be RGB uint8 (H, W, 3), got {fr[0].dtype} {shape}")
+    ms = []
+    for i, (f, m) in enumerate(zip(fr, masks)):
+        m = np.asarray(m).astype(bool)
+        if f.shape != shape or f.dtype != np.uint8 or m.shape != shape[:2]:
+            raise ValueError(f"frame {i} or its mask does not match frame 0 ({shape[1]}x{shape[0]} RGB uint8)")
+        ms.append(m)
+    return fr, ms
+
+
+# ----------------------------------------------------------------------------- recovery
+
+
+def recover_clip(
+    frames: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    grid: Grid | Sequence[Grid],
+    motions: Sequence[Motion],
+    prior: Sequence[np.ndarray] | None = None,
+    *,
+    config: MultiframeConfig = MultiframeConfig(),
+) -> Recovery:
+    """Reconstruct what the mosaic hides from all frames of a clip (see the module docstring).
+
+    frames: RGB uint8 (H, W, 3), the mosaicked frames as observed. masks: bool (H, W) per frame,
+    True = hidden by the mosaic. grid: the mosaic's lattice (one Grid, or one per frame).
+    motions: per frame, its map into the reference frame (:func:`tessera.video.motion.estimate_motion`).
+    prior: per frame, a restoration of it to start from and to fall back on (e.g. the learned
+    restorer's output, already consistent with the mosaic); None = the classical ``smooth``
+    interpolation. Pixels outside the masks are returned unchanged.
+    """
+    import scipy.sparse as sp
+
+    frames, masks = _check_clip(frames, masks)
+    n = len(frames)
+    grids = _grids(grid, n)
+    if len(motions) != n:
+        raise ValueError(f"{n} frames but {len(motions)} motions")
+    if prior is None:
+        from tessera.restore.classical import smooth
+
+        prior = [project(smooth(f, m, g), f, m, g).image if m.any() else f.copy() for f, m, g in zip(frames, masks, grids)]
+    prior = [np.asarray(p) for p in prior]
+    if len(prior) != n or any(p.shape != frames[0].shape or p.dtype != np.uint8 for p in prior):
+        raise ValueError("prior must be one RGB uint8 image per frame, of the frames' size")
+    H, W = masks[0].shape
+    cfg = config
+    used = [bool(m.any()) and mo.confidence >= cfg.min_confidence for m, mo in zip(masks, motions)]
+    out_frames = [np.where(m[..., None], p, f) for f, m, p in zip(frames, masks, prior)]
+    std_maps = [np.where(m, np.float32(cfg.prior_std), np.float32(0)).astype(np.float32) for m in masks]
+    info: dict = {"unknowns": 0, "iterations": 0, "cg_residual": 0.0}
+    if not any(used):
+        return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info)
+
+    # 1. the unknown rectangle D (reference coordinates): every used frame's region, plus a margin
+    corners = []
+    boxes = {}
+    for t in range(n):
+        if not used[t]:
+            continue
+        ys, xs = np.nonzero(masks[t])
+        x0, y0 = xs.min() - cfg.margin, ys.min() - cfg.margin
+        x1, y1 = xs.max() + cfg.margin, ys.max() + cfg.margin
+        boxes[t] = (max(int(x0), 0), max(int(y0), 0), min(int(x1), W - 1), min(int(y1), H - 1))
+        c = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
+        corners.append(motions[t].apply(c))
+    allc = np.concatenate(corners)
+    ox, oy = int(np.floor(allc[:, 0].min())) - 2, int(np.floor(allc[:, 1].min())) - 2
+    dw, dh = int(np.ceil(allc[:, 0].max())) + 3 - ox, int(np.ceil(allc[:, 1].max())) + 3 - oy
+    N = dw * dh
+    if N > cfg.max_unknowns:
+        raise ValueError(f"multi-frame recovery would solve for {N} pixels (> max_unknowns {cfg.max_unknowns}): split the clip or the region")
+    info["unknowns"] = N
+
+    # 2. noise levels
+    res = [motions[t].residual for t in range(n) if used[t] and t != _reference(motions) and np.isfinite(motions[t].residual)]
+    pixel_std = cfg.pixel_std if cfg.pixel_std is not None else max(float(np.median(res)) / np.sqrt(2.0) if res else 1.0, 0.5)
+    info["pixel_std"] = pixel_std
+
+    # 3. measurements: unmasked pixels (direct) and mosaic cells, as sparse rows over D
+    direct_rows, direct_y = [], []
+    cell_rows, cell_y, cell_w = [], [], []
+    for t in range(n):
+        if not used[t]:
+            continue
+        mo, m, f, g = motions[t], masks[t], frames[t], grids[t]
+        # direct: the frame's unmasked pixels whose position in the reference lies inside D
+        inv = np.linalg.inv(mo.matrix)
+        back = (np.c_[[[ox, oy], [ox + dw, oy], [ox, oy + dh], [ox + dw, oy + dh]], np.ones(4)] @ inv.T)
+        back = back[:, :2] / back[:, 2:3]
+        bx0, by0 = max(int(np.floor(back[:, 0].min())), 0), max(int(np.floor(back[:, 1].min())), 0)
+        bx1, by1 = min(int(np.ceil(back[:, 0].max())) + 1, W), min(int(np.ceil(back[:, 1].max())) + 1, H)
+        if bx1 > bx0 and by1 > by0:
+            rr, cc = np.mgrid[by0:by1, bx0:bx1]
+            keep = ~m[by0:by1, bx0:bx1]
+            rr, cc = rr[keep], cc[keep]
+            M, ok = _sample_matrix(mo.apply(_pixel_coords(rr, cc)), (ox, oy), (dh, dw))
+            direct_rows.append(M[ok])
+            direct_y.append(f[rr[ok], cc[ok]].astype(np.float64))
+        # cells: entirely inside the mask; their observed value (mean or centre pixel)
+        values, active = observed_cells(f, m, g)
+        if not active.any():
+            continue
+        ri, rs, re, rc = lattice(H, g.cell_h, g.phase_y)
+        ci, cs, ce, ccn = lattice(W, g.cell_w, g.phase_x)
+        ai, aj = np.nonzero(active)
+        if g.sampling == "centre":
+            pr, pc, owner, weight = rc[ai], ccn[aj], np.arange(len(ai)), np.ones(len(ai))
+        else:
+            pr_l, pc_l, own_l = [], [], []
+            for k, (i, j) in enumerate(zip(ai, aj)):
+                r_, c_ = np.mgrid[rs[i] : re[i], cs[j] : ce[j]]
+                pr_l.append(r_.ravel())
+                pc_l.append(c_.ravel())
+                own_l.append(np.full(r_.size, k))
+            pr, pc, owner = np.concatenate(pr_l), np.concatenate(pc_l), np.concatenate(own_l)
+            counts = np.bincount(owner, minlength=len(ai)).astype(np.float64)
+            weight = 1.0 / counts[owner]
+        M, ok = _sample_matrix(mo.apply(_pixel_coords(pr, pc)), (ox, oy), (dh, dw))
+        cell_ok = np.bincount(owner, weights=(~ok).astype(np.float64), minlength=len(ai)) == 0
+        C = sp.csr_matrix((weight, (owner, np.arange(len(owner)))), shape=(len(ai), len(owner)))
+        rows = (C @ M)[cell_ok]
+        cell_rows.append(rows)
+        cell_y.append(values[ai, aj][cell_ok])
+        # cell noise: rounding, the interpolation model averaged over the cell, compression inside it
+        npx = (re[ai] - rs[ai]) * (ce[aj] - cs[aj])
+        within = _within_cell_var(f.astype(np.float64), m, g, ai, aj, rs, re, cs, ce)
+        if cfg.cell_std is not None:
+            sd = np.full(len(ai), cfg.cell_std)
+        else:
+            sd = np.sqrt(QUANTIZATION_STD**2 + pixel_std**2 / npx + within / npx)
+        cell_w.append(1.0 / sd[cell_ok])
+
+    # 4. normal equations, kept factored: Q = Ad^T Ad / s^2 + Ac^T diag(wc^2) Ac + I / prior^2
+    Ad = sp.vstack(direct_rows).tocsr() if direct_rows else sp.csr_matrix((0, N))
+    yd = np.concatenate(direct_y) if direct_y else np.zeros((0, 3))
+    Ac = sp.vstack(cell_rows).tocsr() if cell_rows else sp.csr_matrix((0, N))
+    yc = np.concatenate(cell_y) if cell_y else np.zeros((0, 3))
+    wc = np.concatenate(cell_w) if cell_w else np.zeros(0)
+    Acw = sp.diags(wc) @ Ac  # whitened cell rows
+    Qd = ((Ad.T @ Ad) / pixel_std**2).tocsr()
+    AcwT = Acw.T.tocsr()
+    lam = 1.0 / cfg.prior_std**2
+
+    def apply_Q(X):
+        return Qd @ X + AcwT @ (Acw @ X) + lam * X
+
+    diag = Qd.diagonal() + np.asarray(Acw.multiply(Acw).sum(axis=0)).ravel() + lam
+    info["measurements"] = {"pixels": int(Ad.shape[0]), "cells": int(Ac.shape[0])}
+
+    # 5. prior in the reference: the frames' priors moved there and averaged
+    u0 = _prior_in_reference([prior[t] for t in range(n) if used[t]], [motions[t] for t in range(n) if used[t]], (ox, oy), (dh, dw))
+
+    # 6. posterior mean (3 channels) and posterior samples (probes) in one block CG
+    rng = np.random.default_rng(cfg.seed)
+    k = cfg.probes
+    B_mean = (Ad.T @ yd) / pixel_std**2 + AcwT @ (wc[:, None] * yc) + lam * u0
+    eps_d = rng.standard_normal((Ad.shape[0], k))
+    eps_c = rng.standard_normal((Ac.shape[0], k))
+    B_probe = (Ad.T @ eps_d) / pixel_std + AcwT @ eps_c + rng.standard_normal((N, k)) / cfg.prior_std
+    B = np.concatenate([B_mean, B_probe], axis=1)
+    X0 = np.concatenate([u0, np.zeros((N, k))], axis=1)
+    X, iters, rel = _cg(apply_Q, B, X0, diag, cfg.iterations, cfg.tol)
+    info["iterations"] = iters
+    info["cg_residual"] = rel
+    u, probes = X[:, :3], X[:, 3:]
+    std = np.minimum(np.sqrt(np.mean(probes**2, axis=1)), cfg.prior_std)  # (N,) posterior spread
+    content = (u.reshape(dh, dw, 3), std.reshape(dh, dw), (ox, oy))
+
+    # 7. each used frame: its prior moved towards W_t u where the frames determine the pixels
+    for t in range(n):
+        if not used[t]:
+            continue
+        m = masks[t]
+        rr, cc = np.nonzero(m)
+        M, ok = _sample_matrix(motions[t].apply(_pixel_coords(rr, cc)), (ox, oy), (dh, dw))
+        v = M @ u
+        s = np.sqrt(np.mean((M @ probes) ** 2, axis=1))  # spread of W_t u itself
+        s = np.where(ok, np.minimum(s, cfg.prior_std), cfg.prior_std)
+        wgt = np.clip((cfg.blend_std - s) / (cfg.blend_std - cfg.recovered_std), 0.0, 1.0)[:, None]
+        # recovered: the solution itself; elsewhere: the frame's own prior plus the correction the
+        # frames made to the (averaged) prior, moved into this frame
+        p = prior[t][rr, cc].astype(np.float64)
+        img = out_frames[t].astype(np.float64)
+        img[rr, cc] = v + (1.0 - wgt) * (p - M @ u0)
+        var = np.zeros((H, W))
+        var[rr, cc] = s**2 + 1e-2
+        out_frames[t] = _fit_cells(img, frames[t], m, grids[t], var)
+        sm = np.zeros((H, W), np.float32)
+        sm[rr, cc] = s
+        std_maps[t] = sm
+    return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info, content)
+
+
+def _reference(motions: Sequence[Motion]) -> int:
+    """The frame whose motion is the identity (the reference), or -1."""
+    for t, mo in enumerate(motions):
+        if np.allclose(mo.matrix, np.eye(3)) and mo.residual == 0.0:
+            return t
+    return -1
+
+
+def _fit_cells(img: np.ndarray, observed: np.ndarray, mask: np.ndarray, g: Grid, var: np.ndarray) -> np.ndarray:
+    """Make every constrained mean cell of ``img`` (float) average to its observed value again,
+    moving each pixel in proportion to its posterior variance ``var`` (the exact-constraint update
+    of a Gaussian with that diagonal covariance): recovered pixels stay, imagined ones absorb the
+    difference. Returns uint8; ``project`` then fixes the last rounding."""
+    if g.sampling == "mean":
+        target, active = observed_cells(observed, mask, g)
+        H, W = mask.shape
+        ri, rs, re, _ = lattice(H, g.cell_h, g.phase_y)
+        ci, cs, ce, _ = lattice(W, g.cell_w, g.phase_x)
+        for _ in range(3):  # clipping to [0, 255] can leave a little; repeat on what is left
+            vsum = np.add.reduceat(np.add.reduceat(var, rs, axis=0), cs, axis=1)
+            cnt = np.add.reduceat(np.add.reduceat(np.ones_like(var), rs, axis=0), cs, axis=1)
+            mean = np.add.reduceat(np.add.reduceat(img, rs, axis=0), cs, axis=1) / cnt[..., None]
+            r = (target - mean) * active[..., None]  # (nR, nC, 3)
+            r = r - np.clip(r, -0.5 + 1e-6, 0.5)  # only what re-mosaicking (mean rounded half up) would see
+            if not r.any():
+                break
+            gain = (cnt / np.maximum(vsum, 1e-12))[ri][:, ci] * var  # (H, W): n * var_p / sum var
+            img = np.clip(img + r[ri][:, ci] * gain[..., None], 0.0, 255.0)
+        img = np.rint(img)
+        # rounding: move the least determined pixels of a cell by one level until its integer sum
+        # re-mosaics to the observed value (mean rounded half up)
+        sums = np.add.reduceat(np.add.reduceat(img, rs, axis=0), cs, axis=1)
+        n = ((re - rs)[:, None] * (ce - cs)[None, :])[..., None].astype(np.float64)
+        lo = np.ceil((np.rint(target) - 0.5) * n)
+        hi = np.ceil((np.rint(target) + 0.5) * n) - 1
+        diff = (np.where(sums < lo, lo - sums, 0) + np.where(sums > hi, hi - sums, 0)) * active[..., None]
+        for i, j, ch in zip(*np.nonzero(diff)):
+            d = int(diff[i, j, ch])
+            block = img[rs[i] : re[i], cs[j] : ce[j], ch]
+            order = np.argsort(-var[rs[i] : re[i], cs[j] : ce[j]].ravel(), kind="stable")
+            flat = block.reshape(-1)
+            order = order[flat[order] < 255] if d > 0 else order[flat[order] > 0]
+            flat[order[: abs(d)]] += np.sign(d)
+            img[rs[i] : re[i], cs[j] : ce[j], ch] = flat.reshape(block.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _within_cell_var(f, m, g: Grid, ai, aj, rs, re, cs, ce) -> np.ndarray:
+    """Mean (over channels) variance of the observed pixels inside each active cell: 0 for a clean
+    mosaic, compression noise otherwise."""
+    sums = np.add.reduceat(np.add.reduceat(f, rs, axis=0), cs, axis=1)
+    sq = np.add.reduceat(np.add.reduceat(f * f, rs, axis=0), cs, axis=1)
+    cnt = ((re - rs)[:, None] * (ce - cs)[None, :])[..., None].astype(np.float64)
+    var = np.maximum(sq / cnt - (sums / cnt) ** 2, 0.0).mean(axis=2)
+    return var[ai, aj]
+
+
+def _bilinear(img: np.ndarray, xy: np.ndarray, fill: float) -> np.ndarray:
+    """img (h, w) sampled bilinearly at (N, 2) positions (x, y); ``fill`` outside."""
+    mx = xy[:, 0].astype(np.float32).reshape(1, -1)
+    my = xy[:, 1].astype(np.float32).reshape(1, -1)
+    out = cv2.remap(img.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float(fill))
+    return out.reshape(-1).astype(np.float64)
+
+
+def _prior_in_reference(priors, motions, origin, shape) -> np.ndarray:
+    """Average of the priors moved into the rectangle (bilinear, inverse map), (h*w, 3) float."""
+    h, w = shape
+    ox, oy = origin
+    acc = np.zeros((h, w, 3), np.float64)
+    wsum = np.zeros((h, w), np.float64)
+    shift = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]], np.float64)  # rectangle -> reference coords
+    for p, mo in zip(priors, motions):
+        Hh, Ww = p.shape[:2]
+        to_frame = np.linalg.inv(mo.matrix) @ shift  # rectangle pixel -> frame pixel
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        img = cv2.warpPerspective(p.astype(np.float32), to_frame, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        ok = cv2.warpPerspective(np.ones((Hh, Ww), np.float32), to_frame, (w, h), flags=flags, borderValue=0)
+        acc += img * ok[..., None]
+        wsum += ok
+    filled = wsum > 1e-6
+    mean = acc.reshape(-1, 3)[filled.ravel()].sum(0) / max(wsum[filled].sum(), 1e-6) if filled.any() else np.full(3, 127.5)
+    out = np.where(filled[..., None], acc / np.maximum(wsum, 1e-6)[..., None], mean)
+    return out.reshape(-1, 3)
+
+
+def _finish(out_frames, std_maps, frames, masks, grids, used, cfg: MultiframeConfig, info, content=(None, None, (0, 0))) -> Recovery:
+    """Project every output frame onto its own cells and build the maps."""
+    outs, det, rec, ima = [], [], [], []
+    residual = 0.0
+    for img, s, f, m, g in zip(out_frames, std_maps, frames, masks, grids):
+        if m.any():
+            proj = project(img, f, m, g)
+            img = proj.image
+            residual = max(residual, proj.residual_max)
+        img = img.copy()
+        img[~m] = f[~m]
+        outs.append(img)
+        d = np.where(m, 1.0 - s / cfg.prior_std, 1.0).astype(np.float32)
+        det.append(np.clip(d, 0.0, 1.0))
+        r = m & (s <= cfg.recovered_std)
+        rec.append(r)
+        ima.append(m & ~r)
+    stds = [s.astype(np.float32) for s in std_maps]
+    return Recovery(outs, stds, det, rec, ima, list(used), residual, content[0], content[1], content[2], info)
+
+
+# ----------------------------------------------------------------------------- one call
+
+
+def restore_clip(
+    frames: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    grid: Grid | Sequence[Grid],
+    *,
+    model: str = "default",
+    prior: Sequence[np.ndarray] | None = None,
+    motion: MotionConfig = MotionConfig(),
+    config: MultiframeConfig = MultiframeConfig(),
+    reference: int | None = None,
+) -> Recovery:
+    """Motion around the region, frame-by-frame restorations with ``model`` (unless ``prior`` is
+    given), then :func:`recover_clip`. This is the clip restorer the video pipeline calls per chunk
+    of a region track whose mosaic stays put in the frame."""
+    frames, masks = _check_clip(frames, masks)
+    grids = _grids(grid, len(frames))
+    motions = estimate_motion(frames, masks, reference=reference, config=motion)
+    if prior is None:
+        from tessera.mosaic.region import Region, mask_box
+        from tessera.restore.pipeline import restore_image
+
+        prior = []
+        for f, m, g in zip(frames, masks, grids):
+            if not m.any():
+                prior.append(f.copy())
+                continue
+            r = Region(mask=m, box=mask_box(m), grid=g, kind="mosaic")
+            prior.append(restore_image(f, model=model, regions=[r]).image)
+    rec = recover_clip(frames, masks, grids, motions, prior, config=config)
+    rec.info["motions"] = motions
+    return rec

@@ -1,0 +1,163 @@
+"""Multi-frame recovery on tiny synthetic clips with known motion and no compression."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tessera.mosaic.pixelate import pixelate
+from tessera.mosaic.region import Grid, Region, mask_box
+from tessera.restore.consistency import remosaic_residual
+from tessera.restore.pipeline import restore_image
+from tessera.video.motion import Motion
+from tessera.video.multiframe import MultiframeConfig, _sample_matrix, recover_clip, restore_clip
+
+
+def _content(rng, size: int) -> np.ndarray:
+    u = cv2.GaussianBlur(rng.uniform(0, 255, (size, size, 3)), (0, 0), 1.2)
+    return (u - u.min()) / (u.max() - u.min()) * 200 + 25
+
+
+def _shift(dx: float, dy: float) -> Motion:
+    A = np.eye(3)
+    A[:2, 2] = dx, dy
+    return Motion(A, 1.0, 0.0 if dx == dy == 0 else 0.7)
+
+
+def _clip(rng, shifts, H, W, box, cell, off=16):
+    """Frames that see the content ``U`` at ``p + off + shift_t`` through the solver's own cubic model
+    (exact up to rounding to uint8); the reference (shift 0) sees U's own pixels. Returns
+    (truth frames, mosaics, masks, motions, content U in reference coordinates)."""
+    S = max(H, W) + 2 * off
+    U = _content(rng, S)
+    truth, mosaics, masks, motions = [], [], [], []
+    rr, cc = np.mgrid[0:H, 0:W]
+    for dx, dy in shifts:
+        xy = np.stack([cc.ravel() + off + dx, rr.ravel() + off + dy], 1).astype(np.float64)
+        M, ok = _sample_matrix(xy, (0, 0), (S, S))
+        assert ok.all()
+        f = np.clip(np.rint(M @ U.reshape(-1, 3)), 0, 255).reshape(H, W, 3).astype(np.uint8)
+        mo, changed = pixelate(f, boxes=[box], cell=cell)
+        truth.append(f)
+        mosaics.append(mo)
+        masks.append(changed)
+        motions.append(_shift(dx, dy))
+    return truth, mosaics, masks, motions, U[off:, off:]
+
+
+def test_recovers_determined_pixels_within_one_grey_level(rng):
+    n = 10
+    shifts = [(0.7 * (t - n // 2), 0.45 * (t - n // 2)) for t in range(n)]  # sub-pixel pan, 2-D
+    grid = Grid(8, 8)
+    truth, mosaics, masks, motions, U = _clip(rng, shifts, 56, 56, (16, 16, 24, 24), 8)
+    rec = recover_clip(mosaics, masks, grid, motions)  # prior: grid-aware smooth interpolation
+    prior = recover_clip(mosaics, masks, grid, [Motion(np.eye(3), 0.0, 0.0)] * n)  # no frame trusted
+    determined = 0
+    for t in range(n):
+        m = masks[t]
+        err = np.abs(rec.frames[t].astype(int) - truth[t]).max(axis=2)
+        sure = m & (rec.std[t] <= 0.5)
+        determined += sure.sum()
+        assert err[sure].max() <= 1, t  # fully determined: recovered to within one grey level
+        assert np.array_equal(rec.frames[t][~m], mosaics[t][~m])  # outside: byte-identical
+        assert remosaic_residual(rec.frames[t], mosaics[t], m, grid) == 0.0  # consistency stays exact
+        assert rec.recovered[t].sum() >= sure.sum() and not (rec.recovered[t] & rec.imagined[t]).any()
+        assert np.array_equal(rec.recovered[t] | rec.imagined[t], m)
+        # everywhere in the region, the frames help: mean error well below the prior alone
+        e_prior = np.abs(prior.frames[t].astype(int) - truth[t])[m].mean()
+        assert err[m].mean() < 0.8 * e_prior
+    assert determined >= 0.3 * sum(m.sum() for m in masks)
+    # the reconstruction itself (reference coordinates) where the frames fully determine it
+    (x0, y0), (h, w) = rec.origin, rec.content_std.shape
+    sure = rec.content_std <= 0.5
+    assert 0.3 < sure.mean() < 1.0
+    assert np.abs(rec.content - U[y0 : y0 + h, x0 : x0 + w])[sure].max() <= 1.0
+    assert rec.residual == 0.0 and all(rec.used) and not any(prior.used)
+
+
+def _dense_determined(shifts, masks, grid, H, W, pad):
+    """Which reference pixels (on a canvas of W + 2*pad columns) the frames determine, by linear
+    algebra alone: rows = unmasked pixels and the cell means of integer-shifted frames; a pixel is
+    determined when it has no component in the null space of those rows (eigenvectors of A^T A)."""
+    Wc = W + 2 * pad
+    AtA = np.zeros((H * Wc, H * Wc))
+    for (dx, _), m in zip(shifts, masks):
+        ys, xs = np.nonzero(~m)
+        idx = ys * Wc + xs + dx + pad
+        AtA[idx, idx] += 1.0
+        for y0 in range(0, H, grid.cell_h):
+            for x0 in range(0, W, grid.cell_w):
+                if m[y0 : y0 + grid.cell_h, x0 : x0 + grid.cell_w].all():
+                    r = np.zeros((H, Wc))
+                    r[y0 : y0 + grid.cell_h, x0 + dx + pad : x0 + dx + pad + grid.cell_w] = 1.0 / (grid.cell_h * grid.cell_w)
+                    r = r.ravel()
+                    AtA += np.outer(r, r)
+    import torch  # its LAPACK obeys torch.set_num_threads (numpy's may spin many threads on a busy CPU)
+
+    w, V = (a.numpy() for a in torch.linalg.eigh(torch.from_numpy(AtA)))
+    null = V[:, w < 1e-9 * w.max()]
+    return ((null**2).sum(axis=1) < 1e-9).reshape(H, Wc)
+
+
+def test_recovered_map_marks_exactly_the_determined_pixels(rng, one_thread):
+    n, H, W, pad = 6, 16, 32, 4
+    shifts = [(t - 2, 0) for t in range(n)]  # whole-pixel pan to the right, no vertical motion
+    grid = Grid(4, 4)
+    truth, mosaics, masks, motions, U = _clip(rng, shifts, H, W, (8, 4, 16, 8), 4)
+    rec = recover_clip(mosaics, masks, grid, motions)
+    # rows outside the mask's band (4..12, whole cells) are seen in every frame and coupled to nothing
+    band = _dense_determined(shifts, [m[4:12] for m in masks], grid, 8, W, pad)
+    det = np.ones((H, W + 2 * pad), bool)
+    det[4:12] = band
+    in_ref = det[:, pad : pad + W][masks[2]]
+    assert 0 < in_ref.sum() < in_ref.size  # some, not all, of the region is determined
+    for t, (dx, _) in enumerate(shifts):
+        expect = np.zeros((H, W), bool)
+        ys, xs = np.nonzero(masks[t])
+        expect[ys, xs] = det[ys, xs + dx + pad]
+        assert np.array_equal(rec.recovered[t], expect), t
+        assert np.abs(rec.frames[t].astype(int) - truth[t])[expect].max() <= 1
+
+
+def test_zero_motion_equals_single_frame_result(rng):
+    n = 5
+    truth, mosaics, masks, motions, U = _clip(rng, [(0.0, 0.0)] * n, 48, 48, (12, 12, 24, 20), 6)
+    grid = Grid(6, 6)
+    single = [restore_image(f, model="smooth", regions=[Region(mask=m, box=mask_box(m), grid=grid)]).image for f, m in zip(mosaics, masks)]
+    rec = recover_clip(mosaics, masks, grid, motions, single)
+    assert all(rec.used)
+    for t in range(n):
+        assert np.array_equal(rec.frames[t], single[t])
+        assert not rec.recovered[t].any()
+    # the same through restore_clip, motion estimated from the frames
+    clip = restore_clip(mosaics, masks, grid, model="smooth")
+    assert all(np.array_equal(a, b) for a, b in zip(clip.frames, single))
+
+
+def test_untrusted_motion_falls_back_to_the_prior(rng):
+    truth, mosaics, masks, motions, U = _clip(rng, [(0.0, 0.0), (1.5, 0.5)], 40, 40, (8, 8, 16, 16), 8)
+    prior = [restore_image(f, model="smooth", regions=[Region(mask=m, box=mask_box(m), grid=Grid(8, 8))]).image for f, m in zip(mosaics, masks)]
+    bad = [motions[0], Motion(motions[1].matrix, 0.2, 5.0)]
+    rec = recover_clip(mosaics, masks, Grid(8, 8), bad, prior)
+    assert rec.used == [True, False]
+    assert np.array_equal(rec.frames[1], prior[1]) and not rec.recovered[1].any()
+
+
+def test_bad_inputs():
+    f = np.zeros((16, 16, 3), np.uint8)
+    m = np.zeros((16, 16), bool)
+    ident = _shift(0, 0)
+    with pytest.raises(ValueError, match="frames but"):
+        recover_clip([f, f], [m], Grid(4, 4), [ident, ident])
+    with pytest.raises(ValueError, match="motions"):
+        recover_clip([f], [m], Grid(4, 4), [])
+    with pytest.raises(ValueError, match="one Grid per frame"):
+        recover_clip([f, f], [m, m], [Grid(4, 4)], [ident, ident])
+    with pytest.raises(ValueError, match="RGB uint8"):
+        recover_clip([f.astype(np.float32)], [m], Grid(4, 4), [ident])
+    with pytest.raises(ValueError, match="recovered_std"):
+        MultiframeConfig(recovered_std=9.0, blend_std=8.0)
+    m[4:12, 4:12] = True
+    with pytest.raises(ValueError, match="max_unknowns"):
+        recover_clip([f], [m], Grid(4, 4), [ident], config=MultiframeConfig(max_unknowns=10))
