@@ -67,7 +67,9 @@ class MultiframeConfig:
     the output is the prior again (linear in between). min_confidence: frames whose motion
     confidence is lower are not used (and keep their prior). probes: random solves for the spread.
     iterations/tol: conjugate-gradient stopping rule. margin: pixels of context around the region
-    in the unknown rectangle. max_unknowns: refuse larger problems (split the clip or the region)."""
+    in the unknown rectangle. max_unknowns: refuse larger problems (split the clip or the region).
+    guard: unmasked pixels this close to the mask are not used (compression rings around the mosaic's
+    edges); None: 0 when the mosaic's cells are flat (no lossy compression), else 2."""
 
     prior_std: float = 20.0
     pixel_std: float | None = None
@@ -80,6 +82,7 @@ class MultiframeConfig:
     tol: float = 1e-5
     margin: int = 4
     max_unknowns: int = 400_000
+    guard: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -93,6 +96,8 @@ class MultiframeConfig:
             raise ValueError(f"need 0 < recovered_std < blend_std, got {self.recovered_std}, {self.blend_std}")
         if not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
+        if self.guard is not None and self.guard < 0:
+            raise ValueError(f"guard must be >= 0 (or None), got {self.guard}")
         if self.probes < 2 or self.iterations < 1 or self.tol <= 0 or self.margin < 3 or self.max_unknowns < 1:
             raise ValueError("need probes >= 2, iterations >= 1, tol > 0, margin >= 3, max_unknowns >= 1")
 
@@ -276,6 +281,9 @@ def recover_clip(
     pixel_std = cfg.pixel_std if cfg.pixel_std is not None else max(float(np.median(res)) / np.sqrt(2.0) if res else 1.0, 0.5)
     info["pixel_std"] = pixel_std
 
+    guard = cfg.guard if cfg.guard is not None else (2 if _compressed(frames, masks, grids, used) else 0)
+    info["guard"] = guard
+
     # 3. measurements: unmasked pixels (direct) and mosaic cells, as sparse rows over D
     direct_rows, direct_y = [], []
     cell_rows, cell_y, cell_w = [], [], []
@@ -283,6 +291,7 @@ def recover_clip(
         if not used[t]:
             continue
         mo, m, f, g = motions[t], masks[t], frames[t], grids[t]
+        near = cv2.dilate(m.astype(np.uint8), np.ones((2 * guard + 1, 2 * guard + 1), np.uint8)) > 0 if guard else m
         # direct: the frame's unmasked pixels whose position in the reference lies inside D
         inv = np.linalg.inv(mo.matrix)
         back = (np.c_[[[ox, oy], [ox + dw, oy], [ox, oy + dh], [ox + dw, oy + dh]], np.ones(4)] @ inv.T)
@@ -291,7 +300,7 @@ def recover_clip(
         bx1, by1 = min(int(np.ceil(back[:, 0].max())) + 1, W), min(int(np.ceil(back[:, 1].max())) + 1, H)
         if bx1 > bx0 and by1 > by0:
             rr, cc = np.mgrid[by0:by1, bx0:bx1]
-            keep = ~m[by0:by1, bx0:bx1]
+            keep = ~near[by0:by1, bx0:bx1]
             rr, cc = rr[keep], cc[keep]
             M, ok = _sample_matrix(mo.apply(_pixel_coords(rr, cc)), (ox, oy), (dh, dw))
             direct_rows.append(M[ok])
@@ -438,6 +447,21 @@ def _fit_cells(img: np.ndarray, observed: np.ndarray, mask: np.ndarray, g: Grid,
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
+def _compressed(frames, masks, grids, used) -> bool:
+    """Whether the mosaic's cells are not flat (lossy compression): mean within-cell variance > 0.5."""
+    for f, m, g, u in zip(frames, masks, grids, used):
+        if not u:
+            continue
+        _, active = observed_cells(f, m, g)
+        if active.any():
+            H, W = m.shape
+            _, rs, re, _ = lattice(H, g.cell_h, g.phase_y)
+            _, cs, ce, _ = lattice(W, g.cell_w, g.phase_x)
+            ai, aj = np.nonzero(active)
+            return float(_within_cell_var(f.astype(np.float64), m, g, ai, aj, rs, re, cs, ce).mean()) > 0.5
+    return False
+
+
 def _within_cell_var(f, m, g: Grid, ai, aj, rs, re, cs, ce) -> np.ndarray:
     """Mean (over channels) variance of the observed pixels inside each active cell: 0 for a clean
     mosaic, compression noise otherwise."""
@@ -501,6 +525,33 @@ def _finish(out_frames, std_maps, frames, masks, grids, used, cfg: MultiframeCon
 # ----------------------------------------------------------------------------- one call
 
 
+def _frame_priors(frames, masks, grids, restorer) -> list[np.ndarray]:
+    """Each frame restored on its own (the full image pipeline: model, blend, consistency)."""
+    from tessera.mosaic.region import Region, mask_box
+    from tessera.restore.pipeline import restore_image
+
+    out = []
+    for f, m, g in zip(frames, masks, grids):
+        if not m.any():
+            out.append(f.copy())
+            continue
+        region = Region(mask=m, box=mask_box(m), grid=g, kind="mosaic")
+        out.append(restore_image(f, regions=[region], restorer=restorer).image)
+    return out
+
+
+def displacement(motions: Sequence[Motion], masks: Sequence[np.ndarray]) -> float:
+    """The largest distance (px) any corner of the region's box moves in the reference, over the clip."""
+    worst = 0.0
+    for mo, m in zip(motions, masks):
+        ys, xs = np.nonzero(m)
+        if ys.size == 0:
+            continue
+        c = np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.min(), ys.max()], [xs.max(), ys.max()]], np.float64)
+        worst = max(worst, float(np.abs(mo.apply(c) - c).max()))
+    return worst
+
+
 def restore_clip(
     frames: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
@@ -513,22 +564,57 @@ def restore_clip(
     reference: int | None = None,
 ) -> Recovery:
     """Motion around the region, frame-by-frame restorations with ``model`` (unless ``prior`` is
-    given), then :func:`recover_clip`. This is the clip restorer the video pipeline calls per chunk
-    of a region track whose mosaic stays put in the frame."""
+    given), then :func:`recover_clip`."""
     frames, masks = _check_clip(frames, masks)
     grids = _grids(grid, len(frames))
     motions = estimate_motion(frames, masks, reference=reference, config=motion)
     if prior is None:
-        from tessera.mosaic.region import Region, mask_box
-        from tessera.restore.pipeline import restore_image
+        from tessera.restore.restorer import resolve_model
 
-        prior = []
-        for f, m, g in zip(frames, masks, grids):
-            if not m.any():
-                prior.append(f.copy())
-                continue
-            r = Region(mask=m, box=mask_box(m), grid=g, kind="mosaic")
-            prior.append(restore_image(f, model=model, regions=[r]).image)
+        prior = _frame_priors(frames, masks, grids, resolve_model(model))
     rec = recover_clip(frames, masks, grids, motions, prior, config=config)
     rec.info["motions"] = motions
     return rec
+
+
+@dataclass
+class MultiframeRestorer:
+    """The video seam (:class:`tessera.restore.restorer.ClipRestorer`): restores the crops of one
+    region track over a chunk of frames. Mosaics whose content moves under a fixed grid are
+    recovered from all frames (:func:`recover_clip`, priors from ``restorer`` frame by frame);
+    anything else (no grid, not a mosaic, less than ``min_motion`` px of motion, untrusted motion)
+    falls back to ``restorer`` frame by frame. ``last`` keeps the latest :class:`Recovery` (its
+    ``recovered`` / ``imagined`` maps are what marking needs), None after a fallback."""
+
+    restorer: object  # a tessera.restore.restorer.Restorer
+    config: MultiframeConfig = MultiframeConfig()
+    motion: MotionConfig = MotionConfig()
+    min_motion: float = 0.25
+    last: Recovery | None = field(default=None, init=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.restorer.name}+multiframe"
+
+    def recover(self, frames, masks, grid: Grid | None, kind: str = "mosaic") -> Recovery | None:
+        """The recovery of one chunk, or None when it falls back to frame by frame."""
+        self.last = None
+        frames, masks = _check_clip(frames, masks)
+        if grid is None or kind != "mosaic" or len(frames) < 2 or not any(m.any() for m in masks):
+            return None
+        grids = _grids(grid, len(frames))
+        motions = estimate_motion(frames, masks, config=self.motion)
+        trusted = [mo for mo in motions if mo.confidence >= self.config.min_confidence]
+        if len(trusted) < 2 or displacement(trusted, masks) < self.min_motion:
+            return None
+        prior = _frame_priors(frames, masks, grids, self.restorer)
+        rec = recover_clip(frames, masks, grids, motions, prior, config=self.config)
+        rec.info["motions"] = motions
+        self.last = rec
+        return rec
+
+    def restore_clip(self, frames, masks, grid: Grid | None, kind: str) -> list[np.ndarray]:
+        rec = self.recover(frames, masks, grid, kind)
+        if rec is not None:
+            return rec.frames
+        return [self.restorer(f, m, grid, kind) for f, m in zip(frames, masks)]
