@@ -11,7 +11,7 @@ from tessera.mosaic.region import Grid, Region, mask_box
 from tessera.restore.consistency import remosaic_residual
 from tessera.restore.pipeline import restore_image
 from tessera.video.motion import Motion
-from tessera.video.multiframe import MultiframeConfig, _sample_matrix, recover_clip, restore_clip
+from tessera.video.multiframe import MultiframeConfig, MultiframeRestorer, _sample_matrix, recover_clip, restore_clip
 
 
 def _content(rng, size: int) -> np.ndarray:
@@ -161,3 +161,27 @@ def test_bad_inputs():
     m[4:12, 4:12] = True
     with pytest.raises(ValueError, match="max_unknowns"):
         recover_clip([f], [m], Grid(4, 4), [ident], config=MultiframeConfig(max_unknowns=10))
+
+
+def test_multiframe_restorer_recovers_moving_and_falls_back_on_static(rng):
+    from tessera.restore.restorer import resolve_model
+
+    smooth = resolve_model("smooth")
+    clip = MultiframeRestorer(smooth)
+    assert clip.name == "smooth+multiframe"
+    grid = Grid(8, 8)
+    # static: nothing to gain, frame by frame (the bare restorer), no recovery kept
+    truth, mosaics, masks, motions, U = _clip(rng, [(0.0, 0.0)] * 3, 48, 64, (16, 16, 32, 16), 8)
+    out = clip.restore_clip(mosaics, masks, grid, "mosaic")
+    assert clip.last is None
+    assert all(np.array_equal(o, smooth(f, m, grid, "mosaic")) for o, f, m in zip(out, mosaics, masks))
+    # panning 1 px per frame: recovered from the frames, closer to the truth than frame by frame
+    n = 7
+    truth, mosaics, masks, motions, U = _clip(rng, [(1.0 * (t - n // 2), 0.5 * (t - n // 2)) for t in range(n)], 48, 64, (16, 16, 32, 16), 8)
+    out = clip.restore_clip(mosaics, masks, grid, "mosaic")
+    assert clip.last is not None and all(clip.last.used)
+    fbf = [smooth(f, m, grid, "mosaic") for f, m in zip(mosaics, masks)]
+    err = lambda imgs: np.mean([np.abs(a.astype(int) - t)[m].mean() for a, t, m in zip(imgs, truth, masks)])  # noqa: E731
+    assert err(out) < 0.6 * err(fbf)
+    assert np.mean([r[m].mean() for r, m in zip(clip.last.recovered, masks)]) > 0.2
+    assert clip.restore_clip(mosaics, masks, None, "mosaic")[0].shape == mosaics[0].shape and clip.last is None

@@ -33,8 +33,8 @@ class Motion:
     """The map from one frame's pixel coordinates to the reference frame's.
 
     matrix: (3, 3) float64 homogeneous map ``[x_ref, y_ref, 1] ~ matrix @ [x, y, 1]``.
-    confidence: 0..1, the correlation (ECC) between the ring around the region in this frame and the
-    reference moved by ``matrix``; 1 for the reference itself. residual: RMS grey-level difference on
+    confidence: 0..1, the correlation between the ring around the region in this frame and the
+    reference moved by ``matrix`` (0 when the alignment failed); 1 for the reference itself. residual: RMS grey-level difference on
     that ring after alignment (interpolation, noise, compression and any motion error together).
     """
 
@@ -122,16 +122,21 @@ def _ecc(template, image, tmask, imask, init: np.ndarray, cfg: MotionConfig) -> 
     return float(rho), out
 
 
-def _residual(frame: np.ndarray, ref: np.ndarray, valid_f: np.ndarray, valid_r: np.ndarray, matrix: np.ndarray) -> float:
-    """RMS of frame - reference moved by ``matrix`` on the pixels valid in both."""
+def _agreement(frame: np.ndarray, ref: np.ndarray, valid_f: np.ndarray, valid_r: np.ndarray, matrix: np.ndarray) -> tuple[float, float]:
+    """(correlation, RMS difference) of the frame and the reference moved by ``matrix``, on the pixels
+    valid in both; (0, inf) when there are too few of them or no texture."""
     H, W = frame.shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     pred = cv2.warpPerspective(ref, matrix, (W, H), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     ok = cv2.warpPerspective(valid_r.astype(np.float32), matrix, (W, H), flags=flags, borderValue=0) > 0.999
     ok &= valid_f
-    if not ok.any():
-        return float("inf")
-    return float(np.sqrt(np.mean((frame[ok] - pred[ok]) ** 2)))
+    if ok.sum() < 16:
+        return 0.0, float("inf")
+    a, b = frame[ok].astype(np.float64), pred[ok].astype(np.float64)
+    rms = float(np.sqrt(np.mean((a - b) ** 2)))
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return (float((a * b).sum()) / den if den > 1e-6 else 0.0), rms
 
 
 def estimate_motion(
@@ -193,12 +198,9 @@ def estimate_motion(
             out.append(Motion(np.eye(3), 1.0, 0.0))
             continue
         got = _ecc(grays[t], grays[ref], u8[t], u8[ref], chain[t], config)
+        matrix = chain[t] if got is None else got[1]
+        rho, res = _agreement(grays[t], grays[ref], valids[t], valids[ref], matrix)
         if got is None:
-            rho, matrix = 0.0, chain[t]
-        else:
-            rho, matrix = got
-        res = _residual(grays[t], grays[ref], valids[t], valids[ref], matrix)
-        if not np.isfinite(res):
             rho = 0.0
         matrix = to_full @ matrix @ from_full
         matrix = matrix / matrix[2, 2]
