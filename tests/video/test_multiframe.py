@@ -185,3 +185,32 @@ def test_multiframe_restorer_recovers_moving_and_falls_back_on_static(rng):
     assert err(out) < 0.6 * err(fbf)
     assert np.mean([r[m].mean() for r, m in zip(clip.last.recovered, masks)]) > 0.2
     assert clip.restore_clip(mosaics, masks, None, "mosaic")[0].shape == mosaics[0].shape and clip.last is None
+
+
+def test_multiframe_restorer_on_a_track_clip(rng):
+    """The video pipeline's form: full frames, a region per frame, a fallback for the priors."""
+    from types import SimpleNamespace
+
+    from tessera.restore.restorer import resolve_model
+
+    smooth = resolve_model("smooth")
+    n, grid = 7, Grid(8, 8, 0, 0)
+    truth, mosaics, masks, motions, U = _clip(rng, [(1.0 * (t - n // 2), 0.5 * (t - n // 2)) for t in range(n)], 64, 96, (40, 24, 32, 16), 8)
+    regions = [Region(mask=m, box=mask_box(m), grid=grid) for m in masks]
+    calls = []
+
+    def fallback(clip):
+        calls.append(len(clip.frames))
+        return [restore_image(f, regions=[r], restorer=smooth).image for f, r in zip(clip.frames, clip.regions)]
+
+    mf = MultiframeRestorer(smooth, fallback=fallback)
+    out = mf(SimpleNamespace(frames=mosaics, regions=regions, follows_content=False))
+    prior = fallback(SimpleNamespace(frames=mosaics, regions=regions))
+    assert calls == [n, n] and mf.last is not None and len(mf.last_recovered) == n
+    for o, f, m, p, t, r in zip(out, mosaics, masks, prior, truth, mf.last_recovered):
+        assert o.shape == f.shape and np.array_equal(o[~m], f[~m])
+        assert r.any() and not (r & ~m).any()
+        assert np.abs(o.astype(int) - t)[m].mean() < 0.7 * np.abs(p.astype(int) - t)[m].mean()
+    # a grid that follows the content: the fallback's frames as they are
+    same = mf(SimpleNamespace(frames=mosaics, regions=regions, follows_content=True))
+    assert mf.last is None and all(np.array_equal(a, b) for a, b in zip(same, prior))

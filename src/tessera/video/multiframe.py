@@ -43,7 +43,7 @@ in one call and falls back to the priors for frames whose motion is not trusted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -579,26 +579,36 @@ def restore_clip(
 
 @dataclass
 class MultiframeRestorer:
-    """The video seam (:class:`tessera.restore.restorer.ClipRestorer`): restores the crops of one
-    region track over a chunk of frames. Mosaics whose content moves under a fixed grid are
-    recovered from all frames (:func:`recover_clip`, priors from ``restorer`` frame by frame);
-    anything else (no grid, not a mosaic, less than ``min_motion`` px of motion, untrusted motion)
-    falls back to ``restorer`` frame by frame. ``last`` keeps the latest :class:`Recovery` (its
-    ``recovered`` / ``imagined`` maps are what marking needs), None after a fallback."""
+    """The video seam: restores the crops of one region track over a chunk of frames.
+
+    Mosaics whose content moves under a fixed grid are recovered from all frames
+    (:func:`recover_clip`, priors from ``restorer`` frame by frame, or from ``fallback``); anything
+    else (no grid, not a mosaic, a grid that follows the content, less than ``min_motion`` px of
+    motion, untrusted motion) is left to ``fallback`` (e.g. the video pipeline's frame-by-frame
+    restorer with temporal smoothing), or to ``restorer`` frame by frame when there is none.
+
+    Two call forms: ``restore_clip(frames, masks, grid, kind)`` (tessera.restore.restorer.ClipRestorer)
+    and ``restorer(clip)`` for a track clip with ``frames``, ``regions`` (mask and grid per frame) and
+    ``follows_content`` (tessera.video.pipeline.TrackClip). ``last`` keeps the latest
+    :class:`Recovery` (None after a fallback) and ``last_recovered`` its recovered-pixel masks in
+    the clip's frame coordinates: what marking needs to tell recovered from imagined pixels.
+    """
 
     restorer: object  # a tessera.restore.restorer.Restorer
     config: MultiframeConfig = MultiframeConfig()
     motion: MotionConfig = MotionConfig()
     min_motion: float = 0.25
+    fallback: object | None = None  # a callable clip -> frames, for the clip form
     last: Recovery | None = field(default=None, init=False)
+    last_recovered: list[np.ndarray] | None = field(default=None, init=False)
 
     @property
     def name(self) -> str:
         return f"{self.restorer.name}+multiframe"
 
-    def recover(self, frames, masks, grid: Grid | None, kind: str = "mosaic") -> Recovery | None:
+    def recover(self, frames, masks, grid: Grid | None, kind: str = "mosaic", prior=None) -> Recovery | None:
         """The recovery of one chunk, or None when it falls back to frame by frame."""
-        self.last = None
+        self.last = self.last_recovered = None
         frames, masks = _check_clip(frames, masks)
         if grid is None or kind != "mosaic" or len(frames) < 2 or not any(m.any() for m in masks):
             return None
@@ -607,10 +617,11 @@ class MultiframeRestorer:
         trusted = [mo for mo in motions if mo.confidence >= self.config.min_confidence]
         if len(trusted) < 2 or displacement(trusted, masks) < self.min_motion:
             return None
-        prior = _frame_priors(frames, masks, grids, self.restorer)
+        if prior is None:
+            prior = _frame_priors(frames, masks, grids, self.restorer)
         rec = recover_clip(frames, masks, grids, motions, prior, config=self.config)
         rec.info["motions"] = motions
-        self.last = rec
+        self.last, self.last_recovered = rec, rec.recovered
         return rec
 
     def restore_clip(self, frames, masks, grid: Grid | None, kind: str) -> list[np.ndarray]:
@@ -618,3 +629,39 @@ class MultiframeRestorer:
         if rec is not None:
             return rec.frames
         return [self.restorer(f, m, grid, kind) for f, m in zip(frames, masks)]
+
+    def __call__(self, clip) -> list[np.ndarray]:
+        """A track clip: recover inside a window around the track (full frames are large), paste back."""
+        frames = [np.asarray(f) for f in clip.frames]
+        masks = [np.asarray(r.mask, bool) for r in clip.regions]
+        grid, kind = clip.regions[0].grid, clip.regions[0].kind
+        prior = self.fallback(clip) if self.fallback is not None else None
+        base = [np.asarray(p) for p in prior] if prior is not None else None
+        self.last = self.last_recovered = None
+        if getattr(clip, "follows_content", False) or grid is None or kind != "mosaic":
+            return base if base is not None else self.restore_clip(frames, masks, grid, kind)
+        H, W = masks[0].shape
+        union = np.logical_or.reduce(masks)
+        if not union.any():
+            return base if base is not None else [f.copy() for f in frames]
+        ys, xs = np.nonzero(union)
+        pad = self.motion.ring + self.motion.guard + self.config.margin + 24
+        x0, y0 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
+        x1, y1 = min(int(xs.max()) + 1 + pad, W), min(int(ys.max()) + 1 + pad, H)
+        g = replace(grid, phase_y=(grid.phase_y - y0) % grid.cell_h, phase_x=(grid.phase_x - x0) % grid.cell_w)
+        crop = [f[y0:y1, x0:x1] for f in frames]
+        cmasks = [m[y0:y1, x0:x1] for m in masks]
+        cprior = [np.where(m[..., None], p[y0:y1, x0:x1], f) for p, m, f in zip(base, cmasks, crop)] if base is not None else None
+        rec = self.recover(crop, cmasks, g, kind, prior=cprior)
+        if rec is None:
+            return base if base is not None else self.restore_clip(frames, masks, grid, kind)
+        out, recovered = [], []
+        for i, f in enumerate(frames):
+            img = (base[i] if base is not None else f).copy()
+            img[y0:y1, x0:x1][cmasks[i]] = rec.frames[i][cmasks[i]]
+            out.append(img)
+            r = np.zeros((H, W), bool)
+            r[y0:y1, x0:x1] = rec.recovered[i]
+            recovered.append(r)
+        self.last_recovered = recovered
+        return out
