@@ -48,10 +48,10 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from tessera.mosaic.pixelate import lattice
+from tessera.mosaic.lattice import Lattice
 from tessera.mosaic.region import Grid
 from tessera.restore.classical import _keys
-from tessera.restore.consistency import observed_cells, project
+from tessera.restore.consistency import project
 from tessera.video.motion import Motion, MotionConfig, estimate_motion
 
 QUANTIZATION_STD = float(np.sqrt(1.0 / 12.0))  # rounding a cell's mean to an integer
@@ -306,24 +306,21 @@ def recover_clip(
             direct_rows.append(M[ok])
             direct_y.append(f[rr[ok], cc[ok]].astype(np.float64))
         # cells: entirely inside the mask; their observed value (mean or centre pixel)
-        values, active = observed_cells(f, m, g)
+        lat = Lattice((H, W), g)
+        active = lat.inside(m)
         if not active.any():
             continue
-        ri, rs, re, rc = lattice(H, g.cell_h, g.phase_y)
-        ci, cs, ce, ccn = lattice(W, g.cell_w, g.phase_x)
+        values = lat.values(f)
         ai, aj = np.nonzero(active)
         if g.sampling == "centre":
-            pr, pc, owner, weight = rc[ai], ccn[aj], np.arange(len(ai)), np.ones(len(ai))
+            pr, pc, owner, weight = lat.rc[ai], lat.cc[aj], np.arange(len(ai)), np.ones(len(ai))
         else:
-            pr_l, pc_l, own_l = [], [], []
-            for k, (i, j) in enumerate(zip(ai, aj)):
-                r_, c_ = np.mgrid[rs[i] : re[i], cs[j] : ce[j]]
-                pr_l.append(r_.ravel())
-                pc_l.append(c_.ravel())
-                own_l.append(np.full(r_.size, k))
-            pr, pc, owner = np.concatenate(pr_l), np.concatenate(pc_l), np.concatenate(own_l)
-            counts = np.bincount(owner, minlength=len(ai)).astype(np.float64)
-            weight = 1.0 / counts[owner]
+            number = np.full(active.size, -1)
+            number[np.flatnonzero(active)] = np.arange(len(ai))  # active cell -> its row
+            cell_of = number[lat.ids()]  # (H, W): the row of every pixel's cell, -1 if not active
+            pr, pc = np.nonzero(cell_of >= 0)
+            owner = cell_of[pr, pc]
+            weight = 1.0 / lat.counts[ai, aj][owner]
         M, ok = _sample_matrix(mo.apply(_pixel_coords(pr, pc)), (ox, oy), (dh, dw))
         cell_ok = np.bincount(owner, weights=(~ok).astype(np.float64), minlength=len(ai)) == 0
         C = sp.csr_matrix((weight, (owner, np.arange(len(owner)))), shape=(len(ai), len(owner)))
@@ -331,8 +328,8 @@ def recover_clip(
         cell_rows.append(rows)
         cell_y.append(values[ai, aj][cell_ok])
         # cell noise: rounding, the interpolation model averaged over the cell, compression inside it
-        npx = (re[ai] - rs[ai]) * (ce[aj] - cs[aj])
-        within = _within_cell_var(f.astype(np.float64), m, g, ai, aj, rs, re, cs, ce)
+        npx = lat.counts[ai, aj]
+        within = _within_cell_var(f, lat)[ai, aj]
         if cfg.cell_std is not None:
             sd = np.full(len(ai), cfg.cell_std)
         else:
@@ -409,33 +406,30 @@ def _reference(motions: Sequence[Motion]) -> int:
 
 
 def _fit_cells(img: np.ndarray, observed: np.ndarray, mask: np.ndarray, g: Grid, var: np.ndarray) -> np.ndarray:
-    """Make every constrained mean cell of ``img`` (float) average to its observed value again,
+    """Make every constrained mean cell of ``img`` (float) re-mosaic to its observed value again,
     moving each pixel in proportion to its posterior variance ``var`` (the exact-constraint update
     of a Gaussian with that diagonal covariance): recovered pixels stay, imagined ones absorb the
-    difference. Returns uint8; ``project`` then fixes the last rounding."""
+    difference, also of the rounding to integers. Returns uint8; ``project`` then has nothing left
+    to do but check."""
     if g.sampling == "mean":
-        target, active = observed_cells(observed, mask, g)
-        H, W = mask.shape
-        ri, rs, re, _ = lattice(H, g.cell_h, g.phase_y)
-        ci, cs, ce, _ = lattice(W, g.cell_w, g.phase_x)
+        lat = Lattice(mask.shape, g)
+        target, active = lat.values(observed), lat.inside(mask)
+        n = lat.counts[..., None].astype(np.float64)
         for _ in range(3):  # clipping to [0, 255] can leave a little; repeat on what is left
-            vsum = np.add.reduceat(np.add.reduceat(var, rs, axis=0), cs, axis=1)
-            cnt = np.add.reduceat(np.add.reduceat(np.ones_like(var), rs, axis=0), cs, axis=1)
-            mean = np.add.reduceat(np.add.reduceat(img, rs, axis=0), cs, axis=1) / cnt[..., None]
-            r = (target - mean) * active[..., None]  # (nR, nC, 3)
+            r = (target - lat.means(img)) * active[..., None]  # (nR, nC, 3)
             r = r - np.clip(r, -0.5 + 1e-6, 0.5)  # only what re-mosaicking (mean rounded half up) would see
             if not r.any():
                 break
-            gain = (cnt / np.maximum(vsum, 1e-12))[ri][:, ci] * var  # (H, W): n * var_p / sum var
-            img = np.clip(img + r[ri][:, ci] * gain[..., None], 0.0, 255.0)
+            gain = lat.expand(lat.counts / np.maximum(lat.sums(var), 1e-12)) * var  # (H, W): n var_p / sum var
+            img = np.clip(img + lat.expand(r) * gain[..., None], 0.0, 255.0)
         img = np.rint(img)
         # rounding: move the least determined pixels of a cell by one level until its integer sum
         # re-mosaics to the observed value (mean rounded half up)
-        sums = np.add.reduceat(np.add.reduceat(img, rs, axis=0), cs, axis=1)
-        n = ((re - rs)[:, None] * (ce - cs)[None, :])[..., None].astype(np.float64)
+        sums = lat.sums(img)
         lo = np.ceil((np.rint(target) - 0.5) * n)
         hi = np.ceil((np.rint(target) + 0.5) * n) - 1
         diff = (np.where(sums < lo, lo - sums, 0) + np.where(sums > hi, hi - sums, 0)) * active[..., None]
+        rs, re, cs, ce = lat.rs, lat.re, lat.cs, lat.ce
         for i, j, ch in zip(*np.nonzero(diff)):
             d = int(diff[i, j, ch])
             block = img[rs[i] : re[i], cs[j] : ce[j], ch]
@@ -450,26 +444,18 @@ def _fit_cells(img: np.ndarray, observed: np.ndarray, mask: np.ndarray, g: Grid,
 def _compressed(frames, masks, grids, used) -> bool:
     """Whether the mosaic's cells are not flat (lossy compression): mean within-cell variance > 0.5."""
     for f, m, g, u in zip(frames, masks, grids, used):
-        if not u:
-            continue
-        _, active = observed_cells(f, m, g)
-        if active.any():
-            H, W = m.shape
-            _, rs, re, _ = lattice(H, g.cell_h, g.phase_y)
-            _, cs, ce, _ = lattice(W, g.cell_w, g.phase_x)
-            ai, aj = np.nonzero(active)
-            return float(_within_cell_var(f.astype(np.float64), m, g, ai, aj, rs, re, cs, ce).mean()) > 0.5
+        lat = Lattice(m.shape, g)
+        active = lat.inside(m)
+        if u and active.any():
+            return float(_within_cell_var(f, lat)[active].mean()) > 0.5
     return False
 
 
-def _within_cell_var(f, m, g: Grid, ai, aj, rs, re, cs, ce) -> np.ndarray:
-    """Mean (over channels) variance of the observed pixels inside each active cell: 0 for a clean
-    mosaic, compression noise otherwise."""
-    sums = np.add.reduceat(np.add.reduceat(f, rs, axis=0), cs, axis=1)
-    sq = np.add.reduceat(np.add.reduceat(f * f, rs, axis=0), cs, axis=1)
-    cnt = ((re - rs)[:, None] * (ce - cs)[None, :])[..., None].astype(np.float64)
-    var = np.maximum(sq / cnt - (sums / cnt) ** 2, 0.0).mean(axis=2)
-    return var[ai, aj]
+def _within_cell_var(f: np.ndarray, lat: Lattice) -> np.ndarray:
+    """(nR, nC): mean over channels of the variance of the observed pixels inside each cell (0 for a
+    clean mosaic, compression noise otherwise)."""
+    f = f.astype(np.float64)
+    return np.maximum(lat.means(f * f) - lat.means(f) ** 2, 0.0).mean(axis=2)
 
 
 def _bilinear(img: np.ndarray, xy: np.ndarray, fill: float) -> np.ndarray:
