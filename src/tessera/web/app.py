@@ -404,7 +404,7 @@ def create_app(config: WebConfig) -> FastAPI:
     async def anonymize(
         image: UploadFile = File(..., description="The image."),
         find: str = Form("faces", description="Finders, comma-separated: faces, text, cam."),
-        method: str = Form("mosaic", description="mosaic, blur or solid."),
+        method: str = Form("blur", description="blur (default: our own restorer could not reverse it), mosaic or solid."),
         cell: str = Form("auto", description="Cell size in pixels, or auto (scales with each region)."),
         pad: float = Form(0.15, description="Each box grows by this fraction on every side."),
         threshold: float | None = Form(None, description="The finders' score threshold (default: each finder's own)."),

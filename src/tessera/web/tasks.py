@@ -275,7 +275,7 @@ def anonymize_available() -> bool:
 @dataclass(frozen=True)
 class AnonymizeParams:
     find: tuple[str, ...] = ("faces",)
-    method: str = "mosaic"
+    method: str = "blur"  # the library default: at --cell auto our restorer re-identified no face under blur
     cell: int | None = None  # None = auto (scales with each region)
     pad: float = 0.15
     threshold: float | None = None

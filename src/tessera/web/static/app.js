@@ -260,7 +260,7 @@ async function run() {
     form.delete("mask");  // the finders decide what to hide
     form.append("task", "anonymize");
     form.append("find", "faces,text");
-    form.append("method", "mosaic");
+    form.append("method", "blur");  // the library default
     form.append("cell", cell || "auto");
   } else {
     if (!mask) { showError("paint the region to hide first"); return; }
