@@ -23,7 +23,7 @@ class AnonymizeCliConfig:
     dry_run: bool = False
     check: bool = False
     overwrite: bool = False
-    quality: int = 95
+    jpeg_quality: int = 95
 
     def __post_init__(self) -> None:
         self.library()  # validates find, method, cell, pad, threshold
@@ -159,7 +159,7 @@ def anonymize_file(job: Job, cfg: AnonymizeCliConfig) -> None:
     alpha = info.alpha
     if alpha is not None:
         alpha = np.where(result.mask, 255, alpha).astype(np.uint8)  # a transparent hidden pixel would show nothing, but keep it opaque
-    write_image(job.target, result.image, alpha=alpha, overwrite=cfg.overwrite, quality=cfg.quality, icc_profile=info.icc_profile, exif=exif)
+    write_image(job.target, result.image, alpha=alpha, overwrite=cfg.overwrite, quality=cfg.jpeg_quality, icc_profile=info.icc_profile, exif=exif)
     _write_json(json_path, doc, cfg.overwrite)
 
 
@@ -200,7 +200,7 @@ def anonymize(
     keep_metadata: bool = typer.Option(False, "--keep-metadata", help="Keep the input's EXIF (incl. GPS!). By default only the pixels (and colour profile) are written."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Hide nothing: write NAME.json and NAME.boxes.png (the boxes drawn on the image) only."),
     check: bool = typer.Option(False, "--check", help="Attack each redaction with our restorer; PSNR and (faces) identity match go into NAME.json."),
-    quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
+    jpeg_quality: int = typer.Option(95, "--jpeg-quality", min=1, max=100, help="JPEG/WebP quality of the output (as on restore; PNG keeps every pixel exact)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Find faces and text and hide them (mosaic, blur or solid). Check the result: a missed face is a leak."""
@@ -218,7 +218,7 @@ def anonymize(
         raise typer.BadParameter("--check attacks a redaction, which --dry-run does not make", param_hint="--check")
     cfg = AnonymizeCliConfig(
         find=_parse_find(find), method=method, cell=_parse_cell(cell), pad=pad, threshold=threshold,
-        keep_metadata=keep_metadata, dry_run=dry_run, check=check, overwrite=overwrite, quality=quality,
+        keep_metadata=keep_metadata, dry_run=dry_run, check=check, overwrite=overwrite, jpeg_quality=jpeg_quality,
     )
     from tessera.io.video import is_video_path
 

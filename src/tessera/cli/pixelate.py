@@ -23,7 +23,7 @@ class PixelateConfig:
     feather: int = 0
     blur: float | None = None
     overwrite: bool = False
-    quality: int = 95
+    jpeg_quality: int = 95
     save_mask: bool = False
     faces: bool = False
 
@@ -66,7 +66,7 @@ def pixelate_file(job: Job, cfg: PixelateConfig) -> None:
     if cfg.save_mask:  # the mask first, naming its image: a crash leaves a mask the rerun knows as its own
         (mask_file,) = job.companions
         items.append((mask_file, image_writer(mask_file, changed, text={PAIR_KEY: job.target.name})))
-    items.append((job.target, image_writer(job.target, out, alpha=info.alpha, quality=cfg.quality, icc_profile=info.icc_profile)))
+    items.append((job.target, image_writer(job.target, out, alpha=info.alpha, quality=cfg.jpeg_quality, icc_profile=info.icc_profile)))
     write_files(items, overwrite=job.overwrite_flags())
 
 
@@ -82,7 +82,7 @@ def pixelate(
     sampling: str = typer.Option("mean", "--sampling", help="Cell colour: 'mean' of its pixels or its 'centre' pixel."),
     feather: int = typer.Option(0, "--feather", min=0, max=MAX_FEATHER, help="Blend the mosaic edge into the image over N pixels."),
     blur: Optional[float] = typer.Option(None, "--blur", help="Gaussian blur with this sigma instead of cells."),
-    quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality of the output."),
+    jpeg_quality: int = typer.Option(95, "--jpeg-quality", min=1, max=100, help="JPEG/WebP quality of the output (as on restore; PNG keeps every pixel exact)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     save_mask: bool = typer.Option(False, "--save-mask", help="Also write NAME.mask.png (255 = pixelated)."),
     faces: bool = typer.Option(False, "--faces", help="Also pixelate the faces CenterFace finds (OpenCV's Haar cascades when it is not installed; check the result)."),
@@ -107,7 +107,7 @@ def pixelate(
         feather=feather,
         blur=blur,
         overwrite=overwrite,
-        quality=quality,
+        jpeg_quality=jpeg_quality,
         save_mask=save_mask,
         faces=faces,
     )
