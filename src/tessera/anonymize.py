@@ -161,20 +161,26 @@ def redact(
     return out, mask, info
 
 
+def padded_boxes(found, pad: float, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The boxes of ``found`` grown by ``pad`` of their size on every side and clipped to the image
+    (boxes that fall outside it are dropped)."""
+    H, W = shape
+    boxes = []
+    for f in found:
+        x, y, w, h = f.box
+        b = clip_box(x - pad * w, y - pad * h, x + w + pad * w, y + h + pad * h, W, H)
+        if b is not None:
+            boxes.append(b)
+    return boxes
+
+
 def anonymize_image(image: np.ndarray, cfg: AnonymizeConfig = AnonymizeConfig()) -> Anonymized:
     """Find what ``cfg.find`` names in an RGB uint8 image and hide it (see :class:`AnonymizeConfig`)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    H, W = image.shape[:2]
     found = find_regions(image, cfg.find, cfg.threshold)
-    boxes = []
-    for f in found:
-        x, y, w, h = f.box
-        b = clip_box(x - cfg.pad * w, y - cfg.pad * h, x + w + cfg.pad * w, y + h + cfg.pad * h, W, H)
-        if b is not None:
-            boxes.append(b)
-    out, mask, info = redact(image, boxes, method=cfg.method, cell=cfg.cell)
+    out, mask, info = redact(image, padded_boxes(found, cfg.pad, image.shape[:2]), method=cfg.method, cell=cfg.cell)
     return Anonymized(out, mask, found, info)
 
 
@@ -259,14 +265,8 @@ def anonymize_frames(frames, cfg: AnonymizeConfig = AnonymizeConfig(), *, window
 
     for i, fr in enumerate(frames):
         img = getattr(fr, "image", fr)
-        H, W = img.shape[:2]
         found = find_regions(img, cfg.find, cfg.threshold)
-        own = []
-        for f in found:
-            x, y, w, h = f.box
-            b = clip_box(x - cfg.pad * w, y - cfg.pad * h, x + w + cfg.pad * w, y + h + cfg.pad * h, W, H)
-            if b is not None:
-                own.append(b)
+        own = padded_boxes(found, cfg.pad, img.shape[:2])
         pending.append((i, img, own, found))
         if len(pending) > window:
             yield emit()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from tessera.restore.marking import NOTICE as DISCLAIMER  # noqa: F401  (what commands print after restoring)
-
 app = typer.Typer(
     name="tessera",
     help=(

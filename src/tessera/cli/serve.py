@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from tessera.cli.app import DISCLAIMER, app, console
+from tessera.cli.app import app, console
+from tessera.restore.marking import NOTICE
 
 
 @app.command()
@@ -41,5 +42,5 @@ def serve(
             highlight=False,
         )
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"Tessera at http://{shown}:{port}/ (API docs at /docs). {DISCLAIMER}", highlight=False)
+    console.print(f"Tessera at http://{shown}:{port}/ (API docs at /docs). {NOTICE}", highlight=False)
     uvicorn.run(create_app(cfg), host=host, port=port, log_level="warning", server_header=False)

@@ -31,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from tessera.io.video import EncodeConfig, Frame, VideoInfo, read_frames, transcode
+from tessera.io.video import EncodeConfig, Frame, VideoInfo, transcode
 from tessera.mosaic.region import Grid, Region, mask_box
 from tessera.video.temporal import TemporalConfig, TemporalSmoother
 from tessera.video.tracks import TrackConfig, Tracker, box_iou, colour_histogram, is_scene_cut
