@@ -83,6 +83,39 @@ def test_dry_run_writes_boxes_only(tmp_path, face_jpeg):
     assert (drawn[y, x : x + w] == (255, 0, 0)).all()  # the face box's top edge is drawn in red
 
 
+SECRET_TAGS = {"title": "Our street", "comment": "taken by Alice", "location": "+48.8577+002.2950/",
+               "creation_time": "2024-01-02T03:04:05Z", "encoder": "SecretPhone 12"}
+
+
+def test_video_tags_are_stripped_unless_kept(tmp_path):
+    av = pytest.importorskip("av")
+    from tessera.video.synth import write_video
+
+    src = write_video(tmp_path / "in.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(5)], tags=SECRET_TAGS, audio=1)
+    with av.open(str(src)) as c:  # the input really carries them (the mp4 muxer writes each)
+        assert {"title", "comment", "location", "creation_time"} <= set(c.metadata)
+
+    def tags(path: Path) -> tuple[dict, list[dict], list[str]]:
+        with av.open(str(path)) as c:
+            return dict(c.metadata), [dict(s.metadata) for s in c.streams], [s.type for s in c.streams]
+
+    code, out = invoke("anonymize", src, "-o", tmp_path / "out.mp4", "--find", "faces")
+    assert code == 0, out
+    top, streams, types = tags(tmp_path / "out.mp4")
+    assert types == ["video", "audio"]  # the sound is content: kept
+    assert not {"title", "comment", "location", "creation_time"} & set(top), top
+    assert not any("SecretPhone" in v or "Alice" in v or "48.8577" in v for v in [*top.values(), *(v for s in streams for v in s.values())])
+    assert all("creation_time" not in s for s in streams)
+    assert json.loads((tmp_path / "out.json").read_text())["metadata"].startswith("stripped")
+
+    code, out = invoke("anonymize", src, "-o", tmp_path / "kept.mp4", "--find", "faces", "--keep-metadata")
+    assert code == 0, out
+    top, streams, _ = tags(tmp_path / "kept.mp4")
+    assert top["title"] == "Our street" and top["comment"] == "taken by Alice" and top["location"] == "+48.8577+002.2950/"
+    assert top["creation_time"].startswith("2024-01-02T03:04:05")
+    assert top["encoder"] != "SecretPhone 12"  # the muxer names itself, never the input's encoder
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -92,7 +92,9 @@ def _plan_videos(videos: list[Path], output: Path, single: bool) -> list[Job]:
 
 def anonymize_video(job: Job, cfg: AnonymizeCliConfig) -> None:
     """A video, streamed: frames decoded, anonymized with a temporal window, encoded; audio and
-    other streams copied. --check does not apply to videos; --dry-run writes the JSON only."""
+    subtitle streams copied. Container and stream tags (title, comment, location, creation time,
+    encoder...) and data streams (GPS telemetry) are dropped unless --keep-metadata, as EXIF is
+    for images. --check does not apply to videos; --dry-run writes the JSON only."""
     from tessera.anonymize import anonymize_frames
     from tessera.io.video import read_frames, transcode
 
@@ -107,11 +109,12 @@ def anonymize_video(job: Job, cfg: AnonymizeCliConfig) -> None:
         for _ in anonymize_frames(read_frames(job.source), lib, log=log):
             pass
     else:
-        transcode(job.source, job.target, lambda frames: anonymize_frames(frames, lib, log=log), overwrite=cfg.overwrite)
+        transcode(job.source, job.target, lambda frames: anonymize_frames(frames, lib, log=log), overwrite=cfg.overwrite,
+                  keep_metadata=cfg.keep_metadata)
     doc = {
         "video": str(job.source), "frames": len(log), "window": 3, "dry_run": cfg.dry_run,
         "frames_with_finds": sum(bool(e["found"]) for e in log), "per_frame": log,
-        "note": "container and stream tags are copied by the video writer (the metadata is not stripped for videos yet)",
+        "metadata": "kept" if cfg.keep_metadata else "stripped (container and stream tags, data and attachment streams)",
     }
     _write_json(json_path, doc, cfg.overwrite)
 
@@ -197,7 +200,7 @@ def anonymize(
     cell: str = typer.Option("auto", "--cell", help="Mosaic cell (blur: 2 x sigma) in pixels, or 'auto' (scales with each region)."),
     pad: float = typer.Option(0.15, "--pad", help="Grow each found box by this fraction of its size on every side."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Detector score threshold in (0, 1); lower finds more (default: each finder's own)."),
-    keep_metadata: bool = typer.Option(False, "--keep-metadata", help="Keep the input's EXIF (incl. GPS!). By default only the pixels (and colour profile) are written."),
+    keep_metadata: bool = typer.Option(False, "--keep-metadata", help="Keep the input's EXIF (incl. GPS!) or a video's tags and data streams. By default only the pixels (and colour profile) are written."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Hide nothing: write NAME.json and NAME.boxes.png (the boxes drawn on the image) only."),
     check: bool = typer.Option(False, "--check", help="Attack each redaction with our restorer; PSNR and (faces) identity match go into NAME.json."),
     jpeg_quality: int = typer.Option(95, "--jpeg-quality", min=1, max=100, help="JPEG/WebP quality of the output (as on restore; PNG keeps every pixel exact)."),

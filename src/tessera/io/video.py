@@ -9,7 +9,8 @@ with their timestamps, and a transcode that re-encodes only the video stream.
   ``crf``/``preset``) with every input frame's timestamp (variable frame rate included); every other
   stream (all audio tracks, subtitles, data, attachments) is copied packet for packet, not
   re-encoded; container and stream tags, dispositions, rotation and colour metadata (primaries,
-  transfer, matrix, range) are kept. One pass over the input: memory holds only the frames
+  transfer, matrix, range) are kept (the tags and data streams are dropped with
+  ``keep_metadata=False``: :func:`strip_metadata`). One pass over the input: memory holds only the frames
   ``process`` keeps, never the whole video. The output is written to a hidden temporary file beside
   the target and renamed into place only when complete: an error or Ctrl-C leaves no partial file.
 """
@@ -392,6 +393,7 @@ def transcode(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     copy_streams: bool = True,
+    keep_metadata: bool = True,
 ) -> VideoInfo:
     """Decode ``src``, run ``process`` on its frames, encode the images it yields into ``dst``
     and copy every other stream packet for packet (see the module docstring).
@@ -401,6 +403,8 @@ def transcode(
     ``start``/``end``: seconds of the input to keep (the output keeps the input's timestamps).
     ``progress(done, total)`` is called after each encoded frame (total 0 when unknown).
     ``copy_streams=False`` writes the video stream alone (e.g. a mask video).
+    ``keep_metadata=False`` writes no container or stream tags and no data or attachment streams
+    (see :func:`strip_metadata`), as ``tessera anonymize`` does unless ``--keep-metadata``.
     Returns the input's :class:`VideoInfo`. Raises :class:`VideoReadError` / :class:`VideoWriteError`.
     """
     av = _av()
@@ -427,7 +431,7 @@ def transcode(
                 if s.index == vs.index:
                     ov, pix, rng = _setup_video(out, vs, enc, info.rotation, dst)
                     continue
-                if not copy_streams:
+                if not copy_streams or not (keep_metadata or carries_content(s)):
                     continue
                 try:
                     o = out.add_stream_from_template(s)
@@ -439,6 +443,8 @@ def transcode(
                 except (AttributeError, TypeError, ValueError):  # pragma: no cover
                     pass
                 copies[s.index] = o
+            if not keep_metadata:
+                strip_metadata(out)
             colorspace = vs.codec_context.colorspace or None
             try:
                 out.start_encoding()
@@ -507,3 +513,108 @@ def transcode(
 def copy_video(src, dst, **kwargs) -> VideoInfo:
     """Re-encode ``src`` unchanged (every other stream copied): the identity :func:`transcode`."""
     return transcode(src, dst, lambda frames: (f.image for f in frames), **kwargs)
+
+
+# ----------------------------------------------------------------------------- metadata and side outputs
+
+# Stream types that hold what a viewer sees or hears; the others (data: GPS and sensor telemetry,
+# timecodes; attachments: cover pictures, fonts) are metadata.
+_CONTENT_TYPES = {"video", "audio", "subtitle"}
+
+
+def carries_content(stream) -> bool:
+    """True for video, audio and subtitle streams; False for data and attachment streams (GPS or
+    sensor telemetry, timecode tracks, cover pictures, fonts), which ``keep_metadata=False`` drops."""
+    return stream.type in _CONTENT_TYPES
+
+
+def strip_metadata(out) -> None:
+    """Remove every tag of an output container and of its streams before writing starts: title,
+    comment, artist, location (GPS), creation_time, the input's encoder, handler names, languages...
+    Only what the muxer writes itself (its own ``encoder`` name, a default handler) remains.
+    Timestamps, colour metadata and the display rotation are kept: they are how the picture is shown."""
+    out.metadata.clear()
+    for s in out.streams:
+        s.metadata.clear()
+
+
+class FrameWriter:
+    """A video of its own beside a :func:`transcode` output (e.g. the per-frame mask video):
+    ``write(image, pts)`` encodes RGB uint8 images with the source's timestamps (``like``: the
+    source's :class:`VideoInfo`); no other streams, no tags. Lossless by default (crf 0).
+    Atomic: written to a hidden temporary file and renamed into place by :meth:`close`; leaving a
+    ``with`` block by an exception (or :meth:`abort`) removes it."""
+
+    def __init__(self, path: str | os.PathLike[str], like: VideoInfo, *, encode: EncodeConfig | None = None, overwrite: bool = False) -> None:
+        av = _av()
+        self.path = Path(path)
+        self.overwrite = overwrite
+        fmt = WRITE_FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise VideoWriteError(self.path, f"cannot write {self.path.suffix or 'files without an extension'}; use one of {', '.join(sorted(WRITE_FORMATS))}")
+        if self.path.exists() and not overwrite:
+            raise VideoWriteError(self.path, "exists; use --overwrite to replace it")
+        enc = encode or EncodeConfig(crf=0, preset="veryfast")
+        self.size = (like.height, like.width)
+        self.time_base = like.time_base
+        self.tmp = _temp_beside(self.path)
+        try:
+            self.out = av.open(str(self.tmp), "w", format=fmt)
+            self.stream = self.out.add_stream(enc.codec, rate=like.fps or 25)
+            cc = self.stream.codec_context
+            cc.width, cc.height, cc.pix_fmt = like.width, like.height, "yuv420p"
+            cc.time_base = self.stream.time_base = like.time_base
+            if enc.codec in ("libx264", "libx265"):
+                cc.options = {"crf": str(int(enc.crf)), "preset": enc.preset}
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, (av.error.FFmpegError, ValueError)):
+                raise VideoWriteError(self.path, f"cannot start the video ({_ffmpeg_reason(exc)})") from None
+            raise
+
+    def write(self, image: np.ndarray, pts: int) -> None:
+        """Encode one RGB uint8 (H, W, 3) image (or a bool/uint8 (H, W) mask: white = True) at ``pts``."""
+        av = _av()
+        a = np.asarray(image)
+        if a.ndim == 2:
+            a = np.repeat((a.astype(bool) * np.uint8(255) if a.dtype == bool else a)[..., None], 3, axis=2)
+        if a.shape[:2] != self.size or a.dtype != np.uint8:
+            raise ValueError(f"expected a {self.size[0]}x{self.size[1]} uint8 image or bool mask, got {a.dtype} {a.shape}")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24").reformat(format="yuv420p")
+        vf.pts, vf.time_base = int(pts), self.time_base
+        for p in self.stream.encode(vf):
+            self.out.mux(p)
+
+    def close(self) -> Path:
+        """Flush the encoder, close the file and move it into place; returns the path."""
+        try:
+            for p in self.stream.encode(None):
+                self.out.mux(p)
+            self.out.close()
+            _move_into_place(self.tmp, self.path, self.overwrite)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Close and remove the temporary file (nothing is written at ``path``)."""
+        out = getattr(self, "out", None)
+        if out is not None:
+            try:
+                out.close()
+            except Exception:  # noqa: BLE001 - already failing: only the file's removal matters
+                pass
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+    def __enter__(self) -> "FrameWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
