@@ -8,7 +8,7 @@ train cases, accuracy on the val cases' crops; 50 % = indistinguishable). Writes
 benchmarks/RESULTS.md (between the '<!-- perceptual -->' markers).
 
     python -m benchmarks.perceptual [--cases 40] [--sets faces,scenes] [--models smooth,fidelity,gan]
-    python -m benchmarks.perceptual --fit-niqe   # refit src/tessera/niqe_pristine.npz on the train photos
+    python -m benchmarks.perceptual --fit-niqe   # refit src/tessera/evaluate/niqe_pristine.npz on the train photos
 
 In --models, ``fidelity`` and ``gan`` stand for the set's models (``faces`` / ``faces-gan``); any
 other name or .safetensors path is used as is; ``SET:path`` gives a per-set file
@@ -31,7 +31,7 @@ DATA = ROOT.parent / "shared" / "data"
 def fit_pristine(per_set: int = 250, max_side: int = 256, seed: int = 0) -> Path:
     """Fit the NIQE pristine model on a seeded subset of faces/train and scenes/train."""
     from tessera.evaluate import load_folder
-    from tessera.perceptual import NIQE_MODEL, fit_niqe
+    from tessera.evaluate import NIQE_MODEL, fit_niqe
 
     rng = np.random.default_rng(seed)
     images = []
@@ -74,7 +74,7 @@ def restore_all(cases, model: str) -> list[np.ndarray]:
 
 def run_set(set_name: str, models: list[str], n_cases: int, n_train: int, seed: int) -> tuple[str, dict]:
     from tessera.evaluate import load_folder, make_cases, score_case
-    from tessera.perceptual import detail_ratio, niqe, pair_crops, two_sample_critic
+    from tessera.evaluate import detail_ratio, niqe, pair_crops, two_sample_critic
 
     val_cases = make_cases(load_folder(DATA / set_name / "val"), n_cases, seed)
     train_imgs = load_folder(DATA / set_name / "train")

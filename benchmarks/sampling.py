@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from benchmarks._results import write_section
-from restore import machine
+from benchmarks.restore import machine
 
 from tessera.evaluate import load_folder, make_cases, psnr
 from tessera.restore.pipeline import SAMPLING_RATIO, restore_image

@@ -30,6 +30,7 @@ def test_wheel_contains_every_shipped_weight_and_card(wheel):
     for file in SHIPPED.values():
         assert f"tessera/weights/{file}" in names
         assert f"tessera/weights/{Path(file).with_suffix('.md')}" in names
+    assert "tessera/evaluate/niqe_pristine.npz" in names  # the NIQE pristine model is package data too
 
 
 @pytest.mark.slow

@@ -11,24 +11,26 @@ import pytest
 import torch
 from PIL import Image
 
-from tessera.evaluate import EvalConfig, markdown_table, run_eval
-from tessera.perceptual import (
+from tessera.evaluate import (
+    EvalConfig,
     NIQE_MODEL,
     NiqeModel,
     detail_ratio,
     fit_aggd,
     fit_ggd,
     gradient_magnitude,
+    markdown_table,
     mscn,
     mvg_distance,
     niqe,
     niqe_features,
     pair_crops,
+    run_eval,
     two_sample_critic,
 )
 from tessera.train.losses import masked_detail_ratio
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOAT = ROOT / "examples" / "boat.png"
 
 

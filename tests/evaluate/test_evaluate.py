@@ -15,7 +15,7 @@ from tessera.evaluate import PSNR_CAP, EvalConfig, Score, blockiness, interior, 
 from tessera.mosaic.pixelate import pixelate
 from tessera.mosaic.region import Grid
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOAT = ROOT / "examples" / "boat.png"
 
 

@@ -1,31 +1,91 @@
-"""Perceptual measures of a restoration, built from what we have offline (no ImageNet networks):
+"""Metrics of a restoration: pure functions of RGB uint8 (H, W, 3) images and bool (H, W) masks.
 
+- :func:`psnr`, :func:`ssim` inside a mask; :func:`interior` (the part of a mask far from any
+  visible pixel); :func:`blockiness` (how visible a mosaic lattice still is);
 - :func:`detail_ratio`: mean gradient magnitude inside the region, restored / original
   (1.0 = as much fine detail as the photo; a smudge is well below 1, overdone texture above);
 - :func:`niqe`: NIQE (Mittal, Soundararajan and Bovik 2013, "Making a completely blind image
   quality analyzer"): the distance between a multivariate Gaussian fitted to natural-scene
   statistics of the image's patches and one fitted to pristine photos; lower = more natural.
   Our pristine model is fitted on the train photos of ``../shared/data`` (:func:`fit_niqe`,
-  shipped as ``niqe_pristine.npz``), with 32-px patches so that a restored region of a
-  few hundred pixels a side is scored on its own;
-- :func:`two_sample_critic`: a fresh small CNN trained to tell real crops from restored ones
-  (crops of train cases), scored on held-out crops: 50 % accuracy = indistinguishable.
+  shipped as package data ``evaluate/niqe_pristine.npz``), with 32-px patches so that a restored
+  region of a few hundred pixels a side is scored on its own.
 
-All take RGB uint8 (H, W, 3) images and bool (H, W) masks.
+The flicker of a restored video lives with the temporal code (:func:`tessera.video.temporal.flicker`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tessera.mosaic.region import Grid
+
 NIQE_MODEL = Path(__file__).resolve().parent / "niqe_pristine.npz"
 NIQE_PATCH = 32  # patch side at full scale (the half scale uses the same tiles, 16 px)
 NIQE_SHARPNESS = 0.75  # pristine patches: local contrast above this share of the image's sharpest patch
+
+
+# ----------------------------------------------------------------------------- PSNR, SSIM, blockiness
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB over the pixels of ``mask`` (all pixels when None), 8-bit peak. inf when identical."""
+    a, b = pred.astype(np.float64), target.astype(np.float64)
+    if mask is not None:
+        a, b = a[mask], b[mask]
+    if a.size == 0:
+        return float("nan")
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def ssim(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, window: int = 11) -> float:
+    """Mean SSIM (Gaussian window 11, sigma 1.5, per channel; kornia) over the pixels of ``mask``."""
+    import torch
+    from kornia.metrics import ssim as kssim
+
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+
+    if min(pred.shape[:2]) < window:
+        window = max(3, min(pred.shape[:2]) // 2 * 2 - 1)
+    smap = kssim(t(pred), t(target), window_size=window, max_val=1.0)[0].mean(0).numpy()
+    return float(smap[mask].mean() if mask is not None else smap.mean())
+
+
+def interior(mask: np.ndarray, margin: int = 16) -> np.ndarray:
+    """The pixels of ``mask`` farther than ``margin`` px (Euclidean) from every pixel outside it:
+    where a restorer has no visible context nearby. Pixels at the image border count as inside."""
+    import cv2
+
+    padded = np.pad(mask, 1, constant_values=True).astype(np.uint8)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    return mask & (dist > margin)
+
+
+def blockiness(image: np.ndarray, mask: np.ndarray, grid: Grid) -> float:
+    """How visible the mosaic lattice still is inside ``mask``: the mean absolute step across the
+    lattice's cell edges divided by the mean step between other neighbouring pixels (each + 0.5 grey
+    levels). About 1.0 for a natural image; far above 1 for a mosaic."""
+    img = image.astype(np.float64).mean(axis=2)
+    ratios = []
+    for axis, cell, phase in ((1, grid.cell_w, grid.phase_x), (0, grid.cell_h, grid.phase_y)):
+        d = np.abs(np.diff(img, axis=axis))
+        both = mask[:, 1:] & mask[:, :-1] if axis == 1 else mask[1:] & mask[:-1]
+        idx = np.arange(1, img.shape[axis])  # step between idx-1 and idx
+        on = ((idx - phase) % cell) == 0
+        on = on[None, :] if axis == 1 else on[:, None]
+        sel_on, sel_off = both & on, both & ~on
+        if sel_on.sum() == 0 or sel_off.sum() == 0:
+            continue
+        ratios.append((d[sel_on].mean() + 0.5) / (d[sel_off].mean() + 0.5))
+    return float(np.mean(ratios)) if ratios else 1.0
+
 
 
 # ----------------------------------------------------------------------------- detail ratio
@@ -230,91 +290,3 @@ def niqe(image: np.ndarray, mask: np.ndarray | None = None, model: NiqeModel | N
     feats = niqe_features(image, model.patch)
     cov = np.cov(feats, rowvar=False) if len(feats) > 1 else np.zeros_like(model.cov)
     return mvg_distance(model.mean, model.cov, feats.mean(0), cov)
-
-
-# ----------------------------------------------------------------------------- two-sample critic
-
-
-def region_crops(image: np.ndarray, mask: np.ndarray, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, size, size, 4) uint8 crops (RGB + mask * 255) whose centre pixel lies in ``mask``,
-    at seeded positions (the same for the same rng state, so real and restored crops pair up)."""
-    H, W = mask.shape
-    if H < size or W < size:
-        raise ValueError(f"critic crops of {size} px need an image at least that large, got {H}x{W}")
-    ys, xs = np.nonzero(mask)
-    out = np.empty((n, size, size, 4), np.uint8)
-    for k in range(n):
-        i = rng.integers(len(ys))
-        y0 = min(max(int(ys[i]) - size // 2, 0), H - size)
-        x0 = min(max(int(xs[i]) - size // 2, 0), W - size)
-        out[k, ..., :3] = image[y0 : y0 + size, x0 : x0 + size, :3]
-        out[k, ..., 3] = mask[y0 : y0 + size, x0 : x0 + size] * 255
-    return out
-
-
-def pair_crops(
-    restored: Sequence[np.ndarray], originals: Sequence[np.ndarray], masks: Sequence[np.ndarray], *, per_case: int = 8, size: int = 32, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Real and restored crops at the same seeded positions of each case: two (N, size, size, 4) arrays."""
-    rng = np.random.default_rng(seed)
-    real, fake = [], []
-    for out, clean, mask in zip(restored, originals, masks):
-        state = rng.bit_generator.state
-        real.append(region_crops(clean, mask, per_case, size, rng))
-        rng.bit_generator.state = state
-        fake.append(region_crops(out, mask, per_case, size, rng))
-    return np.concatenate(real), np.concatenate(fake)
-
-
-def _critic(width: int):
-    from torch import nn
-
-    return nn.Sequential(
-        nn.Conv2d(4, width, 3, 1, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(width, 2 * width, 3, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(2 * width, 2 * width, 3, 2, 1), nn.LeakyReLU(0.2),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 1),
-    )
-
-
-def _tensor(crops: np.ndarray):
-    import torch
-
-    t = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return t
-
-
-def two_sample_critic(
-    train_real: np.ndarray, train_fake: np.ndarray, test_real: np.ndarray, test_fake: np.ndarray,
-    *, steps: int = 300, batch: int = 64, width: int = 16, lr: float = 1e-3, seed: int = 0,
-) -> float:
-    """Accuracy (0-1) on the test crops of a fresh critic trained ``steps`` Adam steps to tell
-    the train real crops from the train restored ones (half of each batch each). 0.5 = the
-    restorations cannot be told from photos by this critic; 1.0 = always told apart."""
-    import torch
-    import torch.nn.functional as F
-
-    if min(len(train_real), len(train_fake), len(test_real), len(test_fake)) == 0:
-        raise ValueError("the two-sample critic needs real and restored crops for training and testing")
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        net = _critic(width)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
-    tr, tf = _tensor(train_real), _tensor(train_fake)
-    half = max(batch // 2, 1)
-    y = torch.cat([torch.ones(half), torch.zeros(half)])
-    net.train()
-    for _ in range(steps):
-        ir = torch.randint(len(tr), (half,), generator=g)
-        jf = torch.randint(len(tf), (half,), generator=g)
-        logits = net(torch.cat([tr[ir], tf[jf]]))[:, 0]
-        loss = F.binary_cross_entropy_with_logits(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    net.eval()
-    with torch.no_grad():
-        pr = torch.cat([net(c)[:, 0] for c in _tensor(test_real).split(256)])
-        pf = torch.cat([net(c)[:, 0] for c in _tensor(test_fake).split(256)])
-    return float(0.5 * ((pr > 0).float().mean() + (pf <= 0).float().mean()))
