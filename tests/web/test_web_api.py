@@ -21,6 +21,7 @@ with warnings.catch_warnings():  # Starlette now prefers httpx2; httpx still wor
 
 from tessera.web import WebConfig, create_app  # noqa: E402
 from tessera.web import tasks as web_tasks  # noqa: E402
+from webjobs import wait_for  # noqa: E402
 
 BOX = (24, 16, 48, 40)  # x, y, w, h of the mosaic in the 96x80 crop
 CELL = 8
@@ -269,16 +270,6 @@ def test_a_full_queue_answers_503_with_retry_after(scene):
         time.sleep(0.05)
         assert c.post("/api/pixelate", files={"image": ("x.png", png(mosaic), "image/png")}).status_code == 200
         assert leftovers(c) == []
-
-
-def wait_for(c: TestClient, job_id: str, timeout: float = 60) -> dict:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        s = c.get(f"/api/jobs/{job_id}").json()
-        if s["status"] in ("done", "failed", "cancelled"):
-            return s
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {s}")
 
 
 def test_jobs_run_report_and_download_and_delete(api, scene):

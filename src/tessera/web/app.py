@@ -158,8 +158,9 @@ def _status_for(exc: BaseException) -> int:
 
 def _message(exc: BaseException) -> str:
     from tessera.io.image import ImageIOError
+    from tessera.io.video import VideoError
 
-    if isinstance(exc, ImageIOError):  # the path is a server-made temporary name: say which upload
+    if isinstance(exc, (ImageIOError, VideoError)):  # the path is a server-made temporary name: say which upload
         return f"{exc.path.name}: {exc.reason}"
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
@@ -259,8 +260,15 @@ def create_app(config: WebConfig) -> FastAPI:
         except Exception as exc:
             raise HTTPException(_status_for(exc), _message(exc)) from exc
 
-    def run_job(job: Job, fn: Callable, params: Any, outputs: dict[str, tuple[str, str, str]]) -> None:
-        """Runs on a worker: the task with progress reports; outputs kept in the job's folder."""
+    async def image_work(fn: Callable, params: Any, image: UploadFile, mask: UploadFile | None, *, synthesized: bool):
+        """A synchronous image request: the result PNG, or JSON with both images (``with_mask``)."""
+        uploads = {tasks.IMAGE: image, tasks.MASK: mask if _is_upload(mask) else None}
+        done, files = await run_now(fn, params, uploads, (tasks.RESULT, tasks.RESULT_MASK))
+        return _image_answer(done, files, params.with_mask, synthesized=synthesized)
+
+    def run_job(job: Job, fn: Callable, params: Any, outputs: Callable[[dict], dict[str, tuple[str, str, str]]]) -> None:
+        """Runs on a worker: the task with progress reports; its outputs (``outputs(info)``: name ->
+        (file, media type, download name)) kept in the job's folder, every other file removed."""
         job.status, job.started = "running", time.time()
         try:
             if job.cancel_requested:
@@ -268,10 +276,10 @@ def create_app(config: WebConfig) -> FastAPI:
             info = fn(job.folder, params, config.max_pixels, job.report)
             if job.cancel_requested:
                 raise Cancelled("cancelled")
-            if isinstance(info, dict) and tasks.RESULT_JSON in outputs:
+            if job.task == "detect":
                 (job.folder / tasks.RESULT_JSON).write_text(json.dumps(info))
             job.info = info if isinstance(info, dict) else {}
-            for key, (filename, media, download) in outputs.items():
+            for key, (filename, media, download) in outputs(job.info).items():
                 if (job.folder / filename).exists():
                     job.outputs[key] = (job.folder / filename, media, download)
             job.progress, job.status = 1.0, "done"
@@ -281,7 +289,7 @@ def create_app(config: WebConfig) -> FastAPI:
             job.status, job.error = "failed", _message(exc)
         finally:
             job.finished = time.time()
-            for name in (tasks.IMAGE, tasks.MASK):
+            for name in (tasks.IMAGE, tasks.MASK, tasks.VIDEO):
                 (job.folder / name).unlink(missing_ok=True)
             if job.cancel_requested:
                 store.remove(job)
@@ -319,7 +327,7 @@ def create_app(config: WebConfig) -> FastAPI:
             "default_model": "default",
             "default_is": DEFAULT_MODEL,
             "actions": {"detect": True, "restore": True, "pixelate": True, "blur": True, "solid": True,
-                        "anonymize": tasks.anonymize_available(), "video": False},
+                        "anonymize": tasks.anonymize_available(), "video": tasks.video_available()},
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                        "workers": config.workers, "queue": config.queue},
             "busy": queue.busy,
@@ -359,14 +367,9 @@ def create_app(config: WebConfig) -> FastAPI:
         feather: int = Form(0, description="Blend the restoration in over N pixels inside the mask."),
         with_mask: bool = Form(False, description="Answer JSON with the result and the synthesized mask as PNG data URLs."),
     ):
-        params = tasks.RestoreParams(
-            model=model, sampling=sampling, kind=kind, cell=tasks.parse_pair(cell, "cell"),
-            phase=tasks.parse_pair(phase, "phase") or (0, 0), feather=feather, with_mask=with_mask,
-            name=tasks.download_name(image.filename),
-        )
-        uploads = {tasks.IMAGE: image, tasks.MASK: mask if _is_upload(mask) else None}
-        done, files = await run_now(tasks.run_restore, params, uploads, (tasks.RESULT, tasks.RESULT_MASK))
-        return _image_answer(done, files, with_mask, synthesized=True)
+        params = tasks.RestoreParams.from_form(model=model, sampling=sampling, kind=kind, cell=cell, phase=phase, feather=feather,
+                                               with_mask=with_mask, name=tasks.download_name(image.filename))
+        return await image_work(tasks.run_restore, params, image, mask, synthesized=True)
 
     @app.post(
         "/api/pixelate",
@@ -386,14 +389,9 @@ def create_app(config: WebConfig) -> FastAPI:
         sigma: float = Form(8.0, description="Blur sigma (method blur)."),
         with_mask: bool = Form(False, description="Answer JSON with the result and the changed-pixel mask as data URLs."),
     ):
-        params = tasks.PixelateParams(
-            method=method, cell=tasks.parse_pair(cell, "cell") or (12, 12), phase=tasks.parse_pair(phase, "phase") or (0, 0),
-            sampling=sampling, feather=feather, sigma=sigma, boxes=tasks.parse_boxes(boxes), with_mask=with_mask,
-            name=tasks.download_name(image.filename),
-        )
-        uploads = {tasks.IMAGE: image, tasks.MASK: mask if _is_upload(mask) else None}
-        done, files = await run_now(tasks.run_pixelate, params, uploads, (tasks.RESULT, tasks.RESULT_MASK))
-        return _image_answer(done, files, with_mask, synthesized=False)
+        params = tasks.PixelateParams.from_form(method=method, cell=cell, phase=phase, sampling=sampling, feather=feather, sigma=sigma,
+                                                boxes=boxes, with_mask=with_mask, name=tasks.download_name(image.filename))
+        return await image_work(tasks.run_pixelate, params, image, mask, synthesized=False)
 
     @app.post(
         "/api/anonymize",
@@ -412,19 +410,19 @@ def create_app(config: WebConfig) -> FastAPI:
     ):
         if not tasks.anonymize_available():
             return _json_error(501, NO_ANONYMIZE)
-        params = tasks.AnonymizeParams(find=tasks.parse_find(find), method=method, cell=tasks.parse_cell_auto(cell), pad=pad,
-                                       threshold=threshold, with_mask=with_mask, name=tasks.download_name(image.filename))
-        params.config()  # a bad value is a 400 before any work is queued
-        done, files = await run_now(tasks.run_anonymize, params, {tasks.IMAGE: image}, (tasks.RESULT, tasks.RESULT_MASK))
-        return _image_answer(done, files, with_mask, synthesized=False)
+        params = tasks.AnonymizeParams.from_form(find=find, method=method, cell=cell, pad=pad, threshold=threshold,
+                                                 with_mask=with_mask, name=tasks.download_name(image.filename))
+        return await image_work(tasks.run_anonymize, params, image, None, synthesized=False)
 
     # -------------------------------------------------------------------------------- jobs
 
-    @app.post("/api/jobs", status_code=202, summary="Start long work (big images) as a job: returns its id")
+    @app.post("/api/jobs", status_code=202,
+              summary="Start long work (videos, big images) as a job: returns its id; poll it for progress and ETA")
     async def create_job(
-        task: str = Form(..., description="detect, restore, pixelate or anonymize."),
-        image: UploadFile = File(...),
-        mask: UploadFile | None = File(None),
+        task: str = Form(..., description="detect, restore, pixelate or anonymize (videos: restore, pixelate or anonymize)."),
+        image: UploadFile | None = File(None, description="The image; a video sent here is recognised by its type or extension."),
+        video: UploadFile | None = File(None, description="The video (any format FFmpeg reads), instead of image."),
+        mask: UploadFile | None = File(None, description="Optional mask image (white = selected), the frame's size; for a video it holds in every frame."),
         model: str = Form("default"),
         sampling: str | None = Form(None),
         kind: str = Form("auto"),
@@ -439,47 +437,58 @@ def create_app(config: WebConfig) -> FastAPI:
         find: str = Form("faces"),
         pad: float = Form(0.15),
         threshold: float | None = Form(None),
+        with_mask: bool = Form(False, description="Videos: also write the per-frame mask video (images always get their mask)."),
+        crf: int = Form(18, description="Videos: the encoder's quality, 0 (lossless) .. 51."),
+        preset: str = Form("medium", description="Videos: x264's speed preset, ultrafast .. veryslow."),
     ) -> dict:
-        name = tasks.download_name(image.filename)
-        fn: Callable
-        if task == "detect":
-            fn, params = tasks.run_detect, tasks.DetectParams(min_area=min_area, sensitivity=sensitivity, with_mask=True)
-            outputs = {"result": (tasks.RESULT_JSON, "application/json", f"{name}.regions.json"),
-                       "mask": (tasks.RESULT_MASK, "image/png", f"{name}.mask.png")}
+        upload = video if _is_upload(video) else image
+        if not _is_upload(upload):
+            raise tasks.BadInput("send the file to work on as image (or video)")
+        name = tasks.download_name(upload.filename)
+        is_video = upload is video or tasks.looks_like_video(upload.filename, upload.content_type)
+        params: Any
+        if task == "detect" and not is_video:
+            params = tasks.DetectParams(min_area=min_area, sensitivity=sensitivity, with_mask=True)
         elif task == "restore":
-            fn, params = tasks.run_restore, tasks.RestoreParams(
-                model=model, sampling=sampling or "auto", kind=kind, cell=tasks.parse_pair(cell, "cell"),
-                phase=tasks.parse_pair(phase, "phase") or (0, 0), feather=feather, name=name)
-            outputs = {"result": (tasks.RESULT, "image/png", f"{name}.restored.png"),
-                       "mask": (tasks.RESULT_MASK, "image/png", f"{name}.synthesized.png")}
+            params = tasks.RestoreParams.from_form(model=model, sampling=sampling, kind=kind, cell=cell, phase=phase, feather=feather, name=name)
         elif task == "pixelate":
-            fn, params = tasks.run_pixelate, tasks.PixelateParams(
-                method=method, cell=tasks.parse_pair(cell, "cell") or (12, 12), phase=tasks.parse_pair(phase, "phase") or (0, 0),
-                sampling=sampling or "mean", feather=feather, sigma=sigma, boxes=tasks.parse_boxes(boxes), name=name)
-            outputs = {"result": (tasks.RESULT, "image/png", f"{name}.{method}.png"),
-                       "mask": (tasks.RESULT_MASK, "image/png", f"{name}.{method}.mask.png")}
+            params = tasks.PixelateParams.from_form(method=method, cell=cell, phase=phase, sampling=sampling, feather=feather,
+                                                    sigma=sigma, boxes=boxes, name=name)
         elif task == "anonymize":
             if not tasks.anonymize_available():
                 return _json_error(501, NO_ANONYMIZE)  # type: ignore[return-value]
-            fn, params = tasks.run_anonymize, tasks.AnonymizeParams(
-                find=tasks.parse_find(find), method=method, cell=tasks.parse_cell_auto(cell), pad=pad, threshold=threshold, name=name)
-            params.config()
-            outputs = {"result": (tasks.RESULT, "image/png", f"{name}.anonymized.png"),
-                       "mask": (tasks.RESULT_MASK, "image/png", f"{name}.anonymized.mask.png")}
+            params = tasks.AnonymizeParams.from_form(find=find, method=method, cell=cell, pad=pad, threshold=threshold, name=name)
         else:
-            raise tasks.BadInput(f"task must be detect, restore, pixelate or anonymize, got {task!r}")
+            kinds = "restore, pixelate or anonymize" if is_video else "detect, restore, pixelate or anonymize"
+            raise tasks.BadInput(f"task must be {kinds} for {'a video' if is_video else 'an image'}, got {task!r}")
+        fn: Callable
+        if is_video:
+            if not tasks.video_available():
+                return _json_error(501, "videos need PyAV (pip install 'tessera[video]')")  # type: ignore[return-value]
+            container = ".mkv" if Path(str(upload.filename or "")).suffix.lower() in tasks.MKV_INPUTS else ".mp4"
+            fn, params = tasks.run_video, tasks.VideoParams(params, with_mask=with_mask, crf=crf, preset=preset, container=container)
+            outputs, saved_as = tasks.video_outputs, tasks.VIDEO
+        elif task == "detect":
+            fn, saved_as = tasks.run_detect, tasks.IMAGE
+
+            def outputs(_info: dict) -> dict[str, tuple[str, str, str]]:
+                return {"result": (tasks.RESULT_JSON, "application/json", f"{name}.regions.json"),
+                        "mask": (tasks.RESULT_MASK, "image/png", f"{name}.mask.png")}
+        else:
+            fn = {"restore": tasks.run_restore, "pixelate": tasks.run_pixelate, "anonymize": tasks.run_anonymize}[task]
+            outputs, saved_as = tasks.image_outputs, tasks.IMAGE
         if queue.full():
             raise Busy("the server is busy; retry later", queue.retry_after())
         job = store.new(task)
         try:
-            await run_in_threadpool(_save, image, job.folder / tasks.IMAGE)
-            if _is_upload(mask):
+            await run_in_threadpool(_save, upload, job.folder / saved_as)
+            if _is_upload(mask) and task != "anonymize":
                 await run_in_threadpool(_save, mask, job.folder / tasks.MASK)
             job.future = queue.submit(run_job, job, fn, params, outputs)
         except BaseException:
             store.remove(job)
             raise
-        return {"id": job.id, "status": job.status, "url": f"/api/jobs/{job.id}"}
+        return {"id": job.id, "status": job.status, "url": f"/api/jobs/{job.id}", "video": is_video}
 
     @app.get("/api/jobs", summary="Every job this server keeps")
     async def list_jobs() -> dict:

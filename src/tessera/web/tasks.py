@@ -90,6 +90,27 @@ class RestoreParams:
         if not 0 <= self.feather <= 256:
             raise BadInput(f"feather must be within 0..256 pixels, got {self.feather}")
 
+    @classmethod
+    def from_form(cls, *, model: str, sampling: str | None, kind: str, cell: str | None, phase: str | None,
+                  feather: int, name: str, with_mask: bool = False) -> "RestoreParams":
+        """From a request's form fields (strings as sent)."""
+        return cls(model=model, sampling=sampling or "auto", kind=kind, cell=parse_pair(cell, "cell"),
+                   phase=parse_pair(phase, "phase") or (0, 0), feather=feather, with_mask=with_mask, name=name)
+
+    def grid(self):
+        """The known lattice (cell and phase given), else None: estimated per region."""
+        from tessera.mosaic.region import Grid
+
+        if self.cell is None:
+            return None
+        ch, cw = self.cell
+        return Grid(ch, cw, self.phase[0] % ch, self.phase[1] % cw, "mean" if self.sampling == "auto" else self.sampling)  # type: ignore[arg-type]
+
+    def config(self):
+        from tessera.restore.pipeline import RestoreConfig
+
+        return RestoreConfig(model=self.model, kind=self.kind, sampling=self.sampling, feather=self.feather)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class PixelateParams:
@@ -114,6 +135,14 @@ class PixelateParams:
             raise BadInput(f"feather must be within 0..256 pixels, got {self.feather}")
         if not 0 < self.sigma <= 512:
             raise BadInput(f"sigma must be within (0, 512], got {self.sigma}")
+
+    @classmethod
+    def from_form(cls, *, method: str, cell: str | None, phase: str | None, sampling: str | None, feather: int,
+                  sigma: float, boxes: str | None, name: str, with_mask: bool = False) -> "PixelateParams":
+        """From a request's form fields (strings as sent)."""
+        return cls(method=method, cell=parse_pair(cell, "cell") or (12, 12), phase=parse_pair(phase, "phase") or (0, 0),
+                   sampling=sampling or "mean", feather=feather, sigma=sigma, boxes=parse_boxes(boxes),
+                   with_mask=with_mask, name=name)
 
 
 def parse_boxes(text: str | None) -> tuple[tuple[int, int, int, int], ...]:
@@ -201,17 +230,12 @@ def notice() -> str:
 def run_restore(folder: Path, p: RestoreParams, max_pixels: int, progress: Progress = _no_progress) -> dict:
     """``result.png`` (naming its synthesized mask) and ``mask.png``; returns what was done."""
     from tessera.io.image import write_image
-    from tessera.mosaic.region import Grid
-    from tessera.restore.pipeline import RestoreConfig, restore_image
+    from tessera.restore.pipeline import restore_image
 
     progress(0.05, "reading")
     rgb, info = _read(folder, max_pixels)
     mask = _read_mask(folder, rgb.shape[:2])
-    grid = None
-    if p.cell is not None:
-        ch, cw = p.cell
-        grid = Grid(ch, cw, p.phase[0] % ch, p.phase[1] % cw, "mean" if p.sampling == "auto" else p.sampling)  # type: ignore[arg-type]
-    config = RestoreConfig(model=p.model, kind=p.kind, sampling=p.sampling, feather=p.feather)  # type: ignore[arg-type]
+    grid, config = p.grid(), p.config()
     progress(0.1, "restoring")
 
     def regions_done(done: int, total: int) -> None:  # the library's callback; a cancelled job raises here
@@ -234,26 +258,31 @@ def run_restore(folder: Path, p: RestoreParams, max_pixels: int, progress: Progr
     }
 
 
-def run_pixelate(folder: Path, p: PixelateParams, max_pixels: int, progress: Progress = _no_progress) -> dict:
-    """``result.png`` with the region mosaicked, blurred or filled, and ``mask.png`` (what changed)."""
-    from tessera.io.image import write_image
+def hide(rgb: np.ndarray, mask: np.ndarray | None, p: PixelateParams) -> tuple[np.ndarray, np.ndarray]:
+    """One image (or video frame) with the mask's or boxes' region mosaicked, blurred or filled
+    -> (new image, changed mask). The mosaic's lattice is fixed in the picture."""
     from tessera.mosaic.pixelate import pixelate
 
-    progress(0.05, "reading")
-    rgb, info = _read(folder, max_pixels)
-    mask = _read_mask(folder, rgb.shape[:2])
-    progress(0.2, p.method)
     if p.method == "solid":  # the region filled with black: nothing of what was there survives
         from tessera.mosaic.masks import region_mask
 
         changed = region_mask(rgb.shape[:2], mask=mask, boxes=p.boxes)
         out = rgb.copy()
         out[changed] = 0
-    else:
-        out, changed = pixelate(
-            rgb, mask, boxes=p.boxes, cell=p.cell, phase=p.phase, sampling=p.sampling, feather=p.feather,
-            blur=p.sigma if p.method == "blur" else None,
-        )
+        return out, changed
+    return pixelate(rgb, mask, boxes=p.boxes, cell=p.cell, phase=p.phase, sampling=p.sampling, feather=p.feather,
+                    blur=p.sigma if p.method == "blur" else None)
+
+
+def run_pixelate(folder: Path, p: PixelateParams, max_pixels: int, progress: Progress = _no_progress) -> dict:
+    """``result.png`` with the region mosaicked, blurred or filled, and ``mask.png`` (what changed)."""
+    from tessera.io.image import write_image
+
+    progress(0.05, "reading")
+    rgb, info = _read(folder, max_pixels)
+    mask = _read_mask(folder, rgb.shape[:2])
+    progress(0.2, p.method)
+    out, changed = hide(rgb, mask, p)
     progress(0.9, "writing")
     write_image(folder / RESULT_MASK, changed)
     write_image(folder / RESULT, out, alpha=info.alpha, icc_profile=info.icc_profile)
@@ -281,6 +310,15 @@ class AnonymizeParams:
     threshold: float | None = None
     with_mask: bool = False
     name: str = "image"
+
+    @classmethod
+    def from_form(cls, *, find: str | None, method: str, cell: str | None, pad: float, threshold: float | None,
+                  name: str, with_mask: bool = False) -> "AnonymizeParams":
+        """From a request's form fields; the values are checked by the library's config (400 if bad)."""
+        params = cls(find=parse_find(find), method=method, cell=parse_cell_auto(cell), pad=pad, threshold=threshold,
+                     with_mask=with_mask, name=name)
+        params.config()
+        return params
 
     def config(self):
         """The library's AnonymizeConfig (it validates the values: a ValueError is a 400)."""
@@ -327,3 +365,168 @@ def run_anonymize(folder: Path, p: AnonymizeParams, max_pixels: int, progress: P
     return {**result.to_json(), "method": cfg.method, "result_name": f"{p.name}.anonymized.png",
             "mask_name": f"{p.name}.anonymized.mask.png",
             "warning": "a redaction is only as good as its detector: check the result before publishing"}
+
+
+# ------------------------------------------------------------------------------------ video
+
+VIDEO = "video"  # the uploaded video's file name inside a work folder
+RESULT_MASK_VIDEO = "mask.mp4"
+MKV_INPUTS = (".mkv", ".webm")  # inputs whose other streams (subtitles, fonts) an MP4 may not hold
+
+
+def video_available() -> bool:
+    """Whether this installation reads and writes videos (PyAV, the ``video`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
+
+
+def looks_like_video(filename: str | None, content_type: str | None) -> bool:
+    """An upload is a video by its media type (video/...) or its file name's extension."""
+    from tessera.io.video import VIDEO_EXTS
+
+    return (content_type or "").lower().startswith("video/") or Path(str(filename or "")).suffix.lower() in VIDEO_EXTS
+
+
+Work = RestoreParams | PixelateParams | AnonymizeParams
+
+
+@dataclass(frozen=True)
+class VideoParams:
+    """A video job: ``work`` holds an image task's parameters and its type picks what every frame
+    gets (restore, pixelate or anonymize). ``with_mask``: also write the per-frame mask video
+    (white = synthesized or hidden). ``crf``/``preset``: the encoder's, as ``tessera restore``'s
+    flags. ``container``: the output's extension (.mp4, or .mkv for Matroska/WebM inputs)."""
+
+    work: Work
+    with_mask: bool = False
+    crf: int = 18
+    preset: str = "medium"
+    container: str = ".mp4"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.work, (RestoreParams, PixelateParams, AnonymizeParams)):
+            raise BadInput("videos can be restored, pixelated or anonymized (detect videos with the command line)")
+        if self.container not in (".mp4", ".mkv"):
+            raise BadInput(f"container must be .mp4 or .mkv, got {self.container!r}")
+        self.encode()
+
+    def encode(self):
+        from tessera.io.video import EncodeConfig
+
+        try:
+            return EncodeConfig(crf=self.crf, preset=self.preset)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+
+
+def _restore_frames(frames, p: RestoreParams, mask: np.ndarray | None):
+    from tessera.video.pipeline import restore_frames
+
+    for r in restore_frames(frames, restore_config=p.config(), mask=mask, grid=p.grid()):
+        yield r.image, r.mask
+
+
+def _pixelate_frames(frames, p: PixelateParams, mask: np.ndarray | None):
+    for f in frames:  # the lattice is fixed in the picture: it does not crawl from frame to frame
+        yield hide(f.image, mask, p)
+
+
+def _anonymize_frames(frames, p: AnonymizeParams, mask: np.ndarray | None):
+    from tessera.anonymize import anonymize_frames
+
+    log: list = []  # anonymize_frames logs each frame's hidden boxes just before yielding it
+    for image in anonymize_frames(frames, p.config(), log=log):
+        hidden = np.zeros(image.shape[:2], bool)
+        for region in log.pop()["hidden"]:
+            x, y, w, h = region["box"]
+            hidden[y : y + h, x : x + w] = True
+        yield image, hidden
+
+
+# What every frame of a video gets, by the type of the job's image parameters: (image, mask) per frame.
+FRAME_WORK = {RestoreParams: (_restore_frames, "restoring", "restored", "synthesized"),
+              PixelateParams: (_pixelate_frames, "hiding", None, None),
+              AnonymizeParams: (_anonymize_frames, "anonymizing", "anonymized", "anonymized.mask")}
+
+
+def run_video(folder: Path, p: VideoParams, max_pixels: int, progress: Progress = _no_progress) -> dict:
+    """The one task of every video job: decode ``folder/video``, give each frame the image task's
+    work (restore, pixelate or anonymize), encode ``result.mp4`` (every other stream copied; tags
+    and data streams dropped for anonymize) and, when asked, ``mask.mp4``. Progress per frame."""
+    from collections import deque
+
+    from tessera.io.video import FrameWriter, probe_video, transcode
+
+    progress(0.01, "reading")
+    src = folder / VIDEO
+    info = probe_video(src)
+    if info.width * info.height > max_pixels:
+        raise BadInput(f"the video's frames are {info.width}x{info.height} = {info.width * info.height} pixels, over this server's limit of {max_pixels}")
+    mask = _read_mask(folder, (info.height, info.width))
+    total = info.frames or (round(info.duration * info.fps) if info.duration and info.fps else 0)
+    work, verb, suffix, mask_suffix = FRAME_WORK[type(p.work)]
+    if suffix is None:  # pixelate: named by its method
+        suffix, mask_suffix = p.work.method, f"{p.work.method}.mask"  # type: ignore[union-attr]
+    done = {"frames": 0, "changed_pixels": 0, "frames_changed": 0}
+
+    def on_frame(n: int, _total: int) -> None:  # transcode's callback after each encoded frame; a cancel raises here
+        of = max(total, n)
+        progress(0.02 + 0.96 * n / of, f"{verb}: frame {n} of {of}" if total else f"{verb}: frame {n}")
+
+    writer = FrameWriter(folder / RESULT_MASK_VIDEO, info) if p.with_mask else None
+    times: deque[int] = deque()
+
+    def recorded(frames):
+        for f in frames:
+            times.append(f.pts)
+            yield f
+
+    def process(frames):
+        for image, changed in work(recorded(frames), p.work, mask):
+            pts = times.popleft()
+            n = int(changed.sum())
+            done["frames"] += 1
+            done["changed_pixels"] += n
+            done["frames_changed"] += n > 0
+            if writer is not None:
+                writer.write(changed, pts)
+            yield image
+
+    result = f"result{p.container}"
+    try:
+        transcode(src, folder / result, process, encode=p.encode(), progress=on_frame,
+                  keep_metadata=not isinstance(p.work, AnonymizeParams))
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    progress(1.0, "done")
+    media = "video/mp4" if p.container == ".mp4" else "video/x-matroska"
+    out = {**done, "size": [info.width, info.height], "fps": float(info.fps) if info.fps else None,
+           "result_file": result, "result_media": media, "result_name": f"{p.work.name}.{suffix}{p.container}"}
+    if p.with_mask:
+        out |= {"mask_file": RESULT_MASK_VIDEO, "mask_name": f"{p.work.name}.{mask_suffix}.mp4"}
+    if isinstance(p.work, RestoreParams):
+        out |= {"model": p.work.model, "notice": notice()}
+    elif isinstance(p.work, AnonymizeParams):
+        out |= {"method": p.work.config().method, "metadata": "stripped",
+                "warning": "a redaction is only as good as its detector: check the result before publishing"}
+    else:
+        out["method"] = p.work.method
+    return out
+
+
+def video_outputs(info: dict) -> dict[str, tuple[str, str, str]]:
+    """A finished video job's downloads: output name -> (file in its folder, media type, download name)."""
+    out = {"result": (info["result_file"], info["result_media"], info["result_name"])}
+    if "mask_file" in info:
+        out["mask"] = (info["mask_file"], "video/mp4", info["mask_name"])
+    return out
+
+
+def image_outputs(info: dict) -> dict[str, tuple[str, str, str]]:
+    """A finished image job's downloads (restore, pixelate, anonymize), named as its task said."""
+    return {"result": (RESULT, "image/png", info["result_name"]), "mask": (RESULT_MASK, "image/png", info["mask_name"])}
