@@ -27,6 +27,7 @@ class RestoreFiles:
     save_mask: bool = False
     overwrite: bool = False
     jpeg_quality: int = 95
+    multiframe: str = "auto"
 
 
 def find_mask(job: Job, cfg: RestoreFiles) -> Path | None:
@@ -98,7 +99,13 @@ def restore(
     ),
     kind: str = typer.Option("auto", "--kind", help="What hides the pixels: auto, mosaic, blur or hole."),
     feather: int = typer.Option(0, "--feather", min=0, max=MAX_FEATHER, help="Blend the restoration in over N pixels inside the mask."),
-    save_mask: bool = typer.Option(False, "--save-mask", help="Write NAME.synthesized.png (255 = synthesized) and name it in the output's PNG text."),
+    save_mask: bool = typer.Option(
+        False, "--save-mask", help="Images: write NAME.synthesized.png (255 = synthesized) and name it in the output's PNG text. "
+        "Videos: write the folder NAME.synthesized/ beside the output, one grey PNG per frame (000000.png ...: 255 imagined, "
+        "128 recovered by --multiframe, 0 unchanged) and summary.json (pixel counts per frame, recovered fraction)."),
+    multiframe: str = typer.Option(
+        "auto", "--multiframe", help="Videos: 'auto' recovers what a fixed mosaic hides from the frames in which the content "
+        "moves under it (computed, marked recovered), frame by frame with temporal smoothing elsewhere; 'off': frame by frame only."),
     quality: str = typer.Option(
         "balanced", "--quality", help="fast (1 model pass per crop), balanced (2: the crop and its mirror image, averaged) or best (4 flipped copies)."
     ),
@@ -125,6 +132,8 @@ def restore(
     if mask_dir is not None and not mask_dir.is_dir():
         raise typer.BadParameter(f"{mask_dir} is not a folder", param_hint="--mask-dir")
     check_number(lam, "--lam", 0.0, 1e6)
+    if multiframe not in ("off", "auto"):
+        raise typer.BadParameter("must be off or auto", param_hint="--multiframe")
     try:
         restore_cfg = RestoreConfig(
             model=model, kind=kind, sampling="centre" if sampling == "center" else sampling,  # type: ignore[arg-type]
@@ -141,6 +150,7 @@ def restore(
         save_mask=save_mask,
         overwrite=overwrite,
         jpeg_quality=jpeg_quality,
+        multiframe=multiframe,
     )
     from tessera.cli import videos
 

@@ -60,9 +60,10 @@ def split_inputs(inputs: Sequence[Path], output: Path, *, folder_only: bool = Fa
     return image_inputs, jobs
 
 
-def run_video_jobs(jobs: Sequence[Job], work: Callable[[Job, Callable[[int, int], None]], None], verb: str) -> int:
+def run_video_jobs(jobs: Sequence[Job], work: Callable[[Job, Callable[[int, int], None]], str | None], verb: str) -> int:
     """Run each video job with a progress bar (frames, frames/s, ETA); one line per failure.
-    ``work(job, progress)`` gets a ``progress(done, total)`` callback. Returns 0 or 1."""
+    ``work(job, progress)`` gets a ``progress(done, total)`` callback and may return a note for
+    its line. Returns 0 or 1."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -86,13 +87,13 @@ def run_video_jobs(jobs: Sequence[Job], work: Callable[[Job, Callable[[int, int]
                 bar.update(task, completed=done, total=total or None, fps=f"{done / el:.1f}" if el > 0 else "-")
 
             try:
-                work(job, progress)
+                note = work(job, progress)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # one line per file, never a traceback
                 failures.append((job.source, _one_line(exc)))
                 continue
-        console.print(f"{verb}: {job.source} -> {job.target}", highlight=False)
+        console.print(f"{verb}: {job.source} -> {job.target}" + (f" ({note})" if note else ""), highlight=False)
     for path, why in failures:
         console.print(f"[red]failed[/] {path}: {why}", highlight=False)
     return 1 if failures else 0
@@ -117,15 +118,15 @@ def check_times(start: float | None, end: float | None) -> None:
 # ----------------------------------------------------------------------------- the commands' video work
 
 
-def restore_video_job(job: Job, cfg, encode, start, end, progress) -> None:
+def restore_video_job(job: Job, cfg, encode, start, end, progress) -> str | None:
     """`tessera restore` on one video (cfg: cli.restore.RestoreFiles)."""
     from tessera.io.image import read_mask
     from tessera.io.video import probe_video
     from tessera.mosaic.region import Grid
-    from tessera.video.pipeline import restore_video
+    from tessera.video.pipeline import VideoConfig, restore_video
 
-    if cfg.mask_dir is not None or cfg.save_mask:
-        raise ValueError("--mask-dir and --save-mask are for images; give videos one --mask (or none)")
+    if cfg.mask_dir is not None:
+        raise ValueError("--mask-dir is for images; give videos one --mask (or none)")
     info = probe_video(job.source)
     mask = read_mask(cfg.mask, shape=(info.height, info.width)) if cfg.mask else None
     grid = None
@@ -133,8 +134,13 @@ def restore_video_job(job: Job, cfg, encode, start, end, progress) -> None:
         ch, cw = cfg.cell
         sampling = cfg.restore.sampling if cfg.restore.sampling in ("mean", "centre") else "mean"
         grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, sampling)
-    restore_video(job.source, job.target, restore_config=cfg.restore, mask=mask, grid=grid, encode=encode,
-                  start=start, end=end, overwrite=cfg.overwrite, progress=progress)
+    marks = job.target.with_name(job.target.stem + ".synthesized") if cfg.save_mask else None
+    rep = restore_video(job.source, job.target, restore_config=cfg.restore, mask=mask, grid=grid, encode=encode,
+                        config=VideoConfig(multiframe=cfg.multiframe), start=start, end=end, overwrite=cfg.overwrite,
+                        progress=progress, save_mask=marks)
+    if rep.recovered_pixels:
+        return f"{100 * rep.recovered_fraction:.1f}% of the restored pixels recovered from other frames, the rest imagined"
+    return None
 
 
 def pixelate_video_job(job: Job, cfg, encode, start, end, progress) -> None:

@@ -394,6 +394,7 @@ def transcode(
     progress: Callable[[int, int], None] | None = None,
     copy_streams: bool = True,
     keep_metadata: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> VideoInfo:
     """Decode ``src``, run ``process`` on its frames, encode the images it yields into ``dst``
     and copy every other stream packet for packet (see the module docstring).
@@ -405,6 +406,7 @@ def transcode(
     ``copy_streams=False`` writes the video stream alone (e.g. a mask video).
     ``keep_metadata=False`` writes no container or stream tags and no data or attachment streams
     (see :func:`strip_metadata`), as ``tessera anonymize`` does unless ``--keep-metadata``.
+    ``tags``: container tags to add (a value is appended to the input's own, e.g. a notice in ``comment``).
     Returns the input's :class:`VideoInfo`. Raises :class:`VideoReadError` / :class:`VideoWriteError`.
     """
     av = _av()
@@ -445,6 +447,9 @@ def transcode(
                 copies[s.index] = o
             if not keep_metadata:
                 strip_metadata(out)
+            for k, v in (tags or {}).items():
+                old = out.metadata.get(k)
+                out.metadata[k] = f"{old}\n{v}" if old and v not in old else v
             colorspace = vs.codec_context.colorspace or None
             try:
                 out.start_encoding()

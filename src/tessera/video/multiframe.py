@@ -57,6 +57,10 @@ from tessera.video.motion import Motion, MotionConfig, estimate_motion
 QUANTIZATION_STD = float(np.sqrt(1.0 / 12.0))  # rounding a cell's mean to an integer
 
 
+class TooLarge(ValueError):
+    """The region (over the clip's motion) needs more unknowns than ``max_unknowns``."""
+
+
 @dataclass(frozen=True)
 class MultiframeConfig:
     """prior_std: how far (grey levels, per pixel) the prior (the learned restorer's output) is
@@ -273,7 +277,7 @@ def recover_clip(
     dw, dh = int(np.ceil(allc[:, 0].max())) + 3 - ox, int(np.ceil(allc[:, 1].max())) + 3 - oy
     N = dw * dh
     if N > cfg.max_unknowns:
-        raise ValueError(f"multi-frame recovery would solve for {N} pixels (> max_unknowns {cfg.max_unknowns}): split the clip or the region")
+        raise TooLarge(f"multi-frame recovery would solve for {N} pixels (> max_unknowns {cfg.max_unknowns}): split the clip or the region")
     info["unknowns"] = N
 
     # 2. noise levels
@@ -592,6 +596,10 @@ class MultiframeRestorer:
     def name(self) -> str:
         return f"{self.restorer.name}+multiframe"
 
+    @property
+    def model_calls(self) -> int:
+        return int(getattr(self.fallback, "model_calls", 0))
+
     def recover(self, frames, masks, grid: Grid | None, kind: str = "mosaic", prior=None) -> Recovery | None:
         """The recovery of one chunk, or None when it falls back to frame by frame."""
         self.last = self.last_recovered = None
@@ -638,7 +646,10 @@ class MultiframeRestorer:
         crop = [f[y0:y1, x0:x1] for f in frames]
         cmasks = [m[y0:y1, x0:x1] for m in masks]
         cprior = [np.where(m[..., None], p[y0:y1, x0:x1], f) for p, m, f in zip(base, cmasks, crop)] if base is not None else None
-        rec = self.recover(crop, cmasks, g, kind, prior=cprior)
+        try:
+            rec = self.recover(crop, cmasks, g, kind, prior=cprior)
+        except TooLarge:  # a region too large to solve for at once: frame by frame
+            rec = None
         if rec is None:
             return base if base is not None else self.restore_clip(frames, masks, grid, kind)
         out, recovered = [], []

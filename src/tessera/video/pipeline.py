@@ -41,18 +41,27 @@ from tessera.video.tracks import TrackConfig, Tracker, box_iou, colour_histogram
 class VideoConfig:
     """detect_every: run detection on the whole frame every N frames (and at scene cuts); in
     between only around the regions being tracked (1 = whole frame every frame). clip_length:
-    frames of one track handed to the restorer at a time. track / temporal: see their modules."""
+    frames of one track handed to a custom or frame-by-frame restorer at a time. track / temporal:
+    see their modules.
+    multiframe: 'auto' wraps the default restorer in
+    :class:`tessera.video.multiframe.MultiframeRestorer` (content moving under a mosaic fixed in the
+    picture is recovered from all frames of a clip of ``multiframe_clip`` frames; elsewhere the
+    frame-by-frame restoration with temporal smoothing is kept as it is); 'off': never."""
 
     detect_every: int = 4
     clip_length: int = 8
     track: TrackConfig = field(default_factory=TrackConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    multiframe: str = "auto"
+    multiframe_clip: int = 32
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
-        if self.clip_length < 1:
-            raise ValueError(f"clip_length must be >= 1, got {self.clip_length}")
+        if self.clip_length < 1 or self.multiframe_clip < 2:
+            raise ValueError(f"need clip_length >= 1 and multiframe_clip >= 2, got {self.clip_length}, {self.multiframe_clip}")
+        if self.multiframe not in ("off", "auto"):
+            raise ValueError(f"multiframe must be 'off' or 'auto', got {self.multiframe!r}")
 
 
 @dataclass
@@ -157,6 +166,7 @@ class FrameResult:
     frame: Frame
     image: np.ndarray
     regions: list[tuple[int, Region]]
+    recovered: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
@@ -165,21 +175,38 @@ class FrameResult:
             m |= r.mask
         return m
 
+    def marks(self) -> np.ndarray:
+        """uint8 (H, W): 0 unchanged, 128 recovered (computed from the other frames by multi-frame
+        recovery), 255 imagined (a plausible guess)."""
+        m = self.mask
+        out = (m * np.uint8(255)).astype(np.uint8)
+        if self.recovered is not None:
+            out[self.recovered & m] = 128
+        return out
+
 
 @dataclass
 class VideoReport:
     """What a video run did: the input's info, frames written, tracks kept (id, first, last,
-    frames, kind, grid), model calls, seconds and frames per second."""
+    frames, kind, grid), model calls, seconds and frames per second; pixels restored over all
+    frames and how many of them were recovered (multi-frame) rather than imagined."""
 
     info: VideoInfo
     frames: int = 0
     tracks: list[dict] = field(default_factory=list)
     model_calls: int = 0
     seconds: float = 0.0
+    synthesized_pixels: int = 0
+    recovered_pixels: int = 0
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def recovered_fraction(self) -> float:
+        """Of all restored pixels (summed over frames), the fraction computed from other frames."""
+        return self.recovered_pixels / self.synthesized_pixels if self.synthesized_pixels else 0.0
 
 
 # ----------------------------------------------------------------------------- detection + tracks
@@ -294,6 +321,7 @@ def _track_summary(tracker: Tracker) -> list[dict]:
 
 def _restore_chunk(chunk, restorer: ClipRestorer, started: set[int], tracker: Tracker) -> Iterator[FrameResult]:
     outputs = [f.image.copy() for f, _ in chunk]
+    recovered: list[np.ndarray | None] = [None] * len(chunk)
     by_track: dict[int, list[int]] = {}
     for i, (_, items) in enumerate(chunk):
         for tid, _ in items:
@@ -320,10 +348,79 @@ def _restore_chunk(chunk, restorer: ClipRestorer, started: set[int], tracker: Tr
             restored = restorer(clip)
             if len(restored) != len(run):
                 raise RuntimeError(f"the restorer returned {len(restored)} frames for a clip of {len(run)}")
-            for i, region, img in zip(run, regions, restored):
+            found = getattr(restorer, "last_recovered", None)  # multi-frame: which pixels it computed
+            for k, (i, region, img) in enumerate(zip(run, regions, restored)):
                 outputs[i][region.mask] = np.asarray(img)[region.mask]
-    for (frame, items), out in zip(chunk, outputs):
-        yield FrameResult(frame, out, items)
+                if found is not None:
+                    recovered[i] = (found[k] & region.mask) | (recovered[i] if recovered[i] is not None else False)
+    for (frame, items), out, rec in zip(chunk, outputs, recovered):
+        yield FrameResult(frame, out, items, rec)
+
+
+@dataclass
+class _Plan:
+    """What one restoration run needs, built once from the caller's arguments."""
+
+    config: VideoConfig
+    detector: Detector
+    restorer: ClipRestorer
+    multiframe: bool  # the default restorer wrapped in multi-frame recovery
+
+    @property
+    def chunk(self) -> int:
+        """Frames handed to the restorer at a time (multi-frame recovery needs many)."""
+        return self.config.multiframe_clip if self.multiframe else self.config.clip_length
+
+
+def _plan(restore_config=None, mask: np.ndarray | None = None, grid: Grid | None = None, config: VideoConfig | None = None,
+          detect_config=None, restorer: ClipRestorer | None = None, **options) -> _Plan:
+    from tessera.restore.pipeline import RestoreConfig
+
+    cfg = config or VideoConfig()
+    rcfg = replace(restore_config or RestoreConfig(), **options)
+    kind = rcfg.kind
+    if mask is not None:
+        detector = mask_detector(mask, grid, kind)
+    else:
+        detector = mosaic_detector(detect_config)
+        if grid is not None or kind != "auto":
+            detector = _known(detector, grid, kind if kind != "auto" else "mosaic")
+    multiframe = restorer is None and cfg.multiframe == "auto"
+    return _Plan(cfg, detector, _clip_restorer(restorer, rcfg, cfg), multiframe)
+
+
+def _known(base: Detector, grid: Grid | None, kind: str) -> Detector:
+    """The user knows what hides the detected regions (and maybe its grid)."""
+
+    def detector(image, boxes=None):
+        return [replace(r, kind=kind, grid=(grid or r.grid) if kind == "mosaic" else None) for r in base(image, boxes)]
+
+    return detector
+
+
+def _clip_restorer(restorer, rcfg, cfg: VideoConfig):
+    if restorer is None:
+        base = TemporalRestorer(rcfg, cfg.temporal)
+        if cfg.multiframe == "off":
+            return base
+        from tessera.video.multiframe import MultiframeRestorer
+
+        return MultiframeRestorer(base.restorer, fallback=base)
+    if hasattr(restorer, "restore_clip"):
+        return CropClipAdapter(restorer, rcfg.context)
+    return restorer
+
+
+def _run(frames: Iterable[Frame], plan: _Plan, tracker: Tracker) -> Iterator[FrameResult]:
+    started: set[int] = set()
+    chunk: list = []
+    for item in track_regions_with(tracker, frames, plan.detector, plan.config):
+        chunk.append(item)
+        if len(chunk) >= plan.chunk:
+            yield from _restore_chunk(chunk, plan.restorer, started, tracker)
+            chunk = []
+    if chunk:
+        yield from _restore_chunk(chunk, plan.restorer, started, tracker)
 
 
 def restore_frames(
@@ -346,82 +443,120 @@ def restore_frames(
     :class:`tessera.restore.pipeline.RestoreConfig` (model, kind, sampling, ...), updated by keyword
     ``options`` (``model="faces"``, ...). ``restorer``: any :class:`ClipRestorer`, or an object with
     ``restore_clip`` (:class:`tessera.restore.restorer.ClipRestorer`, run through
-    :class:`CropClipAdapter`); default :class:`TemporalRestorer` with ``config.temporal``.
+    :class:`CropClipAdapter`); default :class:`TemporalRestorer` with ``config.temporal``, wrapped in
+    multi-frame recovery unless ``config.multiframe`` is 'off' (``FrameResult.recovered`` then
+    marks the pixels it computed from the other frames).
     """
-    from tessera.restore.pipeline import RestoreConfig
-
-    cfg = config or VideoConfig()
-    rcfg = replace(restore_config or RestoreConfig(), **options) if options else (restore_config or RestoreConfig())
-    kind = rcfg.kind
-    if mask is not None:
-        detector = mask_detector(mask, grid, kind)
-    else:
-        detector = mosaic_detector(detect_config)
-        if grid is not None or kind != "auto":
-            base = detector
-            k = kind if kind != "auto" else "mosaic"
-
-            def detector(image, boxes=None):  # the user knows what hides the detected regions
-                return [replace(r, kind=k, grid=(grid or r.grid) if k == "mosaic" else None) for r in base(image, boxes)]
-
-    restorer = _clip_restorer(restorer, rcfg, cfg)
-    tracker = tracker or Tracker(cfg.track)
-    started: set[int] = set()
-    chunk: list = []
-    for item in track_regions_with(tracker, frames, detector, cfg):
-        chunk.append(item)
-        if len(chunk) >= cfg.clip_length:
-            yield from _restore_chunk(chunk, restorer, started, tracker)
-            chunk = []
-    if chunk:
-        yield from _restore_chunk(chunk, restorer, started, tracker)
-
-
-def _clip_restorer(restorer, rcfg, cfg: VideoConfig):
-    if restorer is None:
-        return TemporalRestorer(rcfg, cfg.temporal)
-    if hasattr(restorer, "restore_clip"):
-        return CropClipAdapter(restorer, rcfg.context)
-    return restorer
+    plan = _plan(restore_config, mask, grid, config, detect_config, restorer, **options)
+    yield from _run(frames, plan, tracker or Tracker(plan.config.track))
 
 
 def restore_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     *,
-    restore_config=None,
-    mask: np.ndarray | None = None,
-    grid: Grid | None = None,
-    config: VideoConfig | None = None,
-    detect_config=None,
-    restorer: ClipRestorer | None = None,
     encode: EncodeConfig | None = None,
     start: float | None = None,
     end: float | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    **options,
+    save_mask: str | os.PathLike | None = None,
+    **kwargs,
 ) -> VideoReport:
     """Restore the mosaics of the video ``src`` into ``dst`` (every other stream copied, see
-    :func:`tessera.io.video.transcode`); returns a :class:`VideoReport`. Arguments as in
-    :func:`restore_frames` (``model=...`` etc. update ``restore_config``); ``start``/``end`` in
-    seconds; ``progress(done, total)``. Restored pixels are imagined, not recovered."""
-    from tessera.restore.pipeline import RestoreConfig
+    :func:`tessera.io.video.transcode`); returns a :class:`VideoReport`. Keyword arguments as in
+    :func:`restore_frames` (``mask``, ``grid``, ``config``, ``restorer``, ``model=...``, ...);
+    ``start``/``end`` in seconds; ``progress(done, total)``.
 
-    cfg = config or VideoConfig()
-    rcfg = replace(restore_config or RestoreConfig(), **options) if options else (restore_config or RestoreConfig())
-    restorer = _clip_restorer(restorer, rcfg, cfg)
-    tracker = Tracker(cfg.track)
+    ``save_mask``: a folder to write the synthesized-pixel marks into (see :class:`MaskFolder`:
+    one grey PNG per frame, 255 imagined, 128 recovered, and ``summary.json``). The output
+    container's ``comment`` tag carries the notice: restored pixels are imagined, not recovered
+    (except those multi-frame recovery computed, which the marks tell apart)."""
+    from tessera.restore.marking import NOTICE
+
+    plan = _plan(**kwargs)
+    tracker = Tracker(plan.config.track)
+    marks = MaskFolder(save_mask, Path(dst).name, overwrite) if save_mask is not None else None
+    counts = [0, 0]
     t0 = time.perf_counter()
 
     def process(frames):
-        for r in restore_frames(frames, restore_config=rcfg, mask=mask, grid=grid, config=cfg,
-                                detect_config=detect_config, restorer=restorer, tracker=tracker):
+        for r in _run(frames, plan, tracker):
+            m = r.marks()
+            counts[0] += int(np.count_nonzero(m))
+            counts[1] += int(np.count_nonzero(m == 128))
+            if marks is not None:
+                marks.add(r.frame, m)
             yield r.image
 
-    info = transcode(src, dst, process, encode=encode, start=start, end=end, overwrite=overwrite, progress=progress)
-    report = VideoReport(info, tracker.latest + 1, _track_summary(tracker), getattr(restorer, "model_calls", 0), time.perf_counter() - t0)
+    tags = {"comment": NOTICE + (MULTIFRAME_NOTE if plan.multiframe else "")}
+    try:
+        info = transcode(src, dst, process, encode=encode, start=start, end=end, overwrite=overwrite, progress=progress, tags=tags)
+        report = VideoReport(info, tracker.latest + 1, _track_summary(tracker), getattr(plan.restorer, "model_calls", 0),
+                             time.perf_counter() - t0, counts[0], counts[1])
+        if marks is not None:
+            marks.close(report)
+    finally:
+        if marks is not None:
+            marks.discard()
     return report
+
+
+MULTIFRAME_NOTE = (" Pixels marked recovered were computed from other frames in which the content had moved out"
+                   " from under the mosaic (multi-frame recovery); see the synthesized-pixel marks.")
+
+
+class MaskFolder:
+    """The synthesized-pixel marks of a restored video, written as they come: ``FOLDER/NNNNNN.png``
+    (frame index, 8-bit grey: 0 unchanged, 128 recovered, 255 imagined) and ``FOLDER/summary.json``
+    (the notice, what the values mean, per frame its time and pixel counts, totals and the
+    recovered fraction). Built in a hidden folder beside ``FOLDER`` and renamed into place by
+    :meth:`close`: an error leaves nothing behind. An existing FOLDER is refused unless ``overwrite``."""
+
+    def __init__(self, folder: str | os.PathLike, video: str, overwrite: bool = False):
+        import secrets
+
+        from tessera.io.video import VideoWriteError
+
+        self.folder = Path(folder)
+        if self.folder.exists() and not overwrite:
+            raise VideoWriteError(self.folder, "exists; use --overwrite to replace it")
+        self.video = video
+        self.overwrite = overwrite
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.folder.with_name(f".{self.folder.name}.{secrets.token_hex(4)}.tmp")
+        self.tmp.mkdir()
+        self.frames: list[dict] = []
+
+    def add(self, frame: Frame, marks: np.ndarray) -> None:
+        import cv2
+
+        ok, png = cv2.imencode(".png", marks)
+        if not ok:  # pragma: no cover
+            raise RuntimeError("PNG encoding failed")
+        (self.tmp / f"{frame.index:06d}.png").write_bytes(png.tobytes())
+        self.frames.append({"index": frame.index, "time": round(frame.time, 6), "imagined": int(np.count_nonzero(marks == 255)),
+                            "recovered": int(np.count_nonzero(marks == 128))})
+
+    def close(self, report: VideoReport) -> None:
+        import json
+        import shutil
+
+        from tessera.restore.marking import NOTICE
+
+        doc = {"video": self.video, "notice": NOTICE + MULTIFRAME_NOTE, "values": {"0": "unchanged", "128": "recovered",
+               "255": "imagined"}, "synthesized_pixels": report.synthesized_pixels, "recovered_pixels": report.recovered_pixels,
+               "recovered_fraction": round(report.recovered_fraction, 6), "frames": self.frames}
+        (self.tmp / "summary.json").write_text(json.dumps(doc, indent=1) + "\n")
+        if self.folder.exists() and self.overwrite:
+            shutil.rmtree(self.folder) if self.folder.is_dir() else self.folder.unlink()
+        os.rename(self.tmp, self.folder)
+
+    def discard(self) -> None:
+        import shutil
+
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- adding mosaics
