@@ -174,3 +174,81 @@ def test_upload_paint_restore_and_check_the_result_on_the_page():
             assert errors == []
         finally:
             browser.close()
+
+
+PROGRESS_LOG_JS = """() => {
+  window.progressLog = [];
+  new MutationObserver(() => window.progressLog.push(document.getElementById('progress-text').textContent))
+    .observe(document.getElementById('progress-text'), {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_upload_a_video_paint_pixelate_see_progress_and_download(tmp_path, monkeypatch):
+    pytest.importorskip("av")
+    import numpy as np
+
+    from tessera.video.synth import write_video
+    from tessera.web import tasks
+
+    W, H, N = 96, 64, 24
+    y, x = np.mgrid[0:H, 0 : W + N]
+    scene = np.stack([x * 2, y * 3, 128 + 60 * np.sin(x / 5.0)], -1).astype(np.uint8)
+    clip = write_video(tmp_path / "clip.mp4", [np.ascontiguousarray(scene[:, i : i + W]) for i in range(N)], fps=12)
+    pixelate_frames, verb, _, _ = tasks.FRAME_WORK[tasks.PixelateParams]
+
+    def paced(frames, p, mask):  # 60 ms a frame: the page's 200-ms polls see the job running
+        for out in pixelate_frames(frames, p, mask):
+            time.sleep(0.06)
+            yield out
+
+    monkeypatch.setitem(tasks.FRAME_WORK, tasks.PixelateParams, (paced, verb, None, None))
+    with LiveServer() as live, playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(live.url + "/")
+            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+            page.set_input_files("#file", str(clip))
+            page.wait_for_function("document.getElementById('file-info').textContent.includes('video')", timeout=20_000)
+            assert page.inner_text("#file-info") == "clip.mp4: video, 96×64"  # its first frame is on the canvas
+            assert page.is_disabled("#detect")
+            box = page.locator("#mask-canvas").bounding_box()
+            sx, sy = box["width"] / W, box["height"] / H
+            page.mouse.move(box["x"] + 20 * sx, box["y"] + 30 * sy)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 70 * sx, box["y"] + 30 * sy, steps=6)
+            page.mouse.up()
+            assert page.evaluate(MASK_COUNT_JS)["n"] > 300
+            page.check("input[value=mosaic]")
+            page.fill("#cell", "8")
+            page.evaluate(PROGRESS_LOG_JS)
+            page.click("#run")
+            page.wait_for_selector("#after-video[data-ready='1']", timeout=60_000)
+            log = page.evaluate("window.progressLog")
+            assert any(t.startswith("running: hiding: frame ") and "left" in t for t in log), log  # progress with an ETA
+            assert page.inner_text("#progress-text").startswith("done")
+            assert page.get_attribute("#download-result", "download") == "clip.mosaic.mp4"
+            assert page.get_attribute("#download-mask", "download") == "clip.mosaic.mask.mp4"
+            assert page.evaluate("[document.getElementById('after-video').videoWidth, document.getElementById('after-video').videoHeight]") == [W, H]
+            head = page.evaluate("""async () => {
+              const b = await (await fetch(document.getElementById('download-result').href)).arrayBuffer();
+              return [b.byteLength, String.fromCharCode(...new Uint8Array(b.slice(4, 8)))];
+            }""")
+            assert head[0] > 1000 and head[1] == "ftyp"  # a real MP4 behind the download link
+            assert f"{N} frames, {N} of them changed" in page.inner_text("#result-info")
+            assert page.is_hidden("#compare")
+
+            # run again and cancel: the job stops, its files go, the page says so
+            page.click("#run")
+            page.wait_for_function("document.getElementById('progress-text').textContent.includes('frame')", timeout=30_000)
+            page.click("#cancel")
+            page.wait_for_function("document.getElementById('error').textContent.includes('cancelled')", timeout=30_000)
+            page.wait_for_timeout(300)
+            assert live.app.state.jobs.all() == []
+            assert list(live.app.state.root.iterdir()) == []
+            assert page.is_enabled("#run")
+            assert errors == []
+        finally:
+            browser.close()

@@ -4,6 +4,8 @@
 const $ = (id) => document.getElementById(id);
 const state = {
   file: null,          // the File the user picked (sent as is)
+  video: false,        // the file is a video: it runs as a job, its mask holds in every frame
+  job: null,           // the id of the job running now (for Cancel)
   width: 0, height: 0,
   tool: "brush",
   size: 24,
@@ -69,33 +71,64 @@ async function loadInfo() {
   $("anonymize-label").classList.toggle("off", !info.actions.anonymize);
 }
 
-// ------------------------------------------------------------------ loading an image
+// ------------------------------------------------------------------ loading an image or a video
+
+const VIDEO_NAME = /\.(mp4|m4v|mov|mkv|webm|avi|ts|mts|m2ts|mpg|mpeg|flv|3gp|wmv)$/i;
+
+function isVideo(file) { return file.type.startsWith("video/") || VIDEO_NAME.test(file.name); }
+
+// A video's first frame, as a <video> element ready to draw; null when this browser cannot decode it.
+function firstFrame(file) {
+  return new Promise((resolve) => {
+    const v = document.createElement("video");
+    const url = URL.createObjectURL(file);
+    const done = (ok) => { clearTimeout(timer); URL.revokeObjectURL(url); resolve(ok ? v : null); };
+    const timer = setTimeout(() => done(false), 10000);
+    v.muted = true;
+    v.preload = "auto";
+    v.onloadeddata = () => done(v.videoWidth > 0);
+    v.onerror = () => done(false);
+    v.src = url;
+  });
+}
 
 async function loadFile(file) {
   showError("");
   if (!file) return;
-  if (!file.type.startsWith("image/") && file.type !== "") { showError(`${file.name}: not an image`); return; }
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
-  } catch (e) {
-    showError(`${file.name}: this browser cannot show it (${e.message})`);
-    return;
+  const video = isVideo(file);
+  if (!video && !file.type.startsWith("image/") && file.type !== "") { showError(`${file.name}: not an image or a video`); return; }
+  let picture = null;
+  if (video) {
+    picture = await firstFrame(file);  // the server reads what the browser cannot show: no preview then
+  } else {
+    try {
+      picture = await createImageBitmap(file, { imageOrientation: "from-image" });
+    } catch (e) {
+      showError(`${file.name}: this browser cannot show it (${e.message})`);
+      return;
+    }
   }
   state.file = file;
-  state.width = bitmap.width; state.height = bitmap.height;
-  for (const c of [imageCanvas, maskCanvas, boxCanvas]) { c.width = bitmap.width; c.height = bitmap.height; }
-  imageCanvas.getContext("2d").drawImage(bitmap, 0, 0);
-  bitmap.close();
+  state.video = video;
+  state.width = picture ? (picture.videoWidth || picture.width) : 0;
+  state.height = picture ? (picture.videoHeight || picture.height) : 0;
+  for (const c of [imageCanvas, maskCanvas, boxCanvas]) { c.width = state.width; c.height = state.height; }
+  if (picture) imageCanvas.getContext("2d").drawImage(picture, 0, 0, state.width, state.height);
+  if (picture && picture.close) picture.close();
   state.undo = [];
   clearBoxes();
   maskCtx.clearRect(0, 0, state.width, state.height);
-  $("stage").hidden = false;
-  $("placeholder").hidden = true;
+  $("stage").hidden = !picture;
+  $("placeholder").hidden = !!picture;
   $("result").hidden = true;
   $("downloads").hidden = true;
   $("progress").hidden = true;
-  $("file-info").textContent = `${file.name}: ${state.width}×${state.height}`;
+  $("detect").disabled = video;
+  $("file-info").textContent = `${file.name}: ` + (video ? (picture ? `video, ${state.width}×${state.height}` : "video (no preview in this browser)") : `${state.width}×${state.height}`);
+  if (video) {
+    $("regions-info").textContent = "video: restore finds and tracks the mosaics in every frame; a painted mask holds in every frame instead.";
+    return;
+  }
   await detect();
 }
 
@@ -124,7 +157,7 @@ function drawBoxes(regions) {
 }
 
 async function detect() {
-  if (!state.file || state.busy) return;
+  if (!state.file || state.busy || state.video) return;
   const form = new FormData();
   form.append("image", state.file, state.file.name);
   form.append("with_mask", "true");
@@ -212,6 +245,7 @@ for (const name of ["pointerup", "pointercancel"]) {
 
 // The mask as the API wants it: a PNG, white = selected, the image's size. null when empty.
 async function maskBlob() {
+  if (!state.width) return null;
   const src = maskCtx.getImageData(0, 0, state.width, state.height);
   const out = new ImageData(state.width, state.height);
   let any = false;
@@ -244,12 +278,13 @@ function setSize(size) {
 // ------------------------------------------------------------------ running work as a job
 
 async function run() {
-  if (!state.file || state.busy) { if (!state.file) showError("pick an image first"); return; }
+  if (!state.file || state.busy) { if (!state.file) showError("pick an image or a video first"); return; }
   showError("");
   const act = action();
   const mask = await maskBlob();
   const form = new FormData();
-  form.append("image", state.file, state.file.name);
+  form.append(state.video ? "video" : "image", state.file, state.file.name);
+  if (state.video) form.append("with_mask", "true");  // the mask video too
   if (mask) form.append("mask", mask, "mask.png");
   const cell = $("cell").value.trim();
   if (act === "restore") {
@@ -279,21 +314,36 @@ async function run() {
       throw new Error((await errorOf(r)) + (retry ? ` (retry in ${retry} s)` : ""));
     }
     const { id } = await r.json();
+    state.job = id;
+    $("cancel").hidden = false;
     const job = await follow(id);
-    await showResult(job, act);
+    $("cancel").hidden = true;
+    await (state.video ? showVideoResult(job, act) : showResult(job, act));
     fetch(`/api/jobs/${id}`, { method: "DELETE" });  // its files are ours now
   } catch (e) {
     showError(e.message);
     $("progress").hidden = true;
   } finally {
     state.busy = false;
+    state.job = null;
+    $("cancel").hidden = true;
     $("run").disabled = false;
   }
+}
+
+// Stop the running job: the server stops at the next frame and deletes its files.
+async function cancel() {
+  const id = state.job;
+  if (!id) return;
+  state.job = null;
+  setProgress(0, "cancelling…");
+  await fetch(`/api/jobs/${id}`, { method: "DELETE" });
 }
 
 async function follow(id) {
   for (;;) {
     const r = await fetch(`/api/jobs/${id}`);
+    if (r.status === 404 && state.job !== id) throw new Error("the job was cancelled");
     if (!r.ok) throw new Error(await errorOf(r));
     const job = await r.json();
     const eta = job.eta_s != null ? `, about ${Math.ceil(job.eta_s)} s left` : "";
@@ -316,6 +366,10 @@ async function showResult(job, act) {
   revokeUrls();
   const before = keepUrl(URL.createObjectURL(await new Promise((res) => imageCanvas.toBlob(res, "image/png"))));
   const after = keepUrl(URL.createObjectURL(result));
+  $("compare").hidden = false;
+  $("slider").hidden = false;
+  $("after-video").hidden = true;
+  $("download-mask").hidden = false;
   const afterImg = $("after");
   afterImg.dataset.ready = "";
   $("before").src = before;
@@ -343,6 +397,39 @@ async function showResult(job, act) {
   setSlider(50);
 }
 
+async function showVideoResult(job, act) {
+  const result = await fetchBlob(job.outputs.result);
+  const mask = job.outputs.mask ? await fetchBlob(job.outputs.mask) : null;
+  revokeUrls();
+  const info = job.info || {};
+  const after = keepUrl(URL.createObjectURL(result));
+  const player = $("after-video");
+  player.dataset.ready = "";
+  player.onloadeddata = () => { player.dataset.ready = "1"; };
+  player.src = after;
+  $("compare").hidden = true;
+  $("slider").hidden = true;
+  player.hidden = false;
+  const isRestore = act === "restore";
+  $("result-notice").hidden = !isRestore;
+  $("result-notice").textContent = isRestore
+    ? `${info.notice || state.notice} The synthesized pixels of every frame are marked in ${info.mask_name}.`
+    : "";
+  $("result-info").textContent = `${info.frames} frames, ${info.frames_changed} of them changed` +
+    (isRestore ? ` (model ${info.model})` : act === "anonymize" ? `; metadata ${info.metadata}. ${info.warning}` : ` (${info.method})`);
+  const dr = $("download-result"), dm = $("download-mask");
+  dr.href = after; dr.download = info.result_name || "result.mp4";
+  dr.textContent = `result (${dr.download})`;
+  dm.hidden = !mask;
+  if (mask) {
+    dm.href = keepUrl(URL.createObjectURL(mask)); dm.download = info.mask_name || "mask.mp4";
+    dm.textContent = `mask (${dm.download})`;
+  }
+  $("downloads").hidden = false;
+  $("result").hidden = false;
+  setProgress(1, "done");
+}
+
 function setSlider(v) {
   $("slider").value = v;
   $("after").style.clipPath = `inset(0 0 0 ${v}%)`;
@@ -367,6 +454,7 @@ $("undo").addEventListener("click", undo);
 $("clear").addEventListener("click", clearMask);
 $("detect").addEventListener("click", detect);
 $("run").addEventListener("click", run);
+$("cancel").addEventListener("click", cancel);
 $("slider").addEventListener("input", (ev) => setSlider(ev.target.value));
 for (const radio of document.querySelectorAll('input[name="action"]')) {
   radio.addEventListener("change", () => {
