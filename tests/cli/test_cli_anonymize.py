@@ -116,6 +116,33 @@ def test_video_tags_are_stripped_unless_kept(tmp_path):
     assert top["encoder"] != "SecretPhone 12"  # the muxer names itself, never the input's encoder
 
 
+@needs_centerface
+def test_check_on_a_video_attacks_a_few_published_frames(tmp_path):
+    pytest.importorskip("av")
+    from tessera.video.synth import write_video
+
+    face = np.asarray(Image.open(FACES[0]).convert("RGB").resize((96, 84)))
+    frames = []
+    for i in range(10):
+        f = np.full((120, 160, 3), 110, np.uint8)
+        f[18 : 18 + 84, 30 + 2 * i : 30 + 2 * i + 96] = face
+        frames.append(f)
+    src = write_video(tmp_path / "face.mp4", frames, fps=10, crf=0)
+    code, out = invoke("anonymize", src, "-o", tmp_path / "out.mp4", "--method", "mosaic", "--cell", "8", "--check")
+    assert code == 0, out
+    doc = json.loads((tmp_path / "out.json").read_text())
+    checks = doc["check"]
+    assert [c["frame"] for c in checks] == [0, 3, 6, 9]  # 4 frames spread over the 10, one face each
+    for c in checks:
+        per_frame = doc["per_frame"][c["frame"]]
+        assert c["box"] in [h["box"] for h in per_frame["hidden"]]
+        assert c["model"] == "faces" and 5 < c["redacted_psnr_db"] < 60 and 5 < c["attack_psnr_db"] < 60
+        assert "same_person_after_attack" in c and "same_person_redacted" in c  # None where dlib is not installed
+        found = per_frame["found"][0]["box"]
+        x, y, w, h = c["box"]
+        assert x <= found[0] and y <= found[1] and x + w >= found[0] + found[2] and y + h >= found[1] + found[3]  # its own face's region
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
