@@ -57,6 +57,10 @@ def _session():
     model = update_inputs_outputs_dims(model, inputs, outputs)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # the file's unused batch-norm counters make ORT chatty
+    # idle worker threads sleep instead of spinning: on a shared CPU the spinning cost a third more
+    # CPU time per 640x480 frame and no wall time (benchmarks/RESULTS.md, "Anonymization")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.inter_op_num_threads = 1
     return ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
