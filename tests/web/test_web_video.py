@@ -108,7 +108,8 @@ def test_progress_is_reported_per_frame(clip, tmp_path):
     p = web_tasks.VideoParams(web_tasks.PixelateParams(method="blur", boxes=(BOX,), name="clip"), preset="ultrafast")
     info = web_tasks.run_video(folder, p, 10**7, lambda f, stage="": seen.append((f, stage)))
     stages = [st for _, st in seen if "frame" in st]
-    assert stages == [f"hiding: frame {i} of {N}" for i in range(1, N + 1)]
+    assert stages[0] == f"hiding: frame 0 of {N} (1 read)" and stages[-1] == f"hiding: frame {N} of {N}"
+    assert {f"hiding: frame {i} of {N}" for i in range(1, N + 1)} <= set(stages)
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert info["result_name"] == "clip.blur.mp4" and "mask_file" not in info

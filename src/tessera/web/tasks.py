@@ -469,17 +469,26 @@ def run_video(folder: Path, p: VideoParams, max_pixels: int, progress: Progress 
     if suffix is None:  # pixelate: named by its method
         suffix, mask_suffix = p.work.method, f"{p.work.method}.mask"  # type: ignore[union-attr]
     done = {"frames": 0, "changed_pixels": 0, "frames_changed": 0}
+    count = {"read": 0, "written": 0}
 
-    def on_frame(n: int, _total: int) -> None:  # transcode's callback after each encoded frame; a cancel raises here
-        of = max(total, n)
-        progress(0.02 + 0.96 * n / of, f"{verb}: frame {n} of {of}" if total else f"{verb}: frame {n}")
+    def report() -> None:  # frames read (and detected) and frames written count half each; a cancel raises here
+        r, w = count["read"], count["written"]
+        of = max(total, r)
+        stage = f"{verb}: frame {w} of {of}" if total else f"{verb}: frame {w}"
+        progress(0.02 + 0.96 * (r + w) / (2 * of), stage + (f" ({r} read)" if r > w else ""))
+
+    def on_frame(n: int, _total: int) -> None:  # transcode's callback after each encoded frame
+        count["written"] = n
+        report()
 
     writer = FrameWriter(folder / RESULT_MASK_VIDEO, info) if p.with_mask else None
     times: deque[int] = deque()
 
-    def recorded(frames):
+    def recorded(frames):  # restoration works in clips of frames: reading shows progress before the first is written
         for f in frames:
             times.append(f.pts)
+            count["read"] += 1
+            report()
             yield f
 
     def process(frames):
