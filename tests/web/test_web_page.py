@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,23 @@ def launch(p):
     return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+@contextmanager
+def browser_page(**config):
+    """A live server and the page loaded in headless Chromium: (server, page, page errors)."""
+    with LiveServer(**config) as live, playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("requestfailed", lambda r: errors.append(f"{r.url} {r.failure}"))
+            page.goto(live.url + "/")
+            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+            yield live, page, errors
+        finally:
+            browser.close()
+
+
 # Compares the two images of the before/after view pixel by pixel inside the page.
 COMPARE_JS = """() => {
   const grab = (img) => {
@@ -91,89 +109,79 @@ MASK_COUNT_JS = """() => {
 
 def test_upload_paint_restore_and_check_the_result_on_the_page():
     photo = ROOT / "examples" / "boat_mosaic.png"  # 352x288, a 12-px mosaic over (95, 83, 133, 123)
-    with LiveServer() as live, playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 800})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("requestfailed", lambda r: errors.append(f"{r.url} {r.failure}"))
-            page.goto(live.url + "/")
-            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
-            assert "default (auto)" in page.inner_text("#model")
-            info = page.evaluate("fetch('/api/info').then(r => r.json())")
-            assert page.is_disabled("input[value=anonymize]") == (not info["actions"]["anonymize"])  # greyed out until it lands
+    with browser_page() as (live, page, errors):
+        assert "default (auto)" in page.inner_text("#model")
+        info = page.evaluate("fetch('/api/info').then(r => r.json())")
+        assert page.is_disabled("input[value=anonymize]") == (not info["actions"]["anonymize"])  # greyed out until it lands
 
-            # 1. upload a real photo: the mosaic is detected and becomes the mask
-            page.set_input_files("#file", str(photo))
-            page.wait_for_function("document.getElementById('regions-info').textContent.includes('found')", timeout=60_000)
-            assert page.inner_text("#file-info") == "boat_mosaic.png: 352×288"
-            assert page.is_hidden("#sigma-row") and page.is_visible("#model-row")
-            detected = page.evaluate(MASK_COUNT_JS)
-            x, y, w, h = detected["box"]
-            assert abs(x - 95) <= 12 and abs(y - 83) <= 12 and abs(w - 133) <= 12 and abs(h - 123) <= 12, detected
-            assert detected["n"] > 0.8 * 133 * 123
+        # 1. upload a real photo: the mosaic is detected and becomes the mask
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function("document.getElementById('regions-info').textContent.includes('found')", timeout=60_000)
+        assert page.inner_text("#file-info") == "boat_mosaic.png: 352×288"
+        assert page.is_hidden("#sigma-row") and page.is_visible("#model-row")
+        detected = page.evaluate(MASK_COUNT_JS)
+        x, y, w, h = detected["box"]
+        assert abs(x - 95) <= 12 and abs(y - 83) <= 12 and abs(w - 133) <= 12 and abs(h - 123) <= 12, detected
+        assert detected["n"] > 0.8 * 133 * 123
 
-            # 2. clear (key C), paint a stroke with the brush, undo it (Ctrl+Z), paint again
-            page.keyboard.press("c")
-            assert page.evaluate(MASK_COUNT_JS)["n"] == 0
-            box = page.locator("#mask-canvas").bounding_box()
-            sx, sy = box["width"] / 352, box["height"] / 288
+        # 2. clear (key C), paint a stroke with the brush, undo it (Ctrl+Z), paint again
+        page.keyboard.press("c")
+        assert page.evaluate(MASK_COUNT_JS)["n"] == 0
+        box = page.locator("#mask-canvas").bounding_box()
+        sx, sy = box["width"] / 352, box["height"] / 288
 
-            def paint(points):
-                page.mouse.move(box["x"] + points[0][0] * sx, box["y"] + points[0][1] * sy)
-                page.mouse.down()
-                for px, py in points[1:]:
-                    page.mouse.move(box["x"] + px * sx, box["y"] + py * sy, steps=4)
-                page.mouse.up()
+        def paint(points):
+            page.mouse.move(box["x"] + points[0][0] * sx, box["y"] + points[0][1] * sy)
+            page.mouse.down()
+            for px, py in points[1:]:
+                page.mouse.move(box["x"] + px * sx, box["y"] + py * sy, steps=4)
+            page.mouse.up()
 
-            page.keyboard.press("b")
-            paint([(110, 100), (210, 100)])
-            assert page.evaluate(MASK_COUNT_JS)["n"] > 1000
-            page.keyboard.press("Control+z")
-            assert page.evaluate(MASK_COUNT_JS)["n"] == 0
-            paint([(110, 100), (210, 100), (210, 130), (110, 130), (110, 160), (210, 160), (210, 190), (110, 190)])
-            painted = page.evaluate(MASK_COUNT_JS)
-            assert painted["n"] > 5000
+        page.keyboard.press("b")
+        paint([(110, 100), (210, 100)])
+        assert page.evaluate(MASK_COUNT_JS)["n"] > 1000
+        page.keyboard.press("Control+z")
+        assert page.evaluate(MASK_COUNT_JS)["n"] == 0
+        paint([(110, 100), (210, 100), (210, 130), (110, 130), (110, 160), (210, 160), (210, 190), (110, 190)])
+        painted = page.evaluate(MASK_COUNT_JS)
+        assert painted["n"] > 5000
 
-            # 3. restore with a classical model (fast) as a job, with its progress bar
-            page.select_option("#model", "smooth")
-            page.click("#run")
-            page.wait_for_selector("#after[data-ready='1']", timeout=60_000)
-            assert page.inner_text("#progress-text").startswith("done")
+        # 3. restore with a classical model (fast) as a job, with its progress bar
+        page.select_option("#model", "smooth")
+        page.click("#run")
+        page.wait_for_selector("#after[data-ready='1']", timeout=60_000)
+        assert page.inner_text("#progress-text").startswith("done")
 
-            # 4. the result on the page: same size, changed inside the painted mask only, notice beside it
-            cmp = page.evaluate(COMPARE_JS)
-            assert (cmp["w"], cmp["h"]) == (352, 288)
-            assert cmp["inside"] == painted["n"]
-            assert cmp["changedOutside"] == 0
-            assert cmp["changedInside"] > 0.5 * cmp["inside"]
-            assert "imagined, not recovered" in page.inner_text("#result-notice")
-            assert page.get_attribute("#download-mask", "download") == "boat_mosaic.synthesized.png"
-            assert page.get_attribute("#download-result", "download") == "boat_mosaic.restored.png"
-            page.fill("#slider", "20")
-            assert "20%" in page.get_attribute("#after", "style")
-            # 5. pixelate the same mask (8-px cells): a mosaic, without the notice of a restoration
-            page.check("input[value=mosaic]")
-            page.fill("#cell", "8")
-            page.click("#run")
-            page.wait_for_function("document.getElementById('result-info').textContent.startsWith('mosaic:')", timeout=60_000)
-            assert page.is_hidden("#result-notice")
-            # (the painted area is mostly the photo's 12-px mosaic already: an 8-px cell inside a flat one keeps its colour)
-            assert page.evaluate(COMPARE_JS)["changedInside"] > 0.2 * painted["n"]
-            assert page.get_attribute("#download-result", "download") == "boat_mosaic.mosaic.png"
-            assert errors == []
-            page.wait_for_timeout(100)  # the page deletes its finished jobs
-            assert live.app.state.jobs.all() == []
+        # 4. the result on the page: same size, changed inside the painted mask only, notice beside it
+        cmp = page.evaluate(COMPARE_JS)
+        assert (cmp["w"], cmp["h"]) == (352, 288)
+        assert cmp["inside"] == painted["n"]
+        assert cmp["changedOutside"] == 0
+        assert cmp["changedInside"] > 0.5 * cmp["inside"]
+        assert "imagined, not recovered" in page.inner_text("#result-notice")
+        assert page.get_attribute("#download-mask", "download") == "boat_mosaic.synthesized.png"
+        assert page.get_attribute("#download-result", "download") == "boat_mosaic.restored.png"
+        page.fill("#slider", "20")
+        assert "20%" in page.get_attribute("#after", "style")
+        # 5. pixelate the same mask (8-px cells): a mosaic, without the notice of a restoration
+        page.check("input[value=mosaic]")
+        page.fill("#cell", "8")
+        page.click("#run")
+        page.wait_for_function("document.getElementById('result-info').textContent.startsWith('mosaic:')", timeout=60_000)
+        assert page.is_hidden("#result-notice")
+        # (the painted area is mostly the photo's 12-px mosaic already: an 8-px cell inside a flat one keeps its colour)
+        assert page.evaluate(COMPARE_JS)["changedInside"] > 0.2 * painted["n"]
+        assert page.get_attribute("#download-result", "download") == "boat_mosaic.mosaic.png"
+        assert errors == []
+        page.wait_for_timeout(100)  # the page deletes its finished jobs
+        assert live.app.state.jobs.all() == []
 
-            # 6. the API docs render from installed files too (swagger-ui-bundle; nothing outside is reachable)
-            page.goto(live.url + "/docs")
-            page.wait_for_selector(".opblock", timeout=20_000)
-            assert page.locator(".opblock").count() >= 8
-            assert "/api/restore" in page.inner_text("body")
-            assert errors == []
-        finally:
-            browser.close()
+        # 6. the API docs render from installed files too (swagger-ui-bundle; nothing outside is reachable)
+        page.goto(live.url + "/docs")
+        page.wait_for_selector(".opblock", timeout=20_000)
+        assert page.locator(".opblock").count() >= 8
+        assert "/api/restore" in page.inner_text("body")
+        assert errors == []
 
 
 PROGRESS_LOG_JS = """() => {
@@ -202,53 +210,44 @@ def test_upload_a_video_paint_pixelate_see_progress_and_download(tmp_path, monke
             yield out
 
     monkeypatch.setitem(tasks.FRAME_WORK, tasks.PixelateParams, (paced, verb, None, None))
-    with LiveServer() as live, playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 800})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(live.url + "/")
-            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
-            page.set_input_files("#file", str(clip))
-            page.wait_for_function("document.getElementById('file-info').textContent.includes('video')", timeout=20_000)
-            assert page.inner_text("#file-info") == "clip.mp4: video, 96×64"  # its first frame is on the canvas
-            assert page.is_disabled("#detect")
-            box = page.locator("#mask-canvas").bounding_box()
-            sx, sy = box["width"] / W, box["height"] / H
-            page.mouse.move(box["x"] + 20 * sx, box["y"] + 30 * sy)
-            page.mouse.down()
-            page.mouse.move(box["x"] + 70 * sx, box["y"] + 30 * sy, steps=6)
-            page.mouse.up()
-            assert page.evaluate(MASK_COUNT_JS)["n"] > 300
-            page.check("input[value=mosaic]")
-            page.fill("#cell", "8")
-            page.evaluate(PROGRESS_LOG_JS)
-            page.click("#run")
-            page.wait_for_selector("#after-video[data-ready='1']", timeout=60_000)
-            log = page.evaluate("window.progressLog")
-            assert any(t.startswith("running: hiding: frame ") and "left" in t for t in log), log  # progress with an ETA
-            assert page.inner_text("#progress-text").startswith("done")
-            assert page.get_attribute("#download-result", "download") == "clip.mosaic.mp4"
-            assert page.get_attribute("#download-mask", "download") == "clip.mosaic.mask.mp4"
-            assert page.evaluate("[document.getElementById('after-video').videoWidth, document.getElementById('after-video').videoHeight]") == [W, H]
-            head = page.evaluate("""async () => {
-              const b = await (await fetch(document.getElementById('download-result').href)).arrayBuffer();
-              return [b.byteLength, String.fromCharCode(...new Uint8Array(b.slice(4, 8)))];
-            }""")
-            assert head[0] > 1000 and head[1] == "ftyp"  # a real MP4 behind the download link
-            assert f"{N} frames, {N} of them changed" in page.inner_text("#result-info")
-            assert page.is_hidden("#compare")
+    with browser_page() as (live, page, errors):
+        page.set_input_files("#file", str(clip))
+        page.wait_for_function("document.getElementById('file-info').textContent.includes('video')", timeout=20_000)
+        assert page.inner_text("#file-info") == "clip.mp4: video, 96×64"  # its first frame is on the canvas
+        assert page.is_disabled("#detect")
+        box = page.locator("#mask-canvas").bounding_box()
+        sx, sy = box["width"] / W, box["height"] / H
+        page.mouse.move(box["x"] + 20 * sx, box["y"] + 30 * sy)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 70 * sx, box["y"] + 30 * sy, steps=6)
+        page.mouse.up()
+        assert page.evaluate(MASK_COUNT_JS)["n"] > 300
+        page.check("input[value=mosaic]")
+        page.fill("#cell", "8")
+        page.evaluate(PROGRESS_LOG_JS)
+        page.click("#run")
+        page.wait_for_selector("#after-video[data-ready='1']", timeout=60_000)
+        log = page.evaluate("window.progressLog")
+        assert any(t.startswith("running: hiding: frame ") and "left" in t for t in log), log  # progress with an ETA
+        assert page.inner_text("#progress-text").startswith("done")
+        assert page.get_attribute("#download-result", "download") == "clip.mosaic.mp4"
+        assert page.get_attribute("#download-mask", "download") == "clip.mosaic.mask.mp4"
+        assert page.evaluate("[document.getElementById('after-video').videoWidth, document.getElementById('after-video').videoHeight]") == [W, H]
+        head = page.evaluate("""async () => {
+          const b = await (await fetch(document.getElementById('download-result').href)).arrayBuffer();
+          return [b.byteLength, String.fromCharCode(...new Uint8Array(b.slice(4, 8)))];
+        }""")
+        assert head[0] > 1000 and head[1] == "ftyp"  # a real MP4 behind the download link
+        assert f"{N} frames, {N} of them changed" in page.inner_text("#result-info")
+        assert page.is_hidden("#compare")
 
-            # run again and cancel: the job stops, its files go, the page says so
-            page.click("#run")
-            page.wait_for_function("document.getElementById('progress-text').textContent.includes('frame')", timeout=30_000)
-            page.click("#cancel")
-            page.wait_for_function("document.getElementById('error').textContent.includes('cancelled')", timeout=30_000)
-            page.wait_for_timeout(300)
-            assert live.app.state.jobs.all() == []
-            assert list(live.app.state.root.iterdir()) == []
-            assert page.is_enabled("#run")
-            assert errors == []
-        finally:
-            browser.close()
+        # run again and cancel: the job stops, its files go, the page says so
+        page.click("#run")
+        page.wait_for_function("document.getElementById('progress-text').textContent.includes('frame')", timeout=30_000)
+        page.click("#cancel")
+        page.wait_for_function("document.getElementById('error').textContent.includes('cancelled')", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert live.app.state.jobs.all() == []
+        assert list(live.app.state.root.iterdir()) == []
+        assert page.is_enabled("#run")
+        assert errors == []
