@@ -98,6 +98,15 @@ def test_a_video_is_pixelated_as_a_job_with_its_mask_video(clip, tmp_path):
             np.testing.assert_array_equal(m[..., 0] > 127, expected)
         assert c.delete(f"/api/jobs/{s['id']}").status_code == 200
         assert leftovers(c) == []
+        r = c.post("/api/pixelate", files={"image": ("clip.mp4", clip.read_bytes(), "video/mp4")})
+        assert r.status_code == 400 and "POST /api/jobs" in r.json()["error"]  # a video is pointed to the jobs
+        r = c.post("/api/jobs", files={"video": ("clip.mp4", clip.read_bytes(), "video/mp4")}, data={"task": "detect"})
+        assert r.status_code == 400 and "restore, pixelate or anonymize" in r.json()["error"]
+        r = c.post("/api/jobs", files={"video": ("x.mp4", b"not a video at all", "video/mp4")}, data={"task": "pixelate"})
+        s = wait_for(c, r.json()["id"])
+        assert s["status"] == "failed" and s["error"].startswith("video: ") and str(c.app.state.root) not in s["error"]
+        assert c.delete(f"/api/jobs/{s['id']}").status_code == 200
+        assert leftovers(c) == []
 
 
 def test_progress_is_reported_per_frame(clip, tmp_path):

@@ -262,6 +262,8 @@ def create_app(config: WebConfig) -> FastAPI:
 
     async def image_work(fn: Callable, params: Any, image: UploadFile, mask: UploadFile | None, *, synthesized: bool):
         """A synchronous image request: the result PNG, or JSON with both images (``with_mask``)."""
+        if tasks.looks_like_video(image.filename, image.content_type):
+            raise tasks.BadInput("videos run as jobs: POST /api/jobs with task=... and video=@FILE, then follow GET /api/jobs/ID")
         uploads = {tasks.IMAGE: image, tasks.MASK: mask if _is_upload(mask) else None}
         done, files = await run_now(fn, params, uploads, (tasks.RESULT, tasks.RESULT_MASK))
         return _image_answer(done, files, params.with_mask, synthesized=synthesized)

@@ -57,6 +57,7 @@ async function loadInfo() {
   if (!r.ok) { showError(await errorOf(r)); return; }
   const info = await r.json();
   state.notice = info.notice;
+  state.videoOk = info.actions.video;
   const select = $("model");
   select.innerHTML = "";
   for (const name of info.models) {
@@ -97,6 +98,7 @@ async function loadFile(file) {
   if (!file) return;
   const video = isVideo(file);
   if (!video && !file.type.startsWith("image/") && file.type !== "") { showError(`${file.name}: not an image or a video`); return; }
+  if (video && !state.videoOk) { showError(`${file.name}: this server cannot read videos (PyAV, the video extra, is not installed)`); return; }
   let picture = null;
   if (video) {
     picture = await firstFrame(file);  // the server reads what the browser cannot show: no preview then
