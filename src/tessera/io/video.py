@@ -567,7 +567,8 @@ class FrameWriter:
             self.out = av.open(str(self.tmp), "w", format=fmt)
             self.stream = self.out.add_stream(enc.codec, rate=like.fps or 25)
             cc = self.stream.codec_context
-            cc.width, cc.height, cc.pix_fmt = like.width, like.height, "yuv420p"
+            self.pix = "yuv420p" if like.width % 2 == 0 and like.height % 2 == 0 else "yuv444p"  # 4:2:0 needs even sides
+            cc.width, cc.height, cc.pix_fmt = like.width, like.height, self.pix
             cc.time_base = self.stream.time_base = like.time_base
             if enc.codec in ("libx264", "libx265"):
                 cc.options = {"crf": str(int(enc.crf)), "preset": enc.preset}
@@ -585,7 +586,7 @@ class FrameWriter:
             a = np.repeat((a.astype(bool) * np.uint8(255) if a.dtype == bool else a)[..., None], 3, axis=2)
         if a.shape[:2] != self.size or a.dtype != np.uint8:
             raise ValueError(f"expected a {self.size[0]}x{self.size[1]} uint8 image or bool mask, got {a.dtype} {a.shape}")
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24").reformat(format="yuv420p")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24").reformat(format=self.pix)
         vf.pts, vf.time_base = int(pts), self.time_base
         for p in self.stream.encode(vf):
             self.out.mux(p)
