@@ -22,11 +22,14 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 from rich.markup import escape
 
 from tessera.cli.app import console
+
+T = TypeVar("T")
 
 #: The largest pixel count any size flag (cell, box, phase, feather...) may name.
 MAX_SIZE = 1_000_000
@@ -74,6 +77,24 @@ def check_number(value: float | None, flag: str, lo: float, hi: float, *, open_l
     if bad:
         span = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
         raise typer.BadParameter(f"must be a finite number in {span}, got {value!r}", param_hint=flag)
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c'): a comma-separated flag as the tuple its config field holds."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def build_config(cls: Callable[..., T], **fields) -> T:
+    """``cls(**fields)``, a library config that validates itself; a bad field is a usage error on the
+    flag of the same name (``cell_range`` -> ``--cell-range``)."""
+    from tessera.config import ConfigError
+
+    try:
+        return cls(**fields)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -125,9 +146,22 @@ def plan_outputs(
     '.json'); ``companions(target, full)`` names the files written beside a target (``full``: False, or
     the input's full name when a clash made the plan keep it: name companions from it). ``reads``: other
     files the command reads (masks, weights); no output may be one of them or an input."""
-    from tessera.io.image import IMAGE_EXTS, WRITE_FORMATS, collect_inputs
+    from tessera.io.image import IMAGE_EXTS
 
     companions = companions or (lambda _t, _f: ())
+    pairs = _input_pairs(inputs)  # 1. every input image, with its path relative to its folder
+    single_file = len(inputs) == 1 and inputs[0].is_file()
+    if single_file and suffix is None and output.suffix.lower() in IMAGE_EXTS:  # 2a. one file -> one named file
+        jobs = [_single_file_job(pairs[0], output, companions)]
+    else:  # 2b. a folder mirroring the inputs' names, clashes renamed
+        jobs = _folder_jobs(pairs, output, suffix, companions)
+    return _mark_conflicts(jobs, reads)  # 3. no output may be a file the command reads
+
+
+def _input_pairs(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """(source, path relative to its folder) of every input image; folder walks skip Tessera's own outputs."""
+    from tessera.io.image import IMAGE_EXTS, collect_inputs
+
     for p in inputs:
         if not p.exists():
             raise typer.BadParameter(f"input {p} does not exist")
@@ -145,53 +179,60 @@ def plan_outputs(
             highlight=False,
             soft_wrap=True,
         )
-    pairs = kept
-    if not pairs:
+    if not kept:
         raise typer.BadParameter("no images found in the given inputs (looked for " + ", ".join(sorted(IMAGE_EXTS)) + ")")
-    single_file = len(inputs) == 1 and inputs[0].is_file()
-    if single_file and suffix is None and output.suffix.lower() in IMAGE_EXTS:
-        if output.suffix.lower() not in WRITE_FORMATS:
-            raise typer.BadParameter(
-                f"cannot write {output.suffix} files; use one of {', '.join(sorted(WRITE_FORMATS))}", param_hint="--output"
-            )
-        jobs = [Job(pairs[0][0], output, pairs[0][1], tuple(companions(output, False)))]
-    else:
-        if output.exists() and not output.is_dir():
-            raise typer.BadParameter(f"output {output} is a file, but the outputs need a folder", param_hint="--output")
+    return kept
 
-        def target_for(rel: Path, full: bool) -> Path:
-            base = output / rel
-            if full and suffix:  # the input's whole name, extension included: a.jpg -> a.jpg.json
-                return base.with_name(base.name + suffix)
-            if suffix:
-                return base.with_suffix(suffix)
-            if base.suffix.lower() not in WRITE_FORMATS:  # .gif, .ppm, ...: read, but written as PNG
-                return base.with_name(base.name + ".png") if full else base.with_suffix(".png")
-            return base
 
-        full = [False] * len(pairs)
-        for attempt in range(2):
-            jobs = []
-            for (src, rel), f in zip(pairs, full):
-                t = target_for(rel, f)
-                jobs.append(Job(src, t, rel, tuple(companions(t, rel.name if f else False))))
-            clashes = _clashes(jobs)
-            if not clashes:
-                break
-            group = sorted({i for _p, idx in clashes for i in idx})
-            if attempt == 1 or all(full[i] for i in group):
-                lines = "; ".join(f"{' and '.join(str(jobs[i].source) for i in idx)} -> {path}" for path, idx in clashes[:5])
-                raise PlanError(f"several inputs would write the same output; rename them: {lines}")
-            for i in group:
-                full[i] = True
-            console.print(
-                "inputs with the same name would write the same output; their outputs keep the full input name: "
-                + ", ".join(f"{pairs[i][0].name} -> {target_for(pairs[i][1], True).name}" for i in group[:10])
-                + (" ..." if len(group) > 10 else ""),
-                highlight=False,
-                soft_wrap=True,
-            )
-    return _mark_conflicts(jobs, reads)
+def _single_file_job(pair: tuple[Path, Path], output: Path, companions: Callable) -> Job:
+    from tessera.io.image import WRITE_FORMATS
+
+    if output.suffix.lower() not in WRITE_FORMATS:
+        raise typer.BadParameter(f"cannot write {output.suffix} files; use one of {', '.join(sorted(WRITE_FORMATS))}", param_hint="--output")
+    return Job(pair[0], output, pair[1], tuple(companions(output, False)))
+
+
+def _target_for(output: Path, rel: Path, suffix: str | None, full: bool) -> Path:
+    """The output path of the input at ``rel`` under the folder ``output`` (``full``: keep the
+    input's whole name, extension included: a.jpg -> a.jpg.json, b.gif -> b.gif.png)."""
+    from tessera.io.image import WRITE_FORMATS
+
+    base = output / rel
+    if suffix:
+        return base.with_name(base.name + suffix) if full else base.with_suffix(suffix)
+    if base.suffix.lower() not in WRITE_FORMATS:  # .gif, .ppm, ...: read, but written as PNG
+        return base.with_name(base.name + ".png") if full else base.with_suffix(".png")
+    return base
+
+
+def _folder_jobs(pairs: list[tuple[Path, Path]], output: Path, suffix: str | None, companions: Callable) -> list[Job]:
+    """One job per input under the folder ``output``. Inputs whose outputs clash keep their full
+    name (once); a clash that this cannot fix is a :class:`PlanError`."""
+    if output.exists() and not output.is_dir():
+        raise typer.BadParameter(f"output {output} is a file, but the outputs need a folder", param_hint="--output")
+    full = [False] * len(pairs)
+    for attempt in range(2):
+        jobs = []
+        for (src, rel), f in zip(pairs, full):
+            t = _target_for(output, rel, suffix, f)
+            jobs.append(Job(src, t, rel, tuple(companions(t, rel.name if f else False))))
+        clashes = _clashes(jobs)
+        if not clashes:
+            break
+        group = sorted({i for _p, idx in clashes for i in idx})
+        if attempt == 1 or all(full[i] for i in group):
+            lines = "; ".join(f"{' and '.join(str(jobs[i].source) for i in idx)} -> {path}" for path, idx in clashes[:5])
+            raise PlanError(f"several inputs would write the same output; rename them: {lines}")
+        for i in group:
+            full[i] = True
+        console.print(
+            "inputs with the same name would write the same output; their outputs keep the full input name: "
+            + ", ".join(f"{pairs[i][0].name} -> {_target_for(output, pairs[i][1], suffix, True).name}" for i in group[:10])
+            + (" ..." if len(group) > 10 else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    return jobs
 
 
 def _clashes(jobs: Sequence[Job]) -> list[tuple[Path, list[int]]]:

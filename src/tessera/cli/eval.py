@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from tessera.cli.app import app, console
-from tessera.cli.common import _one_line
+from tessera.cli.common import _one_line, build_config, split_list
 
 
 @app.command("eval")
@@ -33,47 +33,21 @@ def eval_(
     on request), with a chart and a sample sheet."""
     from rich.progress import Progress
 
+    from tessera.evaluate import EvalConfig, markdown_table, run_eval
+    from tessera.evaluate.report import refuse_existing_report
     from tessera.io.image import ImageIOError
-    from tessera.evaluate import REPORT_FILES, EvalConfig, markdown_table, run_eval
-    from tessera.restore.pipeline import model_names
 
-    if not data.is_dir():
-        raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
-    from tessera.mosaic.synth import KINDS
-
-    names = tuple(m.strip() for m in models.split(",") if m.strip())
-    if not names:
-        raise typer.BadParameter("name at least one model", param_hint="--models")
-    kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip())
-    bad = [k for k in kind_list if k not in KINDS]
-    if not kind_list or bad:
-        raise typer.BadParameter(f"choose case kinds from {', '.join(KINDS)}" + (f" (not {', '.join(bad)})" if bad else ""), param_hint="--kinds")
-    if critic_data is not None and not critic_data.is_dir():
-        raise typer.BadParameter(f"{critic_data} is not a folder", param_hint="--critic-data")
-    from tessera.mosaic.synth import ZOO, ZOO_FORMATS
-
-    zoo_list = tuple(ZOO) if zoo.strip() == "all" else tuple(g.strip() for g in zoo.split(",") if g.strip())
-    fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
-    if [g for g in zoo_list if g not in ZOO]:
-        raise typer.BadParameter(f"choose zoo generators from {', '.join(ZOO)} or all", param_hint="--zoo")
-    if not fmt_list or [f for f in fmt_list if f not in ZOO_FORMATS]:
-        raise typer.BadParameter(f"choose formats from {', '.join(ZOO_FORMATS)}", param_hint="--formats")
-    if output.exists() and not output.is_dir():
-        raise typer.BadParameter(f"{output} is a file; the report needs a folder", param_hint="--output")
-    for m in names:
-        base = m.removesuffix("+patch")  # MODEL+patch: MODEL refined by neural patch synthesis
-        if base not in model_names() and not Path(base).is_file():
-            raise typer.BadParameter(f"unknown model {m!r}; choose from {', '.join(model_names())} (+patch)", param_hint="--models")
-    there = [name for name in REPORT_FILES if (output / name).is_symlink() or (output / name).exists()]
-    if there and not overwrite:
-        raise typer.BadParameter(f"{output} already holds a report ({', '.join(there)}); use --overwrite to replace it", param_hint="--output")
-    cfg = EvalConfig(
-        data=data, models=names, output=output, cases=cases, seed=seed, kinds=kind_list, jpeg=jpeg, auto=auto,
-        niqe=niqe, critic_data=critic_data, critic_cases=critic_cases, overwrite=overwrite, zoo=zoo_list, formats=fmt_list,
+    cfg = build_config(
+        EvalConfig, data=data, models=split_list(models), output=output, cases=cases, seed=seed, kinds=split_list(kinds), jpeg=jpeg,
+        auto=auto, niqe=niqe, critic_data=critic_data, critic_cases=critic_cases, overwrite=overwrite, zoo=split_list(zoo),
+        formats=split_list(formats),
     )
-    total = cases * len(names) * (2 if auto else 1) * (len(zoo_list) * len(fmt_list) if zoo_list else 1) + (len(names) if critic_data is not None else 0)
+    try:
+        refuse_existing_report(output, overwrite)
+    except FileExistsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--output") from None
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("eval", total=total)
+        task = progress.add_task("eval", total=cfg.total_steps())
         try:
             summary, _ = run_eval(cfg, progress=lambda _msg: progress.advance(task))
         except (ValueError, OSError, ImageIOError) as exc:  # missing weights, no readable photos, unwritable report

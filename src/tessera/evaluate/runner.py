@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tessera.config import ConfigError
 from tessera.evaluate.cases import RESTORE_KINDS, Case, load_folder, make_cases, make_zoo_cases
 from tessera.evaluate.metrics import blockiness, detail_ratio, interior, niqe, psnr, ssim
 from tessera.evaluate.critic import critic_accuracy
@@ -81,6 +82,10 @@ def score_case(
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """One evaluation: ``cases`` seeded cases of the photos in ``data`` (of ``kinds``, or per zoo
+    generator x format; ``zoo=("all",)`` names every generator), restored by every one of ``models``
+    (names, .safetensors files, or MODEL+patch), reported into the folder ``output``."""
+
     data: Path
     models: tuple[str, ...] = ("smooth", "telea", "ns", "default")
     output: Path = Path("eval")
@@ -100,7 +105,45 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         if self.cases < 1 or self.critic_cases < 1 or self.critic_steps < 1:
-            raise ValueError("cases, critic_cases and critic_steps must be >= 1")
+            raise ConfigError("cases", "cases, critic_cases and critic_steps must be >= 1")
+        self._check_folders()
+        self._check_models()
+        self._check_generators()
+
+    def _check_folders(self) -> None:
+        if not Path(self.data).is_dir():
+            raise ConfigError("data", f"{self.data} is not a folder")
+        if self.critic_data is not None and not Path(self.critic_data).is_dir():
+            raise ConfigError("critic_data", f"{self.critic_data} is not a folder")
+        if Path(self.output).exists() and not Path(self.output).is_dir():
+            raise ConfigError("output", f"{self.output} is a file; the report needs a folder")
+
+    def _check_models(self) -> None:
+        from tessera.restore.restorer import is_model, model_names, parse_spec
+
+        if not self.models:
+            raise ConfigError("models", "name at least one model")
+        for m in self.models:
+            if not is_model(str(parse_spec(m)[0])):
+                raise ConfigError("models", f"unknown model {m!r}; choose from {', '.join(model_names())} (+patch)")
+
+    def _check_generators(self) -> None:
+        from tessera.mosaic.synth import KINDS, ZOO, ZOO_FORMATS
+
+        bad = [k for k in self.kinds if k not in KINDS]
+        if not self.kinds or bad:
+            raise ConfigError("kinds", f"choose case kinds from {', '.join(KINDS)}" + (f" (not {', '.join(bad)})" if bad else ""))
+        if self.zoo == ("all",):
+            object.__setattr__(self, "zoo", tuple(ZOO))
+        if [g for g in self.zoo if g not in ZOO]:
+            raise ConfigError("zoo", f"choose zoo generators from {', '.join(ZOO)} or all")
+        if not self.formats or [f for f in self.formats if f not in ZOO_FORMATS]:
+            raise ConfigError("formats", f"choose formats from {', '.join(ZOO_FORMATS)}")
+
+    def total_steps(self) -> int:
+        """How many times :func:`run_eval` calls its progress callback."""
+        per_model = self.cases * (len(self.zoo) * len(self.formats) if self.zoo else 1) * (2 if self.auto else 1)
+        return len(self.models) * per_model + (len(self.models) if self.critic_data is not None else 0)
 
 
 def eval_cases(cfg: EvalConfig) -> tuple[list[Case], list[Case] | None]:
