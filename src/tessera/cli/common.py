@@ -17,7 +17,6 @@ Output planning (:func:`plan_outputs`) holds the batch rules:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -71,12 +70,9 @@ def parse_cell(text: str) -> tuple[int, int]:
 
 def check_number(value: float | None, flag: str, lo: float, hi: float, *, open_lo: bool = False) -> None:
     """A usage error unless ``value`` is a finite number in [lo, hi] ((lo, hi] with open_lo)."""
-    if value is None:
-        return
-    bad = not math.isfinite(value) or value > hi or (value <= lo if open_lo else value < lo)
-    if bad:
-        span = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
-        raise typer.BadParameter(f"must be a finite number in {span}, got {value!r}", param_hint=flag)
+    from tessera.config import check_number as check
+
+    usage_check(lambda: check(flag, value, lo, hi, open_lo=open_lo), {flag: flag})
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -84,17 +80,37 @@ def split_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def build_config(cls: Callable[..., T], **fields) -> T:
-    """``cls(**fields)``, a library config that validates itself; a bad field is a usage error on the
-    flag of the same name (``cell_range`` -> ``--cell-range``)."""
+def usage_check(check: Callable[[], T], flags: dict[str, str] | None = None) -> T:
+    """``check()``; a library :class:`~tessera.config.ConfigError` becomes a usage error on the flag
+    of the field's name (``cell_range`` -> ``--cell-range``, or as ``flags`` maps it), another
+    ValueError a usage error without one."""
     from tessera.config import ConfigError
 
     try:
-        return cls(**fields)
+        return check()
     except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
+        hint = (flags or {}).get(exc.field, "--" + exc.field.replace("_", "-"))
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def build_config(cls: Callable[..., T], flags: dict[str, str] | None = None, **fields) -> T:
+    """``cls(**fields)``: a library config that validates itself, its errors usage errors (:func:`usage_check`)."""
+    return usage_check(lambda: cls(**fields), flags)
+
+
+def parse_json_object(text: str, flag: str) -> dict:
+    """A flag holding a JSON object (model kwargs), or a usage error naming the flag."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise typer.BadParameter(f"must be a JSON object, got {text!r}", param_hint=flag)
+    return value
 
 
 @dataclass(frozen=True)

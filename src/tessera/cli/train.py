@@ -9,7 +9,11 @@ from typing import Optional
 import typer
 
 from tessera.cli.app import app, console
-from tessera.cli.common import check_number, parse_ints
+from tessera.cli.common import build_config, parse_ints, parse_json_object, usage_check
+
+
+#: Config fields whose flag has another name.
+FLAGS = {"model_kwargs": "--kwargs/--width", "d_base": "--d-width", "name": "--recipe"}
 
 
 @app.command()
@@ -49,63 +53,20 @@ def train(
     ckpt_every: int = typer.Option(500, "--ckpt-every", min=1, max=1_000_000_000),
 ) -> None:
     """Train a restoration model on a folder of photos (several processes: torchrun --nproc_per_node N -m tessera train ...)."""
-    import json
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from tessera.models import PRESETS, TRAINABLE_MODELS
     from tessera.train.loop import TrainConfig, fit
     from tessera.train.recipes import RecipeConfig
 
-    if model not in TRAINABLE_MODELS:
-        raise typer.BadParameter(f"must be one of {', '.join(TRAINABLE_MODELS)}", param_hint="--model")
-    if preset not in PRESETS[model]:
-        raise typer.BadParameter(f"must be one of {', '.join(PRESETS[model])}", param_hint="--preset")
-    if recipe not in ("", "gan"):
-        raise typer.BadParameter("must be gan (or left out for the model's own recipe)", param_hint="--recipe")
-    if amp not in ("none", "bf16", "fp16"):
-        raise typer.BadParameter("must be none, bf16 or fp16", param_hint="--amp")
-    if small not in ("upscale", "skip"):
-        raise typer.BadParameter("must be upscale or skip", param_hint="--small")
-    if not data.exists():
-        raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
-    if val is not None and not val.exists():
-        raise typer.BadParameter(f"{val} does not exist", param_hint="--val")
-    try:
-        overrides = json.loads(kwargs)
-        assert isinstance(overrides, dict)
-    except (ValueError, AssertionError):
-        raise typer.BadParameter(f"must be a JSON object, got {kwargs!r}", param_hint="--kwargs") from None
-    if width is not None:
-        overrides["base"] = width
-    from tessera.models import model_kwargs
-    from tessera.weights import WeightsError, validate_kwargs
-
-    try:  # the same checks a model file's kwargs get: known keys, sane values, a parameter cap
-        validate_kwargs(model, model_kwargs(model, preset, overrides))
-    except (WeightsError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--kwargs/--width") from None
-    check_number(lr, "--lr", 0.0, 10.0, open_lo=True)
-    if resume and overwrite:
-        raise typer.BadParameter("give --resume or --overwrite, not both", param_hint="--resume")
-    run_files = [n for n in ("checkpoint.pt", "config.json", "metrics.jsonl") if (out / n).is_symlink() or (out / n).exists()]
-    if run_files and not (resume or overwrite):
-        raise typer.BadParameter(
-            f"{out} already holds a run ({', '.join(run_files)}); continue it with --resume, start afresh with --overwrite, "
-            "or choose another --out", param_hint="--out",
-        )
-    if out.exists() and not out.is_dir():
-        raise typer.BadParameter(f"{out} is a file; the run needs a folder", param_hint="--out")
-    lo, hi = parse_ints(cell_range, 2, "--cell-range", lo=1, hi=4096)
-    if not (1 <= lo <= cell <= hi):
-        raise typer.BadParameter(f"need 1 <= {lo} <= --cell {cell} <= {hi}", param_hint="--cell-range")
-    cfg = TrainConfig(
-        data=data, out=out, model=model, val=val, preset=preset, model_kwargs=overrides, steps=steps, batch=batch,
-        crop=crop, region=region, cell=cell, cell_range=(lo, hi), lr=lr, seed=seed, device=device, amp=amp,
-        channels_last=channels_last, compile=compile, augment=augment, small=small, workers=workers, threads=threads,
-        log_every=log_every, eval_every=eval_every, sample_every=sample_every, ckpt_every=ckpt_every, resume=resume,
-        init=init, minutes=minutes, recipe=RecipeConfig(d_base=d_width, name=recipe),
+    cfg = build_config(
+        TrainConfig, flags=FLAGS, data=data, out=out, model=model, val=val, preset=preset, width=width, model_kwargs=parse_json_object(kwargs, "--kwargs"),
+        steps=steps, batch=batch, crop=crop, region=region, cell=cell, cell_range=parse_ints(cell_range, 2, "--cell-range", lo=1, hi=4096),
+        lr=lr, seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile, augment=augment, small=small,
+        workers=workers, threads=threads, log_every=log_every, eval_every=eval_every, sample_every=sample_every, ckpt_every=ckpt_every,
+        resume=resume, overwrite=overwrite, init=init, minutes=minutes,
+        recipe=build_config(RecipeConfig, flags=FLAGS, d_base=d_width, name=recipe),
     )
+    usage_check(cfg.refuse_existing_run, FLAGS)
     with Progress(
         TextColumn(f"[bold]train {model}"),
         BarColumn(),

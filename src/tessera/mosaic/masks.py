@@ -130,3 +130,21 @@ def random_strokes(
             cv2.line(m, (x, y), (nx, ny), 1, int(rng.integers(width[0], width[1] + 1)))
             x, y = nx, ny
     return m.astype(bool)
+
+
+#: The random region makers of one size, by name (:func:`random_shape`).
+SHAPES = ("box", "ellipse", "polygon", "strokes")
+
+
+def random_shape(
+    kind: str, shape: tuple[int, int], size: tuple[int, int], rng: np.random.Generator,
+    *, strokes: tuple[int, int] = (1, 4), width: tuple[int, int] = (8, 24),
+) -> np.ndarray:
+    """A random region of ``kind`` (one of :data:`SHAPES`) of about ``size`` (h, w) in an image of
+    ``shape``; ``strokes`` and ``width`` shape the brush strokes (which ignore ``size``)."""
+    if kind == "strokes":
+        return random_strokes(shape, rng, strokes=strokes, width=width)
+    makers = {"box": random_box, "ellipse": random_ellipse, "polygon": random_polygon}
+    if kind not in makers:
+        raise ValueError(f"unknown region shape {kind!r}; choose one of {', '.join(SHAPES)}")
+    return makers[kind](shape, size, rng)

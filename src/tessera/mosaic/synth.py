@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from tessera.mosaic.masks import random_box, random_ellipse, random_polygon, random_strokes
+from tessera.mosaic.masks import random_box, random_shape
 from tessera.mosaic.pixelate import cell_image, feather_weight, pixelate
 from tessera.mosaic.region import Grid
 
@@ -89,16 +89,7 @@ def _shape(rng: np.random.Generator, H: int, W: int, kind: str, grid: Grid | Non
         frac = rng.uniform(lo or 0.15, 0.7)
         h = int(np.clip(frac * H * rng.uniform(0.7, 1.3), max(3 * c, 12), H))
         w = int(np.clip(frac * W * rng.uniform(0.7, 1.3), max(3 * c, 12), W))
-        if kind == "box":
-            m = random_box((H, W), (h, w), rng)
-        elif kind == "ellipse":
-            m = random_ellipse((H, W), (h, w), rng)
-        elif kind == "polygon":
-            m = random_polygon((H, W), (h, w), rng)
-        elif kind == "strokes":
-            m = random_strokes((H, W), rng, strokes=(1, 3), width=(max(12, 2 * c), max(16, 3 * c)))
-        else:
-            raise ValueError(f"unknown shape kind {kind!r}")
+        m = random_shape(kind, (H, W), (h, w), rng, strokes=(1, 3), width=(max(12, 2 * c), max(16, 3 * c)))
         if m.sum() >= max(16 * c * c, 0.02 * H * W) or min_side < 48:
             return m
     return m
@@ -471,7 +462,7 @@ def zoo_case(image: np.ndarray, rng: np.random.Generator, generator: str, fmt: s
     shape = str(rng.choice(["box", "ellipse", "polygon"]))
     frac = rng.uniform(0.25, 0.55)
     h, w = max(int(frac * H), 16), max(int(frac * W), 16)
-    region = {"box": random_box, "ellipse": random_ellipse, "polygon": random_polygon}[shape]((H, W), (min(h, H), min(w, W)), rng)
+    region = random_shape(shape, (H, W), (min(h, H), min(w, W)), rng)
     if not region.any():
         region = random_box((H, W), (min(h, H), min(w, W)), rng)
     out, mask, grid, nominal, info = zoo_apply(image, region, rng, generator)

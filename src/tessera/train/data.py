@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from tessera.mosaic.masks import random_box, random_ellipse, random_polygon, random_strokes
+from tessera.mosaic.masks import random_shape
 from tessera.mosaic.pixelate import pixelate
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
@@ -134,17 +134,7 @@ def _window(shape: tuple[int, int], cfg: DegradeConfig, rng: np.random.Generator
 
 def _shape_mask(shape: tuple[int, int], box: tuple[int, int, int, int], kind: str, rng: np.random.Generator) -> np.ndarray:
     x, y, w, h = box
-    if kind == "box":
-        sub = random_box((h, w), (h, w), rng)
-    elif kind == "ellipse":
-        sub = random_ellipse((h, w), (h, w), rng)
-    elif kind == "polygon":
-        sub = random_polygon((h, w), (h, w), rng)
-    elif kind == "strokes":
-        width = (max(2, min(h, w) // 12), max(3, min(h, w) // 5))
-        sub = random_strokes((h, w), rng, strokes=(1, 4), width=width)
-    else:
-        raise ValueError(f"unknown region shape {kind!r}")
+    sub = random_shape(kind, (h, w), (h, w), rng, strokes=(1, 4), width=(max(2, min(h, w) // 12), max(3, min(h, w) // 5)))
     out = np.zeros(shape, dtype=bool)
     out[y : y + h, x : x + w] = sub
     return out

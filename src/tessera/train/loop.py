@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from tessera.config import ConfigError, check_choice, check_number
 from tessera.models import model_kwargs as preset_kwargs
 from tessera.models import save_model
 from tessera.train.data import (
@@ -85,6 +86,58 @@ class TrainConfig:
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     degrade: DegradeConfig | None = None  # None: built from region/cell/cell_range
     aug: AugmentConfig = field(default_factory=AugmentConfig)
+    width: int | None = None  # base channels of the generator: overrides the preset (and model_kwargs["base"])
+    overwrite: bool = False  # start afresh in an ``out`` that holds a run (see :meth:`refuse_existing_run`)
+
+    RUN_FILES = ("checkpoint.pt", "config.json", "metrics.jsonl")
+
+    def __post_init__(self) -> None:
+        from tessera.models import PRESETS, TRAINABLE_MODELS
+
+        check_choice("model", self.model, TRAINABLE_MODELS)
+        check_choice("preset", self.preset, tuple(PRESETS[self.model]))
+        check_choice("amp", self.amp, ("none", "bf16", "fp16"))
+        check_choice("small", self.small, ("upscale", "skip"))
+        check_number("lr", self.lr, 0.0, 10.0, open_lo=True)
+        lo, hi = self.cell_range
+        if not 1 <= lo <= self.cell <= hi:
+            raise ConfigError("cell_range", f"need 1 <= {lo} <= cell {self.cell} <= {hi}")
+        self._check_paths()
+        self._check_kwargs()
+
+    def _check_paths(self) -> None:
+        for name in ("data", "val"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).exists():
+                raise ConfigError(name, f"{path} does not exist")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ConfigError("out", f"{self.out} is a file; the run needs a folder")
+        if self.resume and self.overwrite:
+            raise ConfigError("resume", "give resume or overwrite, not both")
+
+    def _check_kwargs(self) -> None:
+        """The same checks a model file's kwargs get: known keys, sane values, a parameter cap."""
+        from tessera.weights import WeightsError, validate_kwargs
+
+        try:
+            validate_kwargs(self.model, self.generator_kwargs())
+        except (WeightsError, ValueError) as exc:
+            raise ConfigError("model_kwargs", str(exc)) from None
+
+    def generator_kwargs(self) -> dict[str, Any]:
+        """The generator's constructor kwargs: the preset's, updated by ``model_kwargs`` and ``width``."""
+        overrides = {**self.model_kwargs, **({"base": self.width} if self.width is not None else {})}
+        return preset_kwargs(self.model, self.preset, overrides)
+
+    def refuse_existing_run(self) -> None:
+        """ConfigError when ``out`` already holds a run, unless ``resume`` or ``overwrite``. (:func:`fit`
+        itself replaces a run's files: a caller that must not lose one calls this first, as the CLI does.)"""
+        there = [n for n in self.RUN_FILES if os.path.lexists(Path(self.out) / n)]
+        if there and not (self.resume or self.overwrite):
+            raise ConfigError(
+                "out", f"{self.out} already holds a run ({', '.join(there)}); continue it with --resume, start afresh with "
+                "--overwrite, or choose another --out",
+            )
 
     def degrade_config(self) -> DegradeConfig:
         if self.degrade is not None:
@@ -413,7 +466,7 @@ class _Run:
 def _build(cfg: TrainConfig, d: Dist, device: torch.device) -> _Run:
     """Stage 1: networks, optimizers, LR schedules; weights from --init or the checkpoint on --resume;
     the same state on every process."""
-    kwargs = preset_kwargs(cfg.model, cfg.preset, cfg.model_kwargs)
+    kwargs = cfg.generator_kwargs()
     torch.manual_seed(cfg.seed)
     rcfg = RecipeConfig(**{**asdict(cfg.recipe), "lr": cfg.lr, "amp": cfg.amp, "local_size": min(cfg.recipe.local_size, cfg.region)})
     recipe = build_recipe(cfg.model, kwargs, rcfg, device)
@@ -553,8 +606,6 @@ def fit(cfg: TrainConfig, on_step: Callable[[int, int, dict[str, float]], None] 
     kind = "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     d = setup_dist(kind)
     device = pick_device(cfg.device, d)
-    if cfg.amp not in ("none", "bf16", "fp16"):
-        raise TrainError(f"amp must be none, bf16 or fp16, got {cfg.amp!r}")
     out = Path(cfg.out)
     run = _build(cfg, d, device)  # 1.
     loader, val = _data(run)  # 2.

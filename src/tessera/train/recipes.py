@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tessera.config import ConfigError
 from tessera.models import build_model
 from tessera.models.deepfill import WGANCritic
 from tessera.models.patchgan import PatchGAN
@@ -53,10 +54,10 @@ class RecipeConfig:
     ft_betas: tuple[float, float] = (0.9, 0.99)  # Real-ESRGAN's Adam betas for both networks
 
     def __post_init__(self) -> None:
-        if self.name not in ("", *RECIPES):
-            raise ValueError(f"recipe must be one of {sorted(RECIPES)} (or empty for the model's own), got {self.name!r}")
+        if self.name not in ("", "gan"):  # another recipe than the model's own: only the GAN fine-tuning
+            raise ConfigError("name", f"recipe must be one of ['gan'] (or empty for the model's own), got {self.name!r}")
         if min(self.ft_l1, self.ft_fm, self.ft_adv) < 0:
-            raise ValueError("ft_l1, ft_fm and ft_adv must be >= 0")
+            raise ConfigError("ft_l1", "ft_l1, ft_fm and ft_adv must be >= 0")
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -100,6 +101,15 @@ class Recipe:
             return contextlib.nullcontext()
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.cfg.amp]
         return torch.autocast(self.device.type, dtype=dtype)
+
+    def critic_view(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, list, list]:
+        """What G's update asks of a discriminator: its score and activations for ``fake`` (with
+        gradients back to G) and its activations for ``real`` (without), for feature matching."""
+        with self.autocast():
+            score, f_fake = D(fake, features=True)
+            with torch.no_grad():
+                _, f_real = D(real, features=True)
+        return score, f_fake, f_real
 
     def update(self, name: str, loss: torch.Tensor) -> None:
         """Backward ``loss`` into network ``name`` only, average its gradients across processes, step."""
@@ -267,10 +277,8 @@ class DeepFillRecipe(Recipe):
         self.update("critic", loss_d)
         # 2. update G
         set_requires_grad(C, False)
+        s_g, f_fake, f_real = self.critic_view(Dg, real_g, fake_g)
         with self.autocast():
-            s_g, f_fake = Dg(fake_g, features=True)
-            with torch.no_grad():
-                _, f_real = Dg(real_g, features=True)
             s_l = Dl(fake_l)
         adv = -(s_g.float().mean() + s_l.float().mean())
         fm = feature_matching(f_real, f_fake)
@@ -319,10 +327,7 @@ class GANFineTuneRecipe(Recipe):
         self.update("discriminator", loss_d)
         # 2. update G against the updated D
         set_requires_grad(D, False)
-        with self.autocast():
-            s_fake, f_fake = D(fake_in, features=True)
-            with torch.no_grad():
-                _, f_real = D(real_in, features=True)
+        s_fake, f_fake, f_real = self.critic_view(D, real_in, fake_in)
         adv = gan_bce_masked(s_fake, True, w)
         fm = masked_feature_matching(f_real, f_fake, mask)
         l1 = masked_recon(fake, target, mask, kind="l1", valid_weight=self.cfg.valid_weight)
