@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from tessera.cli.app import app, console
-from tessera.cli.common import Job, check_number, plan_outputs, run_jobs
+from tessera.cli.common import Job, check_number
 
 
 def mask_path(json_path: Path) -> Path:
@@ -73,10 +73,8 @@ def detect(
     from tessera.cli import videos
 
     videos.check_times(start, end)
-    image_inputs, video_jobs = videos.split_inputs(inputs, output, folder_only=True)  # videos: NAME.mask.mp4 + NAME.json
-    jobs = (
-        plan_outputs(image_inputs, output, suffix=".json", companions=lambda t, _full: (mask_path(t),), reads=[weights] if weights else [])
-        if image_inputs or not video_jobs else []
+    jobs, video_jobs = videos.plan_media(  # videos: NAME.mask.mp4 + NAME.json
+        inputs, output, folder_only=True, suffix=".json", companions=lambda t, _full: (mask_path(t),), reads=[weights] if weights else []
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -85,7 +83,6 @@ def detect(
         console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
     if model is None:  # warned once above; grid analysis only for every file
         cfg = DetectConfig(min_area=min_area, sensitivity=sensitivity, weights="", blur=blur)
-    code = run_jobs(jobs, lambda job: detect_file(job, cfg, model), "detect", overwrite) if jobs else 0
-    if video_jobs:
-        code |= videos.run_video_jobs(video_jobs, lambda job, p: videos.detect_video_job(job, cfg, start, end, overwrite, p), "detect")
-    raise typer.Exit(code)
+    raise typer.Exit(videos.run_media(
+        jobs, video_jobs, lambda job: detect_file(job, cfg, model), lambda job, p: videos.detect_video_job(job, cfg, start, end, overwrite, p), "detect", overwrite
+    ))

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tessera.cli.app import app
-from tessera.cli.common import Job, check_number, companion, parse_cell, parse_ints, plan_outputs, run_jobs
+from tessera.cli.common import Job, check_number, companion, parse_cell, parse_ints
 
 
 @dataclass(frozen=True)
@@ -115,12 +115,9 @@ def pixelate(
 
     videos.check_times(start, end)
     enc = videos.encode_config(crf, preset)
-    image_inputs, video_jobs = videos.split_inputs(inputs, output)
-    jobs = plan_outputs(
-        image_inputs, output, companions=(lambda t, full: (companion(t, ".mask.png", full),)) if save_mask else None,
-        reads=[mask] if mask else [],
-    ) if image_inputs or not video_jobs else []
-    code = run_jobs(jobs, lambda job: pixelate_file(job, cfg), "pixelate", overwrite) if jobs else 0
-    if video_jobs:
-        code |= videos.run_video_jobs(video_jobs, lambda job, p: videos.pixelate_video_job(job, cfg, enc, start, end, p), "pixelate")
-    raise typer.Exit(code)
+    jobs, video_jobs = videos.plan_media(
+        inputs, output, companions=(lambda t, full: (companion(t, ".mask.png", full),)) if save_mask else None, reads=[mask] if mask else []
+    )
+    raise typer.Exit(videos.run_media(
+        jobs, video_jobs, lambda job: pixelate_file(job, cfg), lambda job, p: videos.pixelate_video_job(job, cfg, enc, start, end, p), "pixelate", overwrite
+    ))

@@ -11,7 +11,7 @@ import typer
 from tessera.restore.marking import MASK_SUFFIX, NOTICE
 from tessera.restore.pipeline import RestoreConfig
 from tessera.cli.app import app, console
-from tessera.cli.common import Job, check_number, companion, mask_dir_files, parse_cell, parse_ints, plan_outputs, run_jobs
+from tessera.cli.common import Job, check_number, companion, mask_dir_files, parse_cell, parse_ints
 
 
 @dataclass(frozen=True)
@@ -156,13 +156,12 @@ def restore(
 
     videos.check_times(start, end)
     enc = videos.encode_config(crf, preset)
-    image_inputs, video_jobs = videos.split_inputs(inputs, output)
     reads = [p for p in (mask, Path(model)) if p is not None and p.is_file()] + mask_dir_files(mask_dir)
-    jobs = plan_outputs(
-        image_inputs, output, companions=(lambda t, full: (companion(t, MASK_SUFFIX, full),)) if save_mask else None, reads=reads
-    ) if image_inputs or not video_jobs else []
-    code = run_jobs(jobs, lambda job: restore_file(job, cfg), "restore", overwrite) if jobs else 0
-    if video_jobs:
-        code |= videos.run_video_jobs(video_jobs, lambda job, p: videos.restore_video_job(job, cfg, enc, start, end, p), "restore")
+    jobs, video_jobs = videos.plan_media(
+        inputs, output, companions=(lambda t, full: (companion(t, MASK_SUFFIX, full),)) if save_mask else None, reads=reads
+    )
+    code = videos.run_media(
+        jobs, video_jobs, lambda job: restore_file(job, cfg), lambda job, p: videos.restore_video_job(job, cfg, enc, start, end, p), "restore", overwrite
+    )
     console.print(f"[dim]{NOTICE}[/]", highlight=False)
     raise typer.Exit(code)

@@ -60,6 +60,29 @@ def split_inputs(inputs: Sequence[Path], output: Path, *, folder_only: bool = Fa
     return image_inputs, jobs
 
 
+def plan_media(inputs: Sequence[Path], output: Path, *, folder_only: bool = False, **plan) -> tuple[list[Job], list[Job]]:
+    """(image jobs, video jobs) of a command's inputs, every output known before the first write:
+    :func:`split_inputs`, then :func:`~tessera.cli.common.plan_outputs` (``plan``: its keywords) for the images."""
+    from tessera.cli.common import plan_outputs
+
+    image_inputs, video_jobs = split_inputs(inputs, output, folder_only=folder_only)
+    jobs = plan_outputs(image_inputs, output, **plan) if image_inputs or not video_jobs else []
+    return jobs, video_jobs
+
+
+def run_media(
+    jobs: Sequence[Job], video_jobs: Sequence[Job], image_work: Callable[[Job], None], video_work: Callable, verb: str, overwrite: bool = False
+) -> int:
+    """Run the image jobs (:func:`~tessera.cli.common.run_jobs`), then the video jobs
+    (:func:`run_video_jobs`). Returns 0, or 1 when something failed."""
+    from tessera.cli.common import run_jobs
+
+    code = run_jobs(jobs, image_work, verb, overwrite) if jobs else 0
+    if video_jobs:
+        code |= run_video_jobs(video_jobs, video_work, verb)
+    return code
+
+
 def run_video_jobs(jobs: Sequence[Job], work: Callable[[Job, Callable[[int, int], None]], str | None], verb: str) -> int:
     """Run each video job with a progress bar (frames, frames/s, ETA); one line per failure.
     ``work(job, progress)`` gets a ``progress(done, total)`` callback and may return a note for

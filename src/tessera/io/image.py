@@ -32,6 +32,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from tessera.io.errors import FileIOError
+
 __all__ = [
     "IMAGE_EXTS",
     "WRITE_FORMATS",
@@ -97,16 +99,8 @@ class TesseraWarning(UserWarning):
     """Something about an input was adjusted (first frame of an animation, an unreadable EXIF block...)."""
 
 
-class ImageIOError(Exception):
+class ImageIOError(FileIOError):
     """An image file could not be read or written. ``str(err)`` is ``"<path>: <reason>"``."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        super().__init__(path, reason)  # both args kept so the error pickles across processes
-        self.path = Path(path)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
 
 
 class ImageReadError(ImageIOError):

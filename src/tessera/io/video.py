@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tessera.io.errors import FileIOError
+
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".3gp", ".wmv"}
 # Containers we write, by extension (the format name FFmpeg knows them by).
 WRITE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".ts": "mpegts"}
@@ -38,16 +40,8 @@ _KEEP_PIX = {"yuv420p", "yuv422p", "yuv444p"}
 _FULL_RANGE_PIX = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
 
 
-class VideoError(Exception):
+class VideoError(FileIOError):
     """A video could not be read or written. ``str(err)`` is ``"<path>: <reason>"``, one line."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        super().__init__(path, reason)
-        self.path = Path(path)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
 
 
 class VideoReadError(VideoError):

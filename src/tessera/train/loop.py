@@ -50,44 +50,51 @@ class TrainError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. CLI flags map one to one onto these fields."""
+    """One training run. CLI flags map one to one onto these fields (``recipe``: --d-width, --recipe;
+    ``model_kwargs``: --kwargs), grouped by what they decide."""
 
+    # where: the photos, the run folder and how a run already there is treated
     data: Path
     out: Path
-    model: str = "unet"
     val: Path | None = None
+    val_count: int = 16  # validation cases made from ``val``
+    resume: bool = False
+    overwrite: bool = False  # start afresh in an ``out`` that holds a run (see :meth:`refuse_existing_run`)
+    # what: the model and its size
+    model: str = "unet"
     preset: str = "paper"  # model size: paper | small | tiny (see tessera.models.PRESETS)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # overrides of the preset
-    steps: int = 100_000
-    batch: int = 16
+    width: int | None = None  # base channels of the generator: overrides the preset (and model_kwargs["base"])
+    init: Path | None = None  # start the generator from these weights (a safetensors file); ignored on resume
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    # the data: crops, augmentation and the degradations that make the inputs
     crop: int = 256
+    small: str = "upscale"  # images smaller than the crop: upscale | skip
+    augment: bool = True
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
     region: int = 128
     cell: int = 12
     cell_range: tuple[int, int] = (4, 24)
+    degrade: DegradeConfig | None = None  # None: built from region/cell/cell_range
+    # the optimization
+    steps: int = 100_000
+    batch: int = 16
     lr: float = 1e-4
     decay_from: float = 0.5  # linear LR decay to 0 over the last (1 - decay_from) of the steps
     seed: int = 0
+    minutes: float | None = None  # wall-clock limit of this call: stop cleanly (checkpoint) after it; --resume continues
+    # the machine
     device: str = "auto"  # auto | cpu | cuda | cuda:1
     amp: str = "none"  # none | bf16 | fp16
     channels_last: bool = False
     compile: bool = False
-    augment: bool = True
-    small: str = "upscale"  # images smaller than the crop: upscale | skip
     workers: int = 2
     threads: int | None = None
+    # how often (steps): log, validate, save sample grids, checkpoint
     log_every: int = 10
     eval_every: int = 500
     sample_every: int = 500
     ckpt_every: int = 500
-    val_count: int = 16
-    resume: bool = False
-    init: Path | None = None  # start the generator from these weights (a safetensors file); ignored on resume
-    minutes: float | None = None  # wall-clock limit of this call: stop cleanly (checkpoint) after it; --resume continues
-    recipe: RecipeConfig = field(default_factory=RecipeConfig)
-    degrade: DegradeConfig | None = None  # None: built from region/cell/cell_range
-    aug: AugmentConfig = field(default_factory=AugmentConfig)
-    width: int | None = None  # base channels of the generator: overrides the preset (and model_kwargs["base"])
-    overwrite: bool = False  # start afresh in an ``out`` that holds a run (see :meth:`refuse_existing_run`)
 
     RUN_FILES = ("checkpoint.pt", "config.json", "metrics.jsonl")
 
