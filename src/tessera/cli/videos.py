@@ -18,25 +18,14 @@ def split_inputs(inputs: Sequence[Path], output: Path, *, folder_only: bool = Fa
     """(inputs for the image planner, video jobs). Folders are walked for videos (and still given
     to the image planner when they hold images); a single video file with a video-extension
     output writes that file, else outputs mirror the inputs' names inside ``output``."""
-    from tessera.io.image import IMAGE_EXTS
     from tessera.io.video import VIDEO_EXTS, WRITE_FORMATS, is_video_path
 
     image_inputs: list[Path] = []
     videos: list[tuple[Path, Path]] = []
     for p in inputs:
         if p.is_dir():
-            has_images = False
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if name.startswith("."):
-                        continue
-                    ext = os.path.splitext(name)[1].lower()
-                    if ext in VIDEO_EXTS:
-                        f = Path(dirpath) / name
-                        videos.append((f, f.relative_to(p)))
-                    elif ext in IMAGE_EXTS:
-                        has_images = True
+            found, has_images = _walk_videos(p)
+            videos += found
             if has_images:
                 image_inputs.append(p)
         elif p.is_file() and is_video_path(p):
@@ -58,6 +47,27 @@ def split_inputs(inputs: Sequence[Path], output: Path, *, folder_only: bool = Fa
             target = target.with_suffix(".mkv")  # a container that holds any stream
         jobs.append(Job(src, target, rel))
     return image_inputs, jobs
+
+
+def _walk_videos(folder: Path) -> tuple[list[tuple[Path, Path]], bool]:
+    """The videos under ``folder`` as (path, path relative to it), in name order, skipping hidden
+    files and folders; and whether it holds images too."""
+    from tessera.io.image import IMAGE_EXTS
+    from tessera.io.video import VIDEO_EXTS
+
+    videos, has_images = [], False
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            ext = os.path.splitext(name)[1].lower()
+            if ext in VIDEO_EXTS:
+                f = Path(dirpath) / name
+                videos.append((f, f.relative_to(folder)))
+            elif ext in IMAGE_EXTS:
+                has_images = True
+    return videos, has_images
 
 
 def plan_media(inputs: Sequence[Path], output: Path, *, folder_only: bool = False, **plan) -> tuple[list[Job], list[Job]]:
