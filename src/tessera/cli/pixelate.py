@@ -113,11 +113,8 @@ def pixelate(
     )
     from tessera.cli import videos
 
-    videos.check_times(start, end)
-    enc = videos.encode_config(crf, preset)
-    jobs, video_jobs = videos.plan_media(
-        inputs, output, companions=(lambda t, full: (companion(t, ".mask.png", full),)) if save_mask else None, reads=[mask] if mask else []
-    )
-    raise typer.Exit(videos.run_media(
-        jobs, video_jobs, lambda job: pixelate_file(job, cfg), lambda job, p: videos.pixelate_video_job(job, cfg, enc, start, end, p), "pixelate", overwrite
+    raise typer.Exit(videos.run_file_command(
+        inputs, output, "pixelate", lambda job: pixelate_file(job, cfg), lambda job, enc, p: videos.pixelate_video_job(job, cfg, enc, start, end, p),
+        crf=crf, preset=preset, start=start, end=end, overwrite=overwrite, reads=[mask] if mask else [],
+        companions=(lambda t, full: (companion(t, ".mask.png", full),)) if save_mask else None,
     ))

@@ -154,14 +154,11 @@ def restore(
     )
     from tessera.cli import videos
 
-    videos.check_times(start, end)
-    enc = videos.encode_config(crf, preset)
-    reads = [p for p in (mask, Path(model)) if p is not None and p.is_file()] + mask_dir_files(mask_dir)
-    jobs, video_jobs = videos.plan_media(
-        inputs, output, companions=(lambda t, full: (companion(t, MASK_SUFFIX, full),)) if save_mask else None, reads=reads
-    )
-    code = videos.run_media(
-        jobs, video_jobs, lambda job: restore_file(job, cfg), lambda job, p: videos.restore_video_job(job, cfg, enc, start, end, p), "restore", overwrite
+    code = videos.run_file_command(
+        inputs, output, "restore", lambda job: restore_file(job, cfg), lambda job, enc, p: videos.restore_video_job(job, cfg, enc, start, end, p),
+        crf=crf, preset=preset, start=start, end=end, overwrite=overwrite,
+        reads=[p for p in (mask, Path(model)) if p is not None and p.is_file()] + mask_dir_files(mask_dir),
+        companions=(lambda t, full: (companion(t, MASK_SUFFIX, full),)) if save_mask else None,
     )
     console.print(f"[dim]{NOTICE}[/]", highlight=False)
     raise typer.Exit(code)

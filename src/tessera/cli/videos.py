@@ -93,6 +93,19 @@ def run_media(
     return code
 
 
+def run_file_command(
+    inputs: Sequence[Path], output: Path, verb: str, image_work: Callable[[Job], None], video_work: Callable, *,
+    crf: int, preset: str, start: float | None, end: float | None, overwrite: bool, companions=None, reads: Sequence[Path] = (),
+) -> int:
+    """A command that writes a file per image and per video (pixelate, restore): check the time span
+    and the encoder settings, plan every output (:func:`plan_media`), then run (:func:`run_media`).
+    ``video_work(job, encode, progress)`` gets the :class:`~tessera.io.video.EncodeConfig`."""
+    check_times(start, end)
+    encode = encode_config(crf, preset)
+    jobs, video_jobs = plan_media(inputs, output, companions=companions, reads=reads)
+    return run_media(jobs, video_jobs, image_work, lambda job, progress: video_work(job, encode, progress), verb, overwrite)
+
+
 def run_video_jobs(jobs: Sequence[Job], work: Callable[[Job, Callable[[int, int], None]], str | None], verb: str) -> int:
     """Run each video job with a progress bar (frames, frames/s, ETA); one line per failure.
     ``work(job, progress)`` gets a ``progress(done, total)`` callback and may return a note for
