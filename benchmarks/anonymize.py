@@ -1,11 +1,12 @@
 """Anonymization: face recall and speed, text-line recall, and how much of each redaction our own
 restorer brings back (PSNR in the region, dlib re-identification).
 
-    python -m benchmarks.anonymize [--part faces,text,attack,cam] [--n 30] [--no-write]
+    python -m benchmarks.anonymize [--part faces,scales,text,attack,cam] [--n 30] [--no-write]
 
 faces: CenterFace (and the Haar fallback) on every faces/val crop, and on seeded 640x480 photos
 composed from urban100 scenes (scenes/train) with 6 faces/val crops pasted at 24-120 px; a face
 counts as found when a box holds its centre. Time per 640x480 photo (wall and process CPU).
+scales: CenterFace on those photos at several network scales and thresholds (recall against CPU time).
 text: seeded 640x480 pictures with 5 rendered lines each (system fonts, 14-40 px, plate-like lines
 on white plates) on scenes/val photos; a line is found when found boxes cover >= 90 % of its ink box.
 attack: faces/val crops (resized to 160 px long side), the detected face box padded by 0.15 hidden by
@@ -106,6 +107,41 @@ def part_faces(n_photos: int) -> str:
         f"(min wall {1000 * min(walls):.0f} ms; ONNX Runtime on the shared CPU)."
     )
     return "\n".join(lines)
+
+
+SCALES = ((1.0, 0.2), (1.0, 0.1), (1.25, 0.2), (1.5, 0.2), (1.5, 0.1))  # (network scale, threshold); (1.0, 0.2) is the default
+
+
+def part_scales(n_photos: int) -> str:
+    """CenterFace on the composed 640x480 photos at several network scales and score thresholds:
+    recall, false boxes and process CPU per photo (the trade-off between the recall and speed targets)."""
+    from tessera.detect.faces import detect_faces
+
+    rng = np.random.default_rng(0)
+    photos = [compose_faces(rng) for _ in range(n_photos)]
+    detect_faces(photos[0][0])
+    rows = []
+    for scale, threshold in SCALES:
+        hit = small = n_small = false = 0
+        cpus = []
+        for im, gt in photos:
+            c = time.process_time()
+            found = [f.box for f in detect_faces(im, scale=scale, threshold=threshold)]
+            cpus.append(time.process_time() - c)
+            hits = [_holds_centre(found, g) for g in gt]
+            hit += sum(hits)
+            small += sum(h for h, g in zip(hits, gt) if g[2] < 48)
+            n_small += sum(g[2] < 48 for g in gt)
+            false += sum(not any(_holds_centre([f], g) for g in gt) for f in found)
+        tot = sum(len(gt) for _, gt in photos)
+        rows.append(f"| {scale:g} ({math.ceil(640 * scale / 32) * 32}x{math.ceil(480 * scale / 32) * 32}) | {threshold:g} | {hit}/{tot} = {100 * hit / tot:.1f} % "
+                    f"| {small}/{n_small} | {false} | {1000 * np.median(cpus):.0f} |")
+    return "\n".join([
+        "### Face detector: network scale and threshold", "",
+        f"CenterFace on the {n_photos} composed 640x480 photos of the faces table ({n_photos} x 6 faces, 24-120 px).", "",
+        "| scale (network input) | threshold | faces found | 24-47 px | false boxes | ms process CPU per photo (median) |",
+        "|---|---|---|---|---|---|", *rows,
+    ])
 
 
 FONTS = [
@@ -331,6 +367,8 @@ def main() -> None:
         t = time.perf_counter()
         if p == "faces":
             out.append(part_faces(args.n))
+        elif p == "scales":
+            out.append(part_scales(args.n))
         elif p == "text":
             out.append(part_text(args.n))
         elif p == "attack":
