@@ -134,13 +134,26 @@ def _cell_index(shape: tuple[int, int], grid: Grid):
     return (cells.ri, cells.ci, *cells.shape)
 
 
+#: values per band in the per-cell statistics below (bands of whole cell rows, so the results equal
+#: one pass over the whole image while temporaries stay band-sized: memory per pixel stays small)
+CELL_BAND = 1 << 20
+
+
 def cell_flatness(image: np.ndarray, grid: Grid, tol: float) -> np.ndarray:
     """bool (nR, nC): cells whose pixels all lie within ``tol`` (per channel, sum) of the cell median-ish
     value, i.e. cells that are flat as a whole. JPEG noise is tolerated through ``tol``."""
     H, W = image.shape[:2]
-    ri, ci, nR, nC = _cell_index((H, W), grid)
+    cells = Lattice((H, W), grid)
+    out = np.empty(cells.shape, bool)
+    for k0, k1, r0, r1 in cells.row_bands(W * image.shape[2], CELL_BAND):
+        out[k0:k1] = _flatness(image[r0:r1], cells.band(r0, r1, W), tol)
+    return out
+
+
+def _flatness(image: np.ndarray, cells: Lattice, tol: float) -> np.ndarray:
+    nR, nC = cells.shape
     img = image.astype(np.float32)
-    ids = (ri[:, None] * nC + ci[None, :]).ravel()
+    ids = cells.ids().ravel()
     n = np.bincount(ids, minlength=nR * nC).astype(np.float32)
     dev = np.zeros(nR * nC, np.float32)
     for c in range(img.shape[2]):
@@ -163,7 +176,11 @@ def _snap_to_cells(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, 
     y1, x1 = min(y + h + m, mask.shape[0]), min(x + w + m, mask.shape[1])
     sub = Grid(grid.cell_h, grid.cell_w, (grid.phase_y - y0) % grid.cell_h, (grid.phase_x - x0) % grid.cell_w, grid.sampling)
     out = mask.copy()
-    out[y0:y1, x0:x1] = _snap_crop(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], sub, tol, fill)
+    cells = Lattice((y1 - y0, x1 - x0), sub)
+    for _, _, r0, r1 in cells.row_bands((x1 - x0) * image.shape[2], CELL_BAND):
+        out[y0 + r0 : y0 + r1, x0:x1] = _snap_crop(
+            image[y0 + r0 : y0 + r1, x0:x1], mask[y0 + r0 : y0 + r1, x0:x1], cells.band(r0, r1, x1 - x0).grid, tol, fill
+        )
     if not with_box:
         return out
     bx, by, bw, bh = mask_box(out[y0:y1, x0:x1])  # everything set lies in the window
@@ -172,11 +189,12 @@ def _snap_to_cells(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, 
 
 def _snap_crop(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, fill: float) -> np.ndarray:
     H, W = mask.shape
-    ri, ci, nR, nC = _cell_index((H, W), grid)
-    ids = (ri[:, None] * nC + ci[None, :]).ravel()
+    cells = Lattice((H, W), grid)
+    nR, nC = cells.shape
+    ids = cells.ids().ravel()
     n = np.bincount(ids, minlength=nR * nC)
     cover = np.bincount(ids, weights=mask.ravel().astype(np.float32), minlength=nR * nC) / np.maximum(n, 1)
-    flat = cell_flatness(image, grid, tol).ravel()
+    flat = _flatness(image, cells, tol).ravel()
     full = (cover >= fill) & flat
     drop = (cover < fill) & flat  # a flat cell mostly outside: a sliver of mask over a flat cell
     out = mask.ravel() | full[ids]
@@ -224,9 +242,8 @@ ROUGH_K = 2.5  # ... i.e. when its mean deviation exceeds ROUGH_K x the flatness
 def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectConfig) -> list[Region]:
     thr = float(np.clip(1.0 - cfg.sensitivity, 0.05, 0.95))
     shift = 0.3 * (cfg.sensitivity - 0.5)
-    high = prob >= thr
-    low = (prob >= thr * HYSTERESIS).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
+    # the image-sized arrays alive below: prob (float32), labels (int32) and comp (bool)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((prob >= thr * HYSTERESIS).astype(np.uint8), connectivity=8)
     tol = _tolerance(image)
     regions: list[Region] = []
     comp = np.zeros(prob.shape, bool)
@@ -235,7 +252,7 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
             continue
         x, y, w, h = stats[k, :4]
         sub = labels[y : y + h, x : x + w] == k
-        core = sub & high[y : y + h, x : x + w]
+        core = sub & (prob[y : y + h, x : x + w] >= thr)
         if core.sum() < cfg.min_area:
             continue
         # one image-sized buffer holds the component (only its box is set, and cleared after)
@@ -299,14 +316,11 @@ def _flat_fraction(image: np.ndarray, comp: np.ndarray, grid: Grid, tol: float, 
     x, y, w, h = box if box is not None else mask_box(comp)
     sub = Grid(grid.cell_h, grid.cell_w, (grid.phase_y - y) % grid.cell_h, (grid.phase_x - x) % grid.cell_w, grid.sampling)
     img, m = image[y : y + h, x : x + w], comp[y : y + h, x : x + w]
-    ri, ci, nR, nC = _cell_index(m.shape, sub)
-    ids = (ri[:, None] * nC + ci[None, :]).ravel()
-    n = np.bincount(ids, minlength=nR * nC)
-    inside = np.bincount(ids, weights=m.ravel().astype(np.float32), minlength=nR * nC)
-    whole = (inside >= n) & (n >= grid.cell_h * grid.cell_w)
+    cells = Lattice(m.shape, sub)
+    whole = (cells.sums(m) >= cells.counts) & (cells.counts >= grid.cell_h * grid.cell_w)
     if not whole.any():
         return 1.0  # no whole cell to judge by
-    flat = cell_flatness(img, sub, tol).ravel()
+    flat = cell_flatness(img, sub, tol)
     return float(flat[whole].mean())
 
 

@@ -49,15 +49,25 @@ class GridEstimate:
     x: AxisFit
 
 
+#: pixels per band when differences and profiles are computed band by band (bounded temporaries)
+BAND = 1 << 20
+
+
 def _diffs(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """|I(y, x) - I(y, x-1)| and |I(y, x) - I(y-1, x)| summed over channels, float32; index 0 unused (0)."""
-    img = image.astype(np.int16)
-    if img.ndim == 2:
-        img = img[..., None]
-    dx = np.zeros(img.shape[:2], np.float32)
-    dy = np.zeros(img.shape[:2], np.float32)
-    dx[:, 1:] = np.abs(img[:, 1:] - img[:, :-1]).sum(-1)
-    dy[1:] = np.abs(img[1:] - img[:-1]).sum(-1)
+    """|I(y, x) - I(y, x-1)| and |I(y, x) - I(y-1, x)| summed over channels, float32; index 0 unused (0).
+    Worked out in bands of rows, so the only image-sized arrays are the two results."""
+    img = image if image.ndim == 3 else image[..., None]
+    H, W = img.shape[:2]
+    dx = np.zeros((H, W), np.float32)
+    dy = np.zeros((H, W), np.float32)
+    step = max(1, BAND // max(W, 1))
+    for y0 in range(0, H, step):
+        y1 = min(H, y0 + step)
+        a = img[y0:y1].astype(np.int16)
+        dx[y0:y1, 1:] = np.abs(a[:, 1:] - a[:, :-1]).sum(-1)
+        if y0 > 0:
+            a = img[y0 - 1 : y1].astype(np.int16)
+        dy[max(y0, 1) : y1] = np.abs(a[1:] - a[:-1]).sum(-1)
     return dx, dy
 
 
@@ -71,8 +81,15 @@ def _sparse(d: np.ndarray, axis: int, tol: float, radius: int = 12, density: flo
 
 
 def _profile(d: np.ndarray, valid: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Energy per line along the other axis (sum over ``axis``) and the number of valid pixels per line."""
-    return (d * valid).sum(axis=axis, dtype=np.float64), valid.sum(axis=axis, dtype=np.float64)
+    """Energy per line along the other axis (sum over ``axis``) and the number of valid pixels per line
+    (in bands of rows; the sums are of whole numbers, so they equal one pass over the whole array)."""
+    H, W = d.shape
+    step = max(1, BAND // max(W, 1))
+    parts = [((d[y : y + step] * valid[y : y + step]).sum(axis=axis, dtype=np.float64),
+              valid[y : y + step].sum(axis=axis, dtype=np.float64)) for y in range(0, H, step)]
+    if axis == 0:
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def fit_axis(

@@ -43,22 +43,31 @@ class Lattice:
         """(nR, nC): cells per column and per row."""
         return len(self.rs), len(self.cs)
 
+    def row_bands(self, per_row: int, budget: int = 1 << 22):
+        """Bands of whole cell rows, about ``budget`` values each for ``per_row`` values per pixel
+        row: yields (k0, k1, r0, r1), cell rows k0..k1-1 covering pixel rows r0..r1-1. Per-cell work
+        done band by band equals the work done on the whole image, with band-sized temporaries."""
+        nR = len(self.rs)
+        band = max(1, budget // max(1, int(self.grid.cell_h) * int(per_row)))
+        for k0 in range(0, nR, band):
+            k1 = min(nR, k0 + band)
+            yield k0, k1, int(self.rs[k0]), int(self.re[k1 - 1])
+
+    def band(self, r0: int, r1: int, width: int) -> "Lattice":
+        """The lattice of the pixel rows r0..r1-1 (a band from :meth:`row_bands`) on its own."""
+        g = self.grid
+        return Lattice((r1 - r0, width), Grid(g.cell_h, g.cell_w, (g.phase_y - r0) % g.cell_h, g.phase_x, g.sampling))
+
     def sums(self, img: np.ndarray) -> np.ndarray:
         """Per-cell sums (nR, nC, ...) of an (H, W, ...) array (int64 for integers, else float64)."""
         acc = np.int64 if np.issubdtype(img.dtype, np.integer) or img.dtype == bool else np.float64
-        # in bands of whole cell rows (about 4 M values each), so a big image is never copied whole
-        # into 8-byte accumulators
-        nR = len(self.rs)
-        per_cell_row = max(1, int(self.grid.cell_h) * int(np.prod(img.shape[1:], dtype=np.int64)))
-        band = max(1, (1 << 22) // per_cell_row)
+        # in bands of whole cell rows, so a big image is never copied whole into 8-byte accumulators
         out = None
-        for k0 in range(0, nR, band):
-            k1 = min(nR, k0 + band)
-            r0, r1 = int(self.rs[k0]), int(self.re[k1 - 1])
+        for k0, k1, r0, r1 in self.row_bands(int(np.prod(img.shape[1:], dtype=np.int64))):
             block = img[r0:r1].astype(acc)
             part = np.add.reduceat(np.add.reduceat(block, self.rs[k0:k1] - r0, axis=0), self.cs, axis=1)
             if out is None:
-                out = np.empty((nR,) + part.shape[1:], part.dtype)
+                out = np.empty((len(self.rs),) + part.shape[1:], part.dtype)
             out[k0:k1] = part
         return out
 
