@@ -238,3 +238,22 @@ def test_cli_restore_quality_and_backend(tmp_path, cache, photo):
     with pytest.raises(SystemExit) as done:
         main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.jpg"), "--quality", "ultra"])
     assert done.value.code == 2
+
+
+def test_export_onnx_writes_through_the_one_writer(tmp_path, cache):
+    """A link planted at the target is refused and what it points to is untouched; the folder holds
+    no temporary file afterwards (the exporters work in a private folder)."""
+    from tessera.io.image import ImageIOError
+
+    path = _tiny(tmp_path, "unet")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "net.onnx").symlink_to(victim)
+    with pytest.raises(ImageIOError, match="symbolic link"):
+        B.export_onnx(path, out_dir / "net.onnx", overwrite=True)
+    assert victim.read_text() == "keep me"
+    written = B.export_onnx(path, out_dir / "plain.onnx")
+    assert written == out_dir / "plain.onnx" and B.OnnxRunner(written).info["name"] == "unet"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["net.onnx", "plain.onnx"]

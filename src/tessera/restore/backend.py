@@ -368,25 +368,31 @@ def export_onnx(
     check = torch.rand(2, info["in_channels"], seen + m + 3 * odd, 2 * seen + m, generator=gen) * 2 - 1
     with torch.inference_mode():
         want = [net(sample).numpy(), net(check).numpy()]
+    import tempfile
+
+    from tessera.io.image import ImageIOError, write_bytes
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     errors = []
-    for name in ("torchscript", "dynamo") if exporter == "auto" else (exporter,):
-        try:
-            _export_graph(net, sample, tmp, name)
-            model = onnx.load(str(tmp))
-            onnx.helper.set_model_props(model, {META_KEY: json.dumps({**info, "exporter": name, "format": ONNX_FORMAT})})
-            onnx.save(model, str(tmp))
-            runner = OnnxRunner(tmp, threads=1)
-            diff = max(float(np.abs(runner(x.numpy()) - y).max()) for x, y in zip((sample, check), want))
-            if not diff <= PARITY_TOL:
-                raise BackendError(f"the {name} export differs from torch by {diff:.2e} (> {PARITY_TOL})")
-            os.replace(tmp, out)
-            return out
-        except Exception as exc:  # noqa: BLE001  (try the next exporter; all failures are reported)
-            errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        finally:
-            tmp.unlink(missing_ok=True)
+    # the exporters write into a private folder; the checked graph reaches ``out`` through the one
+    # atomic, no-follow writer (tessera.io.image.write_bytes)
+    with tempfile.TemporaryDirectory(prefix="tessera-onnx-") as scratch:
+        tmp = Path(scratch) / "model.onnx"
+        for name in ("torchscript", "dynamo") if exporter == "auto" else (exporter,):
+            try:
+                _export_graph(net, sample, tmp, name)
+                model = onnx.load(str(tmp))
+                onnx.helper.set_model_props(model, {META_KEY: json.dumps({**info, "exporter": name, "format": ONNX_FORMAT})})
+                onnx.save(model, str(tmp))
+                runner = OnnxRunner(tmp, threads=1)
+                diff = max(float(np.abs(runner(x.numpy()) - y).max()) for x, y in zip((sample, check), want))
+                if not diff <= PARITY_TOL:
+                    raise BackendError(f"the {name} export differs from torch by {diff:.2e} (> {PARITY_TOL})")
+                return write_bytes(out, tmp.read_bytes(), overwrite=overwrite)
+            except (FileExistsError, ImageIOError):  # the target, not the exporter: no second try
+                raise
+            except Exception as exc:  # noqa: BLE001  (try the next exporter; all failures are reported)
+                errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     raise BackendError(f"could not export {src} to ONNX ({'; '.join(errors)})")
 
 
