@@ -219,17 +219,23 @@ def fit_runs(d: np.ndarray, valid: np.ndarray, *, min_cell: int = 3, max_cell: i
     if inside.size == 0:
         return None
     tol = max(6.0, 4.0 * float(np.median(inside)))
-    jumps = (d > tol) & valid
-    rows, cols = np.nonzero(jumps)
-    if rows.size < 4:
+    del inside
+    # runs lie within rows, so bands of whole rows give exactly the runs of the whole array
+    step = max(1, BAND // max(d.shape[1], 1))
+    jumps_seen, lengths, run_starts = 0, [], []
+    for y0 in range(0, d.shape[0], step):
+        vb = valid[y0 : y0 + step]
+        rows, cols = np.nonzero((d[y0 : y0 + step] > tol) & vb)
+        jumps_seen += rows.size
+        same = rows[1:] == rows[:-1]
+        a, b, r = cols[:-1][same], cols[1:][same], rows[:-1][same]
+        cv = np.concatenate([np.zeros((vb.shape[0], 1), np.int32), np.cumsum(vb, axis=1, dtype=np.int32)], axis=1)
+        ok = (cv[r, b] - cv[r, a]) == (b - a)  # no pixel outside ``valid`` between the two jumps
+        lengths.append((b - a)[ok])
+        run_starts.append(a[ok])
+    if jumps_seen < 4:
         return None
-    same = rows[1:] == rows[:-1]
-    a, b, r = cols[:-1][same], cols[1:][same], rows[:-1][same]
-    # the whole run must lie in the region
-    cv = np.concatenate([np.zeros((valid.shape[0], 1), np.int32), np.cumsum(valid, axis=1, dtype=np.int32)], axis=1)
-    ok = (cv[r, b] - cv[r, a]) == (b - a)
-    length = (b - a)[ok]
-    starts = a[ok]
+    length, starts = np.concatenate(lengths), np.concatenate(run_starts)
     runs = length[(length >= 2)]
     if runs.size < 4:
         return None
