@@ -395,7 +395,7 @@ Work = RestoreParams | PixelateParams | AnonymizeParams
 class VideoParams:
     """A video job: ``work`` holds an image task's parameters and its type picks what every frame
     gets (restore, pixelate or anonymize). ``with_mask``: also write the per-frame mask video
-    (white = synthesized or hidden). ``crf``/``preset``: the encoder's, as ``tessera restore``'s
+    (white = hidden, or for a restoration imagined; grey 128 = recovered from other frames). ``crf``/``preset``: the encoder's, as ``tessera restore``'s
     flags. ``container``: the output's extension (.mp4, or .mkv for Matroska/WebM inputs)."""
 
     work: Work
@@ -424,7 +424,7 @@ def _restore_frames(frames, p: RestoreParams, mask: np.ndarray | None):
     from tessera.video.pipeline import restore_frames
 
     for r in restore_frames(frames, restore_config=p.config(), mask=mask, grid=p.grid()):
-        yield r.image, r.mask
+        yield r.image, r.marks()  # 255 imagined, 128 recovered from other frames (multi-frame), 0 unchanged
 
 
 def _pixelate_frames(frames, p: PixelateParams, mask: np.ndarray | None):
@@ -494,7 +494,9 @@ def run_video(folder: Path, p: VideoParams, max_pixels: int, progress: Progress 
     def process(frames):
         for image, changed in work(recorded(frames), p.work, mask):
             pts = times.popleft()
-            n = int(changed.sum())
+            n = int(np.count_nonzero(changed))
+            if changed.dtype == np.uint8:  # a restoration's marks: 128 = recovered rather than imagined
+                done["recovered_pixels"] = done.get("recovered_pixels", 0) + int(np.count_nonzero(changed == 128))
             done["frames"] += 1
             done["changed_pixels"] += n
             done["frames_changed"] += n > 0
@@ -503,8 +505,9 @@ def run_video(folder: Path, p: VideoParams, max_pixels: int, progress: Progress 
             yield image
 
     result = f"result{p.container}"
+    tags = {"comment": video_notice()} if isinstance(p.work, RestoreParams) else None  # as `tessera restore` marks a video
     try:
-        transcode(src, folder / result, process, encode=p.encode(), progress=on_frame,
+        transcode(src, folder / result, process, encode=p.encode(), progress=on_frame, tags=tags,
                   keep_metadata=not isinstance(p.work, AnonymizeParams))
         if writer is not None:
             writer.close()
@@ -519,13 +522,20 @@ def run_video(folder: Path, p: VideoParams, max_pixels: int, progress: Progress 
     if p.with_mask:
         out |= {"mask_file": RESULT_MASK_VIDEO, "mask_name": f"{p.work.name}.{mask_suffix}.mp4"}
     if isinstance(p.work, RestoreParams):
-        out |= {"model": p.work.model, "notice": notice()}
+        out |= {"model": p.work.model, "notice": video_notice(), "mask_values": {"0": "unchanged", "128": "recovered", "255": "imagined"}}
     elif isinstance(p.work, AnonymizeParams):
         out |= {"method": p.work.config().method, "metadata": "stripped",
                 "warning": "a redaction is only as good as its detector: check the result before publishing"}
     else:
         out["method"] = p.work.method
     return out
+
+
+def video_notice() -> str:
+    """The notice a restored video carries (its container comment), as the CLI writes it."""
+    from tessera.video.pipeline import MULTIFRAME_NOTE
+
+    return notice() + MULTIFRAME_NOTE
 
 
 def video_outputs(info: dict) -> dict[str, tuple[str, str, str]]:

@@ -415,7 +415,7 @@ async function showVideoResult(job, act) {
   const isRestore = act === "restore";
   $("result-notice").hidden = !isRestore;
   $("result-notice").textContent = isRestore
-    ? `${info.notice || state.notice} The synthesized pixels of every frame are marked in ${info.mask_name}.`
+    ? `${info.notice || state.notice} Every frame's restored pixels are marked in ${info.mask_name} (white imagined, grey recovered from other frames).`
     : "";
   $("result-info").textContent = `${info.frames} frames, ${info.frames_changed} of them changed` +
     (isRestore ? ` (model ${info.model})` : act === "anonymize" ? `; metadata ${info.metadata}. ${info.warning}` : ` (${info.method})`);
