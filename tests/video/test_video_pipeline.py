@@ -119,7 +119,7 @@ def test_temporal_smoothing_lowers_flicker(mosaic_clip, one_thread):
     src, truth, masks = mosaic_clip
     scores = {}
     for mode in ("off", "blend"):
-        cfg = VideoConfig(temporal=TemporalConfig(mode=mode))
+        cfg = VideoConfig(temporal=TemporalConfig(mode=mode), multiframe="off")  # the temporal blend alone
         res = list(restore_frames(read_frames(src), model="smooth", config=cfg))
         scores[mode] = flicker([r.image for r in res], truth, masks)
     assert scores["blend"] < scores["off"]
@@ -161,3 +161,43 @@ def test_real_clip_outside_region_psnr_at_default_quality(tmp_path, one_thread):
     decoded = [f.image for f in read_frames(src)]
     assert len(out) == len(decoded) == 5
     assert min(psnr(o, i, ~mask) for o, i in zip(out, decoded)) >= 40.0
+
+
+def test_held_mosaic_skips_detection_and_track_decides_once(photo, one_thread):
+    """Between whole-frame detections a mosaic whose cells stay flat is held without detection; the
+    model route (auto: a face check) and the cell sampling ('auto': two restorations) are decided on
+    a track's first frame only, and restoring the context box alone equals restoring the frame."""
+    from tessera.io.video import Frame
+    from tessera.restore.pipeline import RestoreConfig, restore_image
+    from tessera.restore.restorer import RoutingRestorer, resolve_model
+    from tessera.video.pipeline import TemporalRestorer, mask_detector, track_regions_with
+    from tessera.video.temporal import TemporalConfig
+    from tessera.video.tracks import Tracker
+
+    truth = pan_frames(photo, 12, (96, 64), speed=(1.0, 0.5))
+    box = np.zeros((64, 96), bool)
+    box[12:42, 24:60] = True
+    mosaics = [pixelate(f, box, cell=6)[0] for f in truth]
+    calls = []
+    given = mask_detector(box)
+
+    def detector(image, boxes=None):
+        calls.append(boxes)
+        return given(image, boxes)
+
+    cfg = VideoConfig(detect_every=4)
+    out = list(track_regions_with(Tracker(cfg.track), (Frame(i, i, i / 25, m) for i, m in enumerate(mosaics)), detector, cfg))
+    assert calls == [None, None, None]  # whole-frame detections on frames 0, 4, 8 only
+    assert all(len(items) == 1 and np.array_equal(items[0][1].mask, box) for _, items in out)
+
+    faces_seen = []
+    smooth = resolve_model("smooth")
+    routing = RoutingRestorer(smooth, smooth, detect=lambda image: faces_seen.append(1) or [])
+    tr = TemporalRestorer(RestoreConfig(sampling="auto"), TemporalConfig(mode="off"), restorer=routing)
+    frames = [f.image for f, _ in out]
+    regions = [items[0][1] for _, items in out]
+    res = tr(TrackClip(0, list(range(12)), frames, regions))
+    assert len(faces_seen) == 2 * 2  # first frame only: before and after the model, under both samplings
+    assert tr.decided[0][1] is smooth
+    whole = restore_image(frames[0], regions=[regions[0]], config=RestoreConfig(sampling="auto"), restorer=routing).image
+    assert np.array_equal(res[0], whole)

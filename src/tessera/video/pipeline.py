@@ -33,7 +33,7 @@ import numpy as np
 
 from tessera.io.video import EncodeConfig, Frame, VideoInfo, transcode
 from tessera.mosaic.region import Grid, Region, mask_box
-from tessera.video.temporal import TemporalConfig, TemporalSmoother
+from tessera.video.temporal import TemporalConfig, TemporalSmoother, crop_grid
 from tessera.video.tracks import TrackConfig, Tracker, box_iou, colour_histogram, is_scene_cut
 
 
@@ -86,7 +86,12 @@ class TemporalRestorer:
     """The default :class:`ClipRestorer`: ``restore_image`` on each frame's region (the image
     library's model, blend and mosaic consistency; ``config`` a
     :class:`tessera.restore.pipeline.RestoreConfig`, its restorer built once), made temporally
-    consistent by :class:`tessera.video.temporal.TemporalSmoother` (one per track)."""
+    consistent by :class:`tessera.video.temporal.TemporalSmoother` (one per track).
+
+    Cheap per frame: only the region's context box is restored (not the whole frame), and what the
+    image pipeline decides per image is decided once per track, on its first frame: the cell
+    sampling (``sampling='auto'`` restores under both) and the model a routing restorer picks
+    (``auto``: a face check on every crop)."""
 
     def __init__(self, config=None, temporal: TemporalConfig | None = None, restorer=None):
         from tessera.restore.pipeline import RestoreConfig
@@ -95,28 +100,57 @@ class TemporalRestorer:
         self.temporal = temporal or TemporalConfig()
         self.restorer = restorer if restorer is not None else self.config.restorer()
         self.smoothers: dict[int, tuple[TemporalSmoother, int]] = {}
+        self.decided: dict[int, tuple[str | None, object]] = {}  # track -> (sampling, restorer)
         self.model_calls = 0
         self.reused = 0
 
-    def _restore(self, frame: np.ndarray, region: Region) -> np.ndarray:
-        from tessera.restore.pipeline import restore_image
+    def _restore(self, frame: np.ndarray, region: Region, track: int = -1) -> np.ndarray:
+        from tessera.restore.pipeline import context_box, restore_image
 
         self.model_calls += 1
-        return restore_image(frame, regions=[region], config=self.config, restorer=self.restorer).image
+        cfg, restorer = self.config, self.restorer
+        sampling, chosen = self.decided.get(track, (None, None))
+        if chosen is not None:
+            restorer = chosen
+            if sampling is not None and region.grid is not None:
+                cfg, region = replace(cfg, sampling=None), replace(region, grid=replace(region.grid, sampling=sampling))
+        # the region's context box only: restore_image crops the same box itself, so this is exact
+        x0, y0, x1, y1 = context_box(region.box, region.mask.shape, cfg.context)
+        x, y, w, h = region.box
+        local = Region(region.mask[y0:y1, x0:x1], (x - x0, y - y0, w, h), crop_grid(region.grid, x0, y0), region.score, region.kind, region.extra)
+        res = restore_image(frame[y0:y1, x0:x1], regions=[local], config=cfg, restorer=restorer)
+        if chosen is None and track >= 0:
+            self.decided[track] = self._decisions(res)
+        out = frame.copy()
+        out[y0:y1, x0:x1] = res.image
+        return out
+
+    def _decisions(self, res) -> tuple[str | None, object]:
+        """What the first frame of a track decided: its sampling (when 'auto') and its model."""
+        from tessera.restore.restorer import RoutingRestorer
+
+        g = res.regions[0].grid if res.regions else None
+        sampling = g.sampling if g is not None and self.config.sampling == "auto" else None
+        r = self.restorer
+        if isinstance(r, RoutingRestorer) and r.routes:
+            r = r.faces if r.routes[-1] == "faces" else r.scenes
+        return sampling, r
 
     def __call__(self, clip: TrackClip) -> list[np.ndarray]:
         sm, last = self.smoothers.get(clip.track_id, (None, -2))
         if sm is None or clip.first or clip.indices[0] != last + 1:
             sm = TemporalSmoother(self.temporal, moving=clip.follows_content)
         outs = []
+        tid = clip.track_id
         for frame, region in zip(clip.frames, clip.regions):
             before = sm.reused
-            outs.append(sm.step(frame, region, self._restore))
+            outs.append(sm.step(frame, region, lambda f, r: self._restore(f, r, tid)))
             self.reused += sm.reused - before
-        self.smoothers[clip.track_id] = (sm, clip.indices[-1])
+        self.smoothers[tid] = (sm, clip.indices[-1])
         # forget tracks that cannot continue (bounded memory on long videos)
-        for tid in [t for t, (_, l) in self.smoothers.items() if l < clip.indices[0] - 64]:
-            del self.smoothers[tid]
+        for t in [t for t, (_, l) in self.smoothers.items() if l < clip.indices[0] - 64]:
+            del self.smoothers[t]
+            self.decided.pop(t, None)
         return outs
 
 
@@ -132,8 +166,6 @@ class CropClipAdapter:
         self.model_calls = 0
 
     def __call__(self, clip: TrackClip) -> list[np.ndarray]:
-        from tessera.video.temporal import crop_grid
-
         H, W = clip.frames[0].shape[:2]
         union = np.zeros((H, W), bool)
         for r in clip.regions:
@@ -280,22 +312,17 @@ def track_regions_with(tracker: Tracker, frames: Iterable[Frame], detector: Dete
     window: dict[int, Frame] = {}
     prev_hist = None
     since_key = cfg.detect_every
-    key_boxes: list[tuple[int, int, int, int]] = []
+    held: list[tuple[Region, float]] = []  # the latest detections, with their cells' noise then
     for f in frames:
         hist = colour_histogram(f.image)
         cut = is_scene_cut(prev_hist, hist, cfg.track.cut)
         prev_hist = hist
-        key = cut or since_key >= cfg.detect_every
-        if key:
+        if cut or since_key >= cfg.detect_every:
             regions = detector(f.image, None)
-            key_boxes = [r.box for r in regions]
+            held = [(r, cell_noise(f.image, r)) for r in regions]
             since_key = 1
         else:
-            boxes = list(key_boxes)
-            for t in tracker.tracks.values():  # also where the open tracks are now
-                if not t.closed and all(box_iou(t.box, b) < 0.5 for b in boxes):
-                    boxes.append(t.box)
-            regions = detector(f.image, boxes) if boxes else []
+            regions, held = _between_keys(f.image, detector, held, tracker)
             since_key += 1
         tracker.push(f.index, regions, cut)
         window[f.index] = f
@@ -303,6 +330,47 @@ def track_regions_with(tracker: Tracker, frames: Iterable[Frame], detector: Dete
             yield window.pop(idx), items
     for idx, items in tracker.pop(final=True):
         yield window.pop(idx), items
+
+
+FLAT_CELLS = 30.0  # mean within-cell variance (grey levels^2) of a mosaic clean enough to be held without detection
+
+
+def _between_keys(image: np.ndarray, detector: Detector, held: list[tuple[Region, float]], tracker: Tracker):
+    """A frame between two whole-frame detections: a mosaic whose cells were flat when it was
+    detected and still are is taken to be where it was (no detection); elsewhere detection runs around the
+    regions held and the open tracks. Returns (regions, what to hold for the next frame)."""
+    kept, boxes, fresh = [], [], []
+    for r, noise in held:
+        if noise <= FLAT_CELLS and cell_noise(image, r) <= 2.0 * noise + 4.0:
+            kept.append((r, noise))
+        else:
+            boxes.append(r.box)
+    for t in tracker.tracks.values():  # also where the open tracks are now
+        if not t.closed and all(box_iou(t.box, b) < 0.5 for b in boxes + [r.box for r, _ in kept]):
+            boxes.append(t.box)
+    if boxes:
+        fresh = [(r, cell_noise(image, r)) for r in detector(image, boxes)]
+        fresh = [(r, n) for r, n in fresh if all(box_iou(r.box, k.box) < 0.5 for k, _ in kept)]
+    both = kept + fresh
+    return [r for r, _ in both], both
+
+
+def cell_noise(image: np.ndarray, region: Region) -> float:
+    """Mean variance (grey levels squared) of the pixels inside the region's cells that lie entirely
+    inside its mask: about 0 for a clean mosaic, the codec's noise for a compressed one, large once
+    the picture shows through. inf without a grid or such cells."""
+    from tessera.mosaic.lattice import Lattice
+
+    if region.grid is None or region.kind != "mosaic":
+        return float("inf")
+    x, y, w, h = region.box
+    crop = image[y : y + h, x : x + w].astype(np.float32)
+    lat = Lattice((h, w), crop_grid(region.grid, x, y))
+    active = lat.inside(region.mask[y : y + h, x : x + w])
+    if not active.any():
+        return float("inf")
+    var = np.maximum(lat.means(crop * crop) - lat.means(crop) ** 2, 0.0).mean(axis=2)
+    return float(var[active].mean())
 
 
 def _track_summary(tracker: Tracker) -> list[dict]:
