@@ -215,37 +215,19 @@ def _decode(container, vs, path: Path, start: float | None, end: float | None, o
     av = _av()
     tb = Fraction(vs.time_base)
     vs.codec_context.thread_type = "AUTO"
-    if start:
-        try:
-            container.seek(int(start / tb), stream=vs, backward=True, any_frame=False)
-        except av.error.FFmpegError:
-            container.seek(0, stream=vs)
-    step = int(round(1 / (Fraction(vs.average_rate) * tb))) if vs.average_rate else 1
+    _seek(container, vs, start)
+    clock = _Clock(vs)
     index = 0
-    last_pts: int | None = None
     video_done = False
     last_time = 0.0
     try:
         for packet in container.demux():
             if packet.stream.index != vs.index:
-                if packet.size:
-                    on_packet(packet)
-                if video_done and end is not None and packet.dts is not None and packet.time_base is not None:
-                    if float(packet.dts * packet.time_base) > end + 2.0:
-                        break
+                if _pass_on(packet, on_packet, end if video_done else None):
+                    break
                 continue
-            if video_done:
-                continue
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError as exc:
-                raise VideoReadError(path, f"damaged video data after frame {index} ({_ffmpeg_reason(exc)})") from None
-            for f in frames:
-                pts = f.pts if f.pts is not None else (last_pts + step if last_pts is not None else 0)
-                if last_pts is not None and pts <= last_pts:  # broken timestamps: keep them increasing
-                    pts = last_pts + 1
-                last_pts = pts
-                t = float(pts * tb)
+            for f in () if video_done else _decoded(packet, path, index):
+                pts, t = clock.place(f)
                 if start is not None and t < start - 1e-6:
                     continue
                 if end is not None and t >= end - 1e-6:
@@ -256,16 +238,66 @@ def _decode(container, vs, path: Path, start: float | None, end: float | None, o
                 index += 1
     except av.error.FFmpegError as exc:
         raise VideoReadError(path, f"damaged or truncated after frame {index} ({_ffmpeg_reason(exc)})") from None
-    if video_done or start or index == 0:
+    if not (video_done or start or index == 0):
+        _check_complete(container, vs, path, index, last_time)
+
+
+def _seek(container, vs, start: float | None) -> None:
+    """To the key frame at or before ``start`` (the decoder then drops what comes before it)."""
+    if not start:
         return
-    # FFmpeg decodes a truncated file up to where it ends without an error: compare with what the
-    # container says the video stream holds (its frame count, or its own duration)
+    av = _av()
+    try:
+        container.seek(int(start / Fraction(vs.time_base)), stream=vs, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        container.seek(0, stream=vs)
+
+
+class _Clock:
+    """Each decoded frame's (pts, seconds): a missing pts continues the frame rate, a broken one
+    (not after the previous) is moved just after it, so timestamps always increase."""
+
+    def __init__(self, vs) -> None:
+        self.tb = Fraction(vs.time_base)
+        self.step = int(round(1 / (Fraction(vs.average_rate) * self.tb))) if vs.average_rate else 1
+        self.last: int | None = None
+
+    def place(self, frame) -> tuple[int, float]:
+        last = self.last
+        pts = frame.pts if frame.pts is not None else (last + self.step if last is not None else 0)
+        if last is not None and pts <= last:
+            pts = last + 1
+        self.last = pts
+        return pts, float(pts * self.tb)
+
+
+def _pass_on(packet, on_packet: Callable, end: float | None) -> bool:
+    """Hand a packet of another stream to ``on_packet``; True once the video has ended (``end``
+    given) and the other streams are 2 s past it: demuxing can stop."""
+    if packet.size:
+        on_packet(packet)
+    if end is None or packet.dts is None or packet.time_base is None:
+        return False
+    return float(packet.dts * packet.time_base) > end + 2.0
+
+
+def _decoded(packet, path: Path, index: int):
+    av = _av()
+    try:
+        return packet.decode()
+    except av.error.InvalidDataError as exc:
+        raise VideoReadError(path, f"damaged video data after frame {index} ({_ffmpeg_reason(exc)})") from None
+
+
+def _check_complete(container, vs, path: Path, index: int, last_time: float) -> None:
+    """FFmpeg decodes a truncated file up to where it ends without an error: compare with what the
+    container says the video stream holds (its frame count, or its own duration)."""
     expected = int(vs.frames or 0) if "mp4" in container.format.name or "mov" in container.format.name else 0
     if expected and index < expected:
         raise VideoReadError(path, f"is truncated or damaged: only {index} of {expected} video frames could be decoded")
     duration = _stream_duration(vs)
     if duration and vs.average_rate:
-        gap = duration - (last_time - float((vs.start_time or 0) * tb))
+        gap = duration - (last_time - float((vs.start_time or 0) * Fraction(vs.time_base)))
         if gap > max(3 / float(vs.average_rate), 0.05 * duration):
             raise VideoReadError(path, f"is truncated or damaged: the video stops at {last_time:.2f} s of {duration:.2f} s ({index} frames decoded)")
 
@@ -407,13 +439,7 @@ def transcode(
     enc = encode or EncodeConfig()
     _check_times(start, end)
     src, dst = Path(src), Path(dst)
-    fmt = WRITE_FORMATS.get(dst.suffix.lower())
-    if fmt is None:
-        raise VideoWriteError(dst, f"cannot write {dst.suffix or 'files without an extension'}; use one of {', '.join(sorted(WRITE_FORMATS))}")
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise VideoWriteError(dst, "output would overwrite the input file; choose another output path")
-    if dst.exists() and not overwrite:
-        raise VideoWriteError(dst, "exists; use --overwrite to replace it")
+    fmt = _check_target(src, dst, overwrite)
     info = probe_video(src)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(dst)
@@ -422,79 +448,34 @@ def transcode(
             vs = _video_stream(inp, src)
             _copy_tags(out.metadata, inp.metadata)
             copies = {}
-            ov = None
-            for s in inp.streams:
+            for s in inp.streams:  # in the input's order
                 if s.index == vs.index:
                     ov, pix, rng = _setup_video(out, vs, enc, info.rotation, dst)
-                    continue
-                if not copy_streams or not (keep_metadata or carries_content(s)):
-                    continue
-                try:
-                    o = out.add_stream_from_template(s)
-                except (av.error.FFmpegError, ValueError, TypeError) as exc:
-                    raise VideoWriteError(dst, f"cannot copy stream #{s.index} ({s.type}) into {fmt} ({_ffmpeg_reason(exc)}); try .mkv") from None
-                _copy_tags(o.metadata, s.metadata)
-                try:
-                    o.disposition = s.disposition
-                except (AttributeError, TypeError, ValueError):  # pragma: no cover
-                    pass
-                copies[s.index] = o
+                elif copy_streams and (keep_metadata or carries_content(s)):
+                    copies[s.index] = _add_copy(out, s, dst, fmt)
             if not keep_metadata:
                 strip_metadata(out)
-            for k, v in (tags or {}).items():
-                old = out.metadata.get(k)
-                out.metadata[k] = f"{old}\n{v}" if old and v not in old else v
-            colorspace = vs.codec_context.colorspace or None
-            try:
-                out.start_encoding()
-            except av.error.FFmpegError as exc:
-                kinds = ", ".join(f"#{i} {inp.streams[i].codec_context.name if inp.streams[i].codec_context else inp.streams[i].type}" for i in copies)
-                raise VideoWriteError(dst, f"the {fmt} container cannot hold every stream ({kinds}): {_ffmpeg_reason(exc)}; try .mkv") from None
-
-            def copy(packet) -> None:
-                o = copies.get(packet.stream.index)
-                if o is None:
-                    return
-                if start is not None or end is not None:
-                    t = packet.pts if packet.pts is not None else packet.dts
-                    if t is not None and packet.time_base is not None:
-                        t0 = float(t * packet.time_base)
-                        t1 = t0 + float((packet.duration or 0) * packet.time_base)
-                        if (start is not None and t1 <= start and packet.duration) or (end is not None and t0 >= end):
-                            return
-                packet.stream = o
-                out.mux(packet)
-
+            _add_tags(out, tags)
+            _start_encoding(out, inp, copies, dst, fmt)
             pending: deque[int] = deque()
 
             def frames() -> Iterator[Frame]:
-                for frame, _ in _decode(inp, vs, src, start, end, copy):
+                for frame, _ in _decode(inp, vs, src, start, end, _packet_copier(out, copies, start, end)):
                     pending.append(frame.pts)
                     yield frame
 
-            total = info.frames
-            done = 0
+            encoder = _Encoder(out, ov, vs, pix, rng, info)
             for image in process(frames()):
                 if not pending:
                     raise RuntimeError("process yielded more images than it was given frames")
-                image = np.asarray(image)
-                if image.shape != (info.height, info.width, 3) or image.dtype != np.uint8:
-                    raise ValueError(f"process must yield RGB uint8 ({info.height}, {info.width}, 3) images, got {image.dtype} {image.shape}")
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                vf = vf.reformat(format=pix, src_colorspace=colorspace, dst_colorspace=colorspace, src_color_range=2, dst_color_range=rng)
-                vf.pts = pending.popleft()
-                vf.time_base = vs.time_base
-                for p in ov.encode(vf):
-                    out.mux(p)
-                done += 1
+                encoder.encode(image, pending.popleft())
                 if progress is not None:
-                    progress(done, total)
+                    progress(encoder.done, info.frames)
             if pending:
-                raise RuntimeError(f"process yielded {done} images for {done + len(pending)} frames")
-            if done == 0:
+                raise RuntimeError(f"process yielded {encoder.done} images for {encoder.done + len(pending)} frames")
+            if encoder.done == 0:
                 raise VideoReadError(src, "has no decodable video frames in the requested range")
-            for p in ov.encode(None):
-                out.mux(p)
+            encoder.flush()
         if tmp.stat().st_size == 0:  # pragma: no cover
             raise VideoWriteError(dst, "the encoder wrote nothing")
         _move_into_place(tmp, dst, overwrite)
@@ -507,6 +488,102 @@ def transcode(
             raise VideoWriteError(dst, f"encoding failed ({_ffmpeg_reason(exc)})") from None
         raise
     return info
+
+
+def _check_target(src: Path, dst: Path, overwrite: bool) -> str:
+    """The output's container format; clear errors for an unknown extension, the input itself or an existing file."""
+    fmt = WRITE_FORMATS.get(dst.suffix.lower())
+    if fmt is None:
+        raise VideoWriteError(dst, f"cannot write {dst.suffix or 'files without an extension'}; use one of {', '.join(sorted(WRITE_FORMATS))}")
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise VideoWriteError(dst, "output would overwrite the input file; choose another output path")
+    if dst.exists() and not overwrite:
+        raise VideoWriteError(dst, "exists; use --overwrite to replace it")
+    return fmt
+
+
+def _add_copy(out, s, dst: Path, fmt: str):
+    """An output stream that receives stream ``s``'s packets as they are, with its tags and dispositions."""
+    av = _av()
+    try:
+        o = out.add_stream_from_template(s)
+    except (av.error.FFmpegError, ValueError, TypeError) as exc:
+        raise VideoWriteError(dst, f"cannot copy stream #{s.index} ({s.type}) into {fmt} ({_ffmpeg_reason(exc)}); try .mkv") from None
+    _copy_tags(o.metadata, s.metadata)
+    try:
+        o.disposition = s.disposition
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover
+        pass
+    return o
+
+
+def _add_tags(out, tags: dict[str, str] | None) -> None:
+    for k, v in (tags or {}).items():
+        old = out.metadata.get(k)
+        out.metadata[k] = f"{old}\n{v}" if old and v not in old else v
+
+
+def _start_encoding(out, inp, copies: dict, dst: Path, fmt: str) -> None:
+    av = _av()
+    try:
+        out.start_encoding()
+    except av.error.FFmpegError as exc:
+        kinds = ", ".join(f"#{i} {inp.streams[i].codec_context.name if inp.streams[i].codec_context else inp.streams[i].type}" for i in copies)
+        raise VideoWriteError(dst, f"the {fmt} container cannot hold every stream ({kinds}): {_ffmpeg_reason(exc)}; try .mkv") from None
+
+
+def _packet_copier(out, copies: dict, start: float | None, end: float | None) -> Callable:
+    """``copy(packet)``: mux a packet of a copied stream into its output stream, unless it lies
+    entirely outside [start, end)."""
+
+    def copy(packet) -> None:
+        o = copies.get(packet.stream.index)
+        if o is None or _outside(packet, start, end):
+            return
+        packet.stream = o
+        out.mux(packet)
+
+    return copy
+
+
+def _outside(packet, start: float | None, end: float | None) -> bool:
+    if start is None and end is None:
+        return False
+    t = packet.pts if packet.pts is not None else packet.dts
+    if t is None or packet.time_base is None:
+        return False
+    t0 = float(t * packet.time_base)
+    t1 = t0 + float((packet.duration or 0) * packet.time_base)
+    return bool((start is not None and t1 <= start and packet.duration) or (end is not None and t0 >= end))
+
+
+class _Encoder:
+    """Encodes the processed RGB images into the output's video stream, with the input's colour
+    matrix and range, at the timestamps of the frames they came from."""
+
+    def __init__(self, out, ov, vs, pix: str, rng: int, info: VideoInfo) -> None:
+        self.out, self.ov, self.pix, self.rng = out, ov, pix, rng
+        self.time_base = vs.time_base
+        self.colorspace = vs.codec_context.colorspace or None
+        self.shape = (info.height, info.width, 3)
+        self.done = 0
+
+    def encode(self, image, pts: int) -> None:
+        av = _av()
+        image = np.asarray(image)
+        if image.shape != self.shape or image.dtype != np.uint8:
+            raise ValueError(f"process must yield RGB uint8 {self.shape} images, got {image.dtype} {image.shape}")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        vf = vf.reformat(format=self.pix, src_colorspace=self.colorspace, dst_colorspace=self.colorspace, src_color_range=2, dst_color_range=self.rng)
+        vf.pts = pts
+        vf.time_base = self.time_base
+        for p in self.ov.encode(vf):
+            self.out.mux(p)
+        self.done += 1
+
+    def flush(self) -> None:
+        for p in self.ov.encode(None):
+            self.out.mux(p)
 
 
 def copy_video(src, dst, **kwargs) -> VideoInfo:

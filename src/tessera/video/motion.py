@@ -139,6 +139,23 @@ def _agreement(frame: np.ndarray, ref: np.ndarray, valid_f: np.ndarray, valid_r:
     return (float((a * b).sum()) / den if den > 1e-6 else 0.0), rms
 
 
+def _check_inputs(frames, masks, reference: int | None) -> tuple[int, tuple[int, int]]:
+    """(reference frame, (H, W)); clear errors for an empty clip, mismatched sizes or a bad reference."""
+    n = len(frames)
+    if n == 0:
+        raise ValueError("no frames")
+    if len(masks) != n:
+        raise ValueError(f"{n} frames but {len(masks)} masks")
+    ref = n // 2 if reference is None else int(reference)
+    if not 0 <= ref < n:
+        raise ValueError(f"reference frame {ref} is not in 0..{n - 1}")
+    shape = np.asarray(frames[0]).shape[:2]
+    for i, (f, m) in enumerate(zip(frames, masks)):
+        if np.asarray(f).shape[:2] != shape or np.asarray(m).shape != shape:
+            raise ValueError(f"frame {i} or its mask is not {shape[1]}x{shape[0]} like frame 0")
+    return ref, shape
+
+
 def estimate_motion(
     frames: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
@@ -154,17 +171,7 @@ def estimate_motion(
     fails gets the identity with confidence 0, so callers can leave it out.
     """
     n = len(frames)
-    if n == 0:
-        raise ValueError("no frames")
-    if len(masks) != n:
-        raise ValueError(f"{n} frames but {len(masks)} masks")
-    ref = n // 2 if reference is None else int(reference)
-    if not 0 <= ref < n:
-        raise ValueError(f"reference frame {ref} is not in 0..{n - 1}")
-    shape = np.asarray(frames[0]).shape[:2]
-    for i, (f, m) in enumerate(zip(frames, masks)):
-        if np.asarray(f).shape[:2] != shape or np.asarray(m).shape != shape:
-            raise ValueError(f"frame {i} or its mask is not {shape[1]}x{shape[0]} like frame 0")
+    ref, shape = _check_inputs(frames, masks, reference)
     masks = [np.asarray(m, bool) for m in masks]
     # 1. a window around the region (same in every frame): the ring and room for the motion
     ys, xs = np.nonzero(np.logical_or.reduce(masks))
