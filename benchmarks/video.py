@@ -29,7 +29,7 @@ from tessera.evaluate import psnr
 from tessera.io.video import EncodeConfig, Frame, read_frames
 from tessera.mosaic.pixelate import pixelate
 from tessera.restore.pipeline import RestoreConfig, regions_from_mask
-from tessera.video.pipeline import TemporalRestorer, VideoConfig, _restore_chunk, pixelate_video, restore_video, track_regions_with
+from tessera.video.pipeline import VideoConfig, _Plan, _plan, _run, pixelate_video, restore_video
 from tessera.video.tracks import Tracker
 from tessera.video.synth import pan_frames, write_video
 from tessera.video.temporal import TemporalConfig, flicker
@@ -98,49 +98,67 @@ def clip_cases(n: int) -> list:
     return cases
 
 
-def quality(cases, model: str) -> list[str]:
-    rows = ["| case | frames | mosaic PSNR | frame-by-frame PSNR | temporal PSNR | flicker mosaic | flicker frame-by-frame | flicker temporal | ratio | model calls (temporal) |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    ratios = []
+MODES = {  # label: (temporal config, multi-frame)
+    "frame-by-frame": (TemporalConfig(mode="off"), "off"),
+    "temporal": (TemporalConfig(mode="blend"), "off"),
+    "multi-frame": (TemporalConfig(mode="blend"), "auto"),  # the default: temporal + multi-frame recovery
+}
 
+
+def run_mode(mos, masks, rcfg: RestoreConfig, temporal: TemporalConfig, multiframe: str):
+    """Restore the mosaicked frames with the region given per frame (the box may move), through the
+    video pipeline's own chunking (32-frame clips with multi-frame recovery). -> (outputs, model calls, recovered masks)."""
+    cfg = VideoConfig(detect_every=1, temporal=temporal, multiframe=multiframe)
+    given = iter(masks)
+
+    def detector(image, boxes=None):
+        return regions_from_mask(image, next(given), None, "mosaic")
+
+    plan = _plan(rcfg, config=cfg)
+    plan = _Plan(cfg, detector, plan.restorer, plan.multiframe)
+    frames = (Frame(i, i, i / 25, m) for i, m in enumerate(mos))
+    res = list(_run(frames, plan, Tracker(cfg.track)))
+    return [r.image for r in res], getattr(plan.restorer, "model_calls", 0), [r.recovered for r in res]
+
+
+def quality(cases, rcfg: RestoreConfig, alphas: list[float]) -> list[str]:
+    modes = dict(MODES)
+    for a in alphas:
+        if a != TemporalConfig().alpha:
+            modes[f"temporal a={a}"] = (TemporalConfig(mode="blend", alpha=a), "off")
+    names = list(modes)
+    rows = ["| case | frames | mosaic | " + " | ".join(names) + " | flicker: mosaic | " + " | ".join(names)
+            + " | ratio to frame-by-frame: " + " | ".join(names[1:]) + " | recovered % |",
+            "|" + "---|" * (4 + 2 * len(names) + len(names) - 1 + 1)]
+    ratios: dict[str, list[float]] = {n: [] for n in names[1:]}
+    gains: dict[str, list[float]] = {n: [] for n in names[1:]}
     for name, truth, mos, masks in cases:
-        per_mode = {}
-        for mode in ("off", "blend"):
-            # the region is given per frame (the box may move): a detector that returns each frame's mask
-            cfg = VideoConfig(detect_every=1, temporal=TemporalConfig(mode=mode))
-            restorer = TemporalRestorer(RestoreConfig(model=model), cfg.temporal)
-            tracker = Tracker(cfg.track)
-            given = iter(masks)
-
-            def detector(image, boxes=None, _given=given):
-                return regions_from_mask(image, next(_given), None, "mosaic")
-
-            frames = (Frame(i, i, i / 25, m) for i, m in enumerate(mos))
-            chunk: list = []
-            outs = []
-            started: set[int] = set()
-            for item in track_regions_with(tracker, frames, detector, cfg):
-                chunk.append(item)
-                if len(chunk) >= cfg.clip_length:
-                    outs += [r.image for r in _restore_chunk(chunk, restorer, started, tracker)]
-                    chunk = []
-            if chunk:
-                outs += [r.image for r in _restore_chunk(chunk, restorer, started, tracker)]
-            calls = restorer.model_calls
-            per_mode[mode] = (float(np.mean([psnr(o, t, m) for o, t, m in zip(outs, truth, masks)])), flicker(outs, truth, masks), calls)
+        got = {}
+        for label, (tcfg, mf) in modes.items():
+            outs, calls, rec = run_mode(mos, masks, rcfg, tcfg, mf)
+            p = float(np.mean([psnr(o, t, m) for o, t, m in zip(outs, truth, masks)]))
+            frac = float(np.mean([(r.sum() if r is not None else 0) / max(m.sum(), 1) for r, m in zip(rec, masks)]))
+            got[label] = (p, flicker(outs, truth, masks), calls, frac)
         mp = float(np.mean([psnr(o, t, m) for o, t, m in zip(mos, truth, masks)]))
-        mf = flicker(mos, truth, masks)
-        (p0, f0, _), (p1, f1, c1) = per_mode["off"], per_mode["blend"]
-        ratios.append(f1 / f0)
-        rows.append(f"| {name} | {len(truth)} | {mp:.2f} | {p0:.2f} | {p1:.2f} | {mf:.2f} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f} | {c1} of {len(truth)} |")
+        mf_ = flicker(mos, truth, masks)
+        f0, p0 = got["frame-by-frame"][1], got["frame-by-frame"][0]
+        for n in names[1:]:
+            ratios[n].append(got[n][1] / f0)
+            gains[n].append(got[n][0] - p0)
+        rows.append(f"| {name} | {len(truth)} | {mp:.2f} | " + " | ".join(f"{got[n][0]:.2f}" for n in names) + f" | {mf_:.2f} | "
+                    + " | ".join(f"{got[n][1]:.2f}" for n in names) + " | " + " | ".join(f"{got[n][1] / f0:.2f}" for n in names[1:])
+                    + f" | {100 * got['multi-frame'][3]:.0f} |")
         print(rows[-1], flush=True)
-    rows.append(f"\nFlicker ratio temporal / frame-by-frame: mean {np.mean(ratios):.2f} (target <= 0.7).")
+    rows.append("")
+    for n in names[1:]:
+        rows.append(f"- {n}: flicker / frame-by-frame mean {np.mean(ratios[n]):.2f} (min {np.min(ratios[n]):.2f}, max {np.max(ratios[n]):.2f}; "
+                    f"target <= 0.7), PSNR change mean {np.mean(gains[n]):+.2f} dB (min {np.min(gains[n]):+.2f}).")
     return rows
 
 
-def speed(model: str, n: int, tmp: Path) -> list[str]:
-    rows = ["| input | frames | region | end-to-end frames/s (wall, shared CPU) | CPU s per frame (all threads) | frames/s if the CPU time were ours | model calls | peak RSS MiB |",
-            "|---|---|---|---|---|---|---|---|"]
+def speed(model: str, n: int, tmp: Path, quality_preset: str, backend: str) -> list[str]:
+    rows = ["| input | multi-frame | frames | region | end-to-end frames/s (wall, shared CPU) | CPU s per frame (all threads) | frames/s if the CPU time were ours | model calls | recovered % | peak RSS MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     sources = []
     photo = load(sorted((DATA / "scenes" / "val").iterdir())[2])
     for (W, H) in ((320, 240), (1280, 720)):
@@ -152,14 +170,19 @@ def speed(model: str, n: int, tmp: Path) -> list[str]:
     if bunny.exists():
         mos = [pixelate(f.image, boxes=[(576, 296, 128, 128)], cell=12)[0] for f, _ in zip(read_frames(bunny), range(n))]
         sources.append(("1280x720 bigbuckbunny", write_video(tmp / "bunny.mp4", mos, audio=1, crf=12)))
+    rcfg = RestoreConfig(model=model, quality=quality_preset, backend=backend)
+    # warm up (imports, weights, sessions) so that the rows time the frames, not the start
+    restore_video(sources[0][1], tmp / "warm.mp4", restore_config=rcfg, end=0.1, config=VideoConfig(multiframe="off"))
     for label, src in sources:
-        t0, c0 = time.perf_counter(), cpu_s()
-        rep = restore_video(src, tmp / f"out-{src.name}", model=model, encode=EncodeConfig())
-        el, cpu = time.perf_counter() - t0, cpu_s() - c0
-        # with 2 cores a run that had the machine would take about max(cpu / 2, cpu / threads busy) seconds
-        rows.append(f"| {label} | {rep.frames} | 128x128, cell 12 | {rep.frames / el:.2f} | {cpu / rep.frames:.2f} | "
-                    f"{2 * rep.frames / cpu:.1f} (2 cores) - {rep.frames / cpu:.1f} (1 core) | {rep.model_calls} | {peak_mb():.0f} |")
-        print(rows[-1], flush=True)
+        for mf in ("off", "auto"):
+            t0, c0 = time.perf_counter(), cpu_s()
+            rep = restore_video(src, tmp / f"out-{mf}-{src.name}", restore_config=rcfg, config=VideoConfig(multiframe=mf), encode=EncodeConfig())
+            el, cpu = time.perf_counter() - t0, cpu_s() - c0
+            # with 2 cores a run that had the machine would take about max(cpu / 2, cpu / threads busy) seconds
+            rows.append(f"| {label} | {mf} | {rep.frames} | 128x128, cell 12 | {rep.frames / el:.2f} | {cpu / rep.frames:.2f} | "
+                        f"{2 * rep.frames / cpu:.1f} (2 cores) - {rep.frames / cpu:.1f} (1 core) | {rep.model_calls} | "
+                        f"{100 * rep.recovered_fraction:.0f} | {peak_mb():.0f} |")
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -248,22 +271,28 @@ def main() -> None:
     ap.add_argument("--speed-frames", type=int, default=12)
     ap.add_argument("--long-frames", type=int, default=1500)
     ap.add_argument("--model", default="default")
+    ap.add_argument("--quality", default="fast", help="restore quality preset (fast: one model pass per crop)")
+    ap.add_argument("--backend", default="onnx")
+    ap.add_argument("--alphas", default="0.6", help="comma list of temporal blend weights to compare (0.6 is the default)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: quality,speed,memory")
     args = ap.parse_args()
     import torch
 
     skip = set(filter(None, args.skip.split(",")))
+    rcfg = RestoreConfig(model=args.model, quality=args.quality, backend=args.backend)
+    import os
+
     head = ["## Video (`benchmarks/video.py`)", "",
             f"Machine: {platform.machine()} CPU (2 cores), {torch.get_num_threads()} torch threads, torch {torch.__version__}, shared with "
-            "other jobs (several test suites and a GAN training ran at the same time, load average 30-40: speeds are pessimistic and noisy). "
-            f"Model: {args.model}; encoder libx264 crf 18 preset medium (the defaults). Each part below is written by its own run "
-            "(`--skip` the others).", ""]
+            f"other jobs (other engineers' tests and a GAN training; load average {os.getloadavg()[0]:.1f} at the start: speeds are "
+            f"pessimistic and noisy). Model: {args.model}, --quality {args.quality}, backend {args.backend}; encoder libx264 crf 18 "
+            "preset medium (the defaults). Each part below is written by its own run (`--skip` the others).", ""]
     write_section("\n".join(head), "<!-- video:start -->", "<!-- video:end -->")
     parts = {
         "quality": lambda tmp: ["### Quality over time (region given; PSNR in dB inside the region, flicker in grey levels)", "",
-                                *quality(synthetic_cases(args.frames) + clip_cases(args.frames), args.model)],
+                                *quality(synthetic_cases(args.frames) + clip_cases(args.frames), rcfg, [float(a) for a in args.alphas.split(",")])],
         "speed": lambda tmp: ["### End to end (decode, detect every 4 frames and around tracks between, track, restore, encode, streams copied)", "",
-                              *speed(args.model, args.speed_frames, tmp)],
+                              *speed(args.model, args.speed_frames, tmp, args.quality, args.backend)],
         "memory": lambda tmp: ["### Memory and streams", "", *memory_and_streams(tmp, args.long_frames)],
     }
     for name, run in parts.items():

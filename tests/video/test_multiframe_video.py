@@ -107,3 +107,48 @@ def test_multiframe_config_checks():
         VideoConfig(multiframe="on")
     res = CliRunner().invoke(app, ["restore", "x.mp4", "-o", "y.mp4", "--multiframe", "maybe"])
     assert res.exit_code != 0 and "--multiframe" in res.output
+
+
+def test_eval_scores_videos_over_time(photo, tmp_path, one_thread):
+    d = tmp_path / "clean"
+    d.mkdir()
+    write_video(d / "pan.mp4", pan_frames(photo, 10, (128, 96), speed=(1.5, 0.75)), crf=0)
+    res = CliRunner().invoke(app, ["eval", "--data", str(d), "--models", "smooth", "--video-frames", "10", "-o", str(tmp_path / "rep")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "rep" / "video.json").read_text())
+    assert [(r["video"], r["model"], r["mode"], r["frames"]) for r in rows] == [("pan.mp4", "smooth", "frame-by-frame", 10), ("pan.mp4", "smooth", "default", 10)]
+    fbf, default = rows
+    assert fbf["psnr"] > fbf["mosaic_psnr"] + 0.5 and fbf["recovered"] == 0.0
+    assert default["psnr"] > fbf["psnr"] + 1.0 and default["flicker"] < fbf["flicker"] and default["recovered"] > 0.1
+    assert "| pan.mp4 | smooth | default | 10 |" in (tmp_path / "rep" / "video.md").read_text()
+    res = CliRunner().invoke(app, ["eval", "--data", str(d), "--models", "smooth", "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 1 and "already holds a video report" in res.output
+
+
+def test_content_moving_unlike_its_surround_is_not_recovered(photo, one_thread):
+    """The surround pans right while what the mosaic hides pans left (a moving object): the frames
+    cannot be explained by one motion, the solve's cell misfit says so, and the clip falls back."""
+    from tessera.mosaic.region import Grid
+    from tessera.restore.restorer import resolve_model
+    from tessera.video.multiframe import MultiframeRestorer, recover_clip
+    from tessera.video.motion import estimate_motion
+
+    n = 12
+    back = pan_frames(photo, n, (128, 96), speed=(1.5, 0.75))
+    inner = pan_frames(photo[::-1], n, (128, 96), speed=(-1.5, -0.75))
+    mask = _mask()
+    truth = [np.where(mask[..., None], i, b) for b, i in zip(back, inner)]
+    mos = [pixelate(f, boxes=[BOX], cell=8)[0] for f in truth]
+    masks = [mask] * n
+    smooth = resolve_model("smooth")
+    rec = recover_clip(mos, masks, Grid(8, 8), estimate_motion(mos, masks))
+    assert rec.info["cell_misfit"] > 4.0 and "rejected" in rec.info and not any(rec.used)
+    assert not any(r.any() for r in rec.recovered)
+    mf = MultiframeRestorer(smooth)
+    out = mf.restore_clip(mos, masks, Grid(8, 8), "mosaic")
+    assert mf.last is None and all(np.array_equal(o, smooth(f, m, Grid(8, 8), "mosaic")) for o, f, m in zip(out, mos, masks))
+    # the same clip with one motion everywhere is recovered, with a misfit near 1
+    mos = [pixelate(f, boxes=[BOX], cell=8)[0] for f in back]
+    rec = recover_clip(mos, masks, Grid(8, 8), estimate_motion(mos, masks))
+    assert rec.info["cell_misfit"] < 2.0 and all(rec.used) and "rejected" not in rec.info

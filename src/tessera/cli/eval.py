@@ -27,16 +27,21 @@ def eval_(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files of an existing report in OUTPUT."),
     zoo: str = typer.Option("", "--zoo", help="Comma-separated zoo generators (mosaics as other tools make them; 'all' for every one): --cases cases per generator x format instead of --kinds."),
     formats: str = typer.Option("png", "--formats", help="With --zoo: comma-separated output formats of the cases (png, jpeg, jpeg444, h264)."),
+    video_frames: int = typer.Option(24, "--video-frames", min=2, max=10_000, help="Videos in --data: frames of each scored (a fixed seeded mosaic box; PSNR and flicker, frame by frame against the default temporal + multi-frame restoration; video.md, video.json)."),
 ) -> None:
     """Score models against each other on seeded synthetic mosaics: PSNR and SSIM inside the
     region, blockiness, re-mosaic residual, detail ratio and time (NIQE and a two-sample critic
-    on request), with a chart and a sample sheet."""
+    on request), with a chart and a sample sheet. A --data folder of videos is scored over time
+    instead: PSNR and flicker in a fixed mosaic box, frame by frame and with the default video restoration."""
     from rich.progress import Progress
 
     from tessera.evaluate import EvalConfig, markdown_table, run_eval
     from tessera.evaluate.report import refuse_existing_report
     from tessera.io.image import ImageIOError
 
+    if data.is_dir() and _videos_in(data):  # a folder of clean videos: restoration over time
+        _eval_videos(_videos_in(data), split_list(models), output, video_frames, seed, overwrite)
+        return
     cfg = build_config(
         EvalConfig, data=data, models=split_list(models), output=output, cases=cases, seed=seed, kinds=split_list(kinds), jpeg=jpeg,
         auto=auto, niqe=niqe, critic_data=critic_data, critic_cases=critic_cases, overwrite=overwrite, zoo=split_list(zoo),
@@ -55,3 +60,21 @@ def eval_(
             raise typer.Exit(1) from None
     typer.echo(markdown_table(summary))
     console.print(f"report written to {output}/report.md", highlight=False)
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    from tessera.io.video import VIDEO_EXTS
+
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTS and p.is_file())
+
+
+def _eval_videos(videos: list[Path], models, output: Path, frames: int, seed: int, overwrite: bool) -> None:
+    from tessera.video.evaluate import eval_videos, markdown
+
+    try:
+        rows = eval_videos(videos, list(models), output, frames=frames, seed=seed, overwrite=overwrite)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    typer.echo(markdown(rows))
+    console.print(f"report written to {output}/video.md", highlight=False)

@@ -73,7 +73,10 @@ class MultiframeConfig:
     iterations/tol: conjugate-gradient stopping rule. margin: pixels of context around the region
     in the unknown rectangle. max_unknowns: refuse larger problems (split the clip or the region).
     guard: unmasked pixels this close to the mask are not used (compression rings around the mosaic's
-    edges); None: 0 when the mosaic's cells are flat (no lossy compression), else 2."""
+    edges); None: 0 when the mosaic's cells are flat (no lossy compression), else 2. max_misfit:
+    the solution must explain the observed cells to within this many times their noise (RMS);
+    otherwise the content did not move as the pixels around it did (a moving object, a face, parallax)
+    and the clip is left to the prior (``Recovery.info['rejected']``)."""
 
     prior_std: float = 20.0
     pixel_std: float | None = None
@@ -87,6 +90,7 @@ class MultiframeConfig:
     margin: int = 4
     max_unknowns: int = 400_000
     guard: int | None = None
+    max_misfit: float = 4.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -102,6 +106,8 @@ class MultiframeConfig:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if self.guard is not None and self.guard < 0:
             raise ValueError(f"guard must be >= 0 (or None), got {self.guard}")
+        if self.max_misfit <= 0:
+            raise ValueError(f"max_misfit must be > 0, got {self.max_misfit}")
         if self.probes < 2 or self.iterations < 1 or self.tol <= 0 or self.margin < 3 or self.max_unknowns < 1:
             raise ValueError("need probes >= 2, iterations >= 1, tol > 0, margin >= 3, max_unknowns >= 1")
 
@@ -237,21 +243,12 @@ def recover_clip(
     restorer's output, already consistent with the mosaic); None = the classical ``smooth``
     interpolation. Pixels outside the masks are returned unchanged.
     """
-    import scipy.sparse as sp
-
     frames, masks = _check_clip(frames, masks)
     n = len(frames)
     grids = _grids(grid, n)
     if len(motions) != n:
         raise ValueError(f"{n} frames but {len(motions)} motions")
-    if prior is None:
-        from tessera.restore.classical import smooth
-
-        prior = [project(smooth(f, m, g), f, m, g).image if m.any() else f.copy() for f, m, g in zip(frames, masks, grids)]
-    prior = [np.asarray(p) for p in prior]
-    if len(prior) != n or any(p.shape != frames[0].shape or p.dtype != np.uint8 for p in prior):
-        raise ValueError("prior must be one RGB uint8 image per frame, of the frames' size")
-    H, W = masks[0].shape
+    prior = _check_prior(prior, frames, masks, grids)
     cfg = config
     used = [bool(m.any()) and mo.confidence >= cfg.min_confidence for m, mo in zip(masks, motions)]
     out_frames = [np.where(m[..., None], p, f) for f, m, p in zip(frames, masks, prior)]
@@ -261,91 +258,140 @@ def recover_clip(
         return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info)
 
     # 1. the unknown rectangle D (reference coordinates): every used frame's region, plus a margin
-    corners = []
-    boxes = {}
-    for t in range(n):
-        if not used[t]:
-            continue
-        ys, xs = np.nonzero(masks[t])
-        x0, y0 = xs.min() - cfg.margin, ys.min() - cfg.margin
-        x1, y1 = xs.max() + cfg.margin, ys.max() + cfg.margin
-        boxes[t] = (max(int(x0), 0), max(int(y0), 0), min(int(x1), W - 1), min(int(y1), H - 1))
-        c = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
-        corners.append(motions[t].apply(c))
-    allc = np.concatenate(corners)
-    ox, oy = int(np.floor(allc[:, 0].min())) - 2, int(np.floor(allc[:, 1].min())) - 2
-    dw, dh = int(np.ceil(allc[:, 0].max())) + 3 - ox, int(np.ceil(allc[:, 1].max())) + 3 - oy
-    N = dw * dh
+    D = _domain(masks, motions, used, cfg.margin)
+    N = D[2] * D[3]
     if N > cfg.max_unknowns:
         raise TooLarge(f"multi-frame recovery would solve for {N} pixels (> max_unknowns {cfg.max_unknowns}): split the clip or the region")
     info["unknowns"] = N
 
     # 2. noise levels
-    res = [motions[t].residual for t in range(n) if used[t] and t != _reference(motions) and np.isfinite(motions[t].residual)]
-    pixel_std = cfg.pixel_std if cfg.pixel_std is not None else max(float(np.median(res)) / np.sqrt(2.0) if res else 1.0, 0.5)
-    info["pixel_std"] = pixel_std
-
-    guard = cfg.guard if cfg.guard is not None else (2 if _compressed(frames, masks, grids, used) else 0)
-    info["guard"] = guard
+    pixel_std, guard = _noise(frames, masks, grids, motions, used, cfg)
+    info["pixel_std"], info["guard"] = pixel_std, guard
 
     # 3. measurements: unmasked pixels (direct) and mosaic cells, as sparse rows over D
-    direct_rows, direct_y = [], []
-    cell_rows, cell_y, cell_w = [], [], []
+    direct, cells = [], []
     for t in range(n):
+        if used[t]:
+            direct.append(_direct_rows(frames[t], masks[t], motions[t], D, guard))
+            cells.append(_cell_rows(frames[t], masks[t], grids[t], motions[t], D, pixel_std, cfg.cell_std))
+
+    # 4.-6. the prior moved into the reference, then the posterior mean and its spread
+    u0 = _prior_in_reference([prior[t] for t in range(n) if used[t]], [motions[t] for t in range(n) if used[t]], D[:2], (D[3], D[2]))
+    u, probes = _solve([d for d in direct if d is not None], [c for c in cells if c is not None], u0, pixel_std, cfg, info)
+    if info["cell_misfit"] > cfg.max_misfit:  # the motion model does not hold: nothing is recovered
+        info["rejected"] = f"cell misfit {info['cell_misfit']:.1f} > {cfg.max_misfit}"
+        return _finish(out_frames, std_maps, frames, masks, grids, [False] * n, cfg, info)
+    std = np.minimum(np.sqrt(np.mean(probes**2, axis=1)), cfg.prior_std)  # (N,) posterior spread
+    content = (u.reshape(D[3], D[2], 3), std.reshape(D[3], D[2]), D[:2])
+
+    # 7. each used frame: its prior moved towards W_t u where the frames determine the pixels
+    for t in range(n):
+        if used[t]:
+            out_frames[t], std_maps[t] = _frame_output(out_frames[t], frames[t], masks[t], grids[t], prior[t], motions[t], D, u, u0, probes, cfg)
+    return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info, content)
+
+
+def _noise(frames, masks, grids, motions, used, cfg: MultiframeConfig) -> tuple[float, int]:
+    """(pixel_std, guard): the unmasked pixels' noise through the motion (the ring residuals of the
+    frames other than the reference) and how far from the mask they are trusted."""
+    ref = _reference(motions)
+    res = [mo.residual for t, mo in enumerate(motions) if used[t] and t != ref and np.isfinite(mo.residual)]
+    pixel_std = cfg.pixel_std if cfg.pixel_std is not None else max(float(np.median(res)) / np.sqrt(2.0) if res else 1.0, 0.5)
+    guard = cfg.guard if cfg.guard is not None else (2 if _compressed(frames, masks, grids, used) else 0)
+    return pixel_std, guard
+
+
+def _check_prior(prior, frames, masks, grids) -> list[np.ndarray]:
+    if prior is None:
+        from tessera.restore.classical import smooth
+
+        prior = [project(smooth(f, m, g), f, m, g).image if m.any() else f.copy() for f, m, g in zip(frames, masks, grids)]
+    prior = [np.asarray(p) for p in prior]
+    if len(prior) != len(frames) or any(p.shape != frames[0].shape or p.dtype != np.uint8 for p in prior):
+        raise ValueError("prior must be one RGB uint8 image per frame, of the frames' size")
+    return prior
+
+
+def _domain(masks, motions, used, margin: int) -> tuple[int, int, int, int]:
+    """(ox, oy, dw, dh): the rectangle of the reference frame that covers every used frame's region
+    (its box grown by ``margin``) moved into the reference, plus the cubic kernel's reach."""
+    corners = []
+    for t, m in enumerate(masks):
         if not used[t]:
             continue
-        mo, m, f, g = motions[t], masks[t], frames[t], grids[t]
-        near = cv2.dilate(m.astype(np.uint8), np.ones((2 * guard + 1, 2 * guard + 1), np.uint8)) > 0 if guard else m
-        # direct: the frame's unmasked pixels whose position in the reference lies inside D
-        inv = np.linalg.inv(mo.matrix)
-        back = (np.c_[[[ox, oy], [ox + dw, oy], [ox, oy + dh], [ox + dw, oy + dh]], np.ones(4)] @ inv.T)
-        back = back[:, :2] / back[:, 2:3]
-        bx0, by0 = max(int(np.floor(back[:, 0].min())), 0), max(int(np.floor(back[:, 1].min())), 0)
-        bx1, by1 = min(int(np.ceil(back[:, 0].max())) + 1, W), min(int(np.ceil(back[:, 1].max())) + 1, H)
-        if bx1 > bx0 and by1 > by0:
-            rr, cc = np.mgrid[by0:by1, bx0:bx1]
-            keep = ~near[by0:by1, bx0:bx1]
-            rr, cc = rr[keep], cc[keep]
-            M, ok = _sample_matrix(mo.apply(_pixel_coords(rr, cc)), (ox, oy), (dh, dw))
-            direct_rows.append(M[ok])
-            direct_y.append(f[rr[ok], cc[ok]].astype(np.float64))
-        # cells: entirely inside the mask; their observed value (mean or centre pixel)
-        lat = Lattice((H, W), g)
-        active = lat.inside(m)
-        if not active.any():
-            continue
-        values = lat.values(f)
-        ai, aj = np.nonzero(active)
-        if g.sampling == "centre":
-            pr, pc, owner, weight = lat.rc[ai], lat.cc[aj], np.arange(len(ai)), np.ones(len(ai))
-        else:
-            number = np.full(active.size, -1)
-            number[np.flatnonzero(active)] = np.arange(len(ai))  # active cell -> its row
-            cell_of = number[lat.ids()]  # (H, W): the row of every pixel's cell, -1 if not active
-            pr, pc = np.nonzero(cell_of >= 0)
-            owner = cell_of[pr, pc]
-            weight = 1.0 / lat.counts[ai, aj][owner]
-        M, ok = _sample_matrix(mo.apply(_pixel_coords(pr, pc)), (ox, oy), (dh, dw))
-        cell_ok = np.bincount(owner, weights=(~ok).astype(np.float64), minlength=len(ai)) == 0
-        C = sp.csr_matrix((weight, (owner, np.arange(len(owner)))), shape=(len(ai), len(owner)))
-        rows = (C @ M)[cell_ok]
-        cell_rows.append(rows)
-        cell_y.append(values[ai, aj][cell_ok])
-        # cell noise: rounding, the interpolation model averaged over the cell, compression inside it
-        npx = lat.counts[ai, aj]
-        within = _within_cell_var(f, lat)[ai, aj]
-        if cfg.cell_std is not None:
-            sd = np.full(len(ai), cfg.cell_std)
-        else:
-            sd = np.sqrt(QUANTIZATION_STD**2 + pixel_std**2 / npx + within / npx)
-        cell_w.append(1.0 / sd[cell_ok])
+        ys, xs = np.nonzero(m)
+        x0, y0 = xs.min() - margin, ys.min() - margin
+        x1, y1 = xs.max() + margin, ys.max() + margin
+        corners.append(motions[t].apply(np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)))
+    allc = np.concatenate(corners)
+    ox, oy = int(np.floor(allc[:, 0].min())) - 2, int(np.floor(allc[:, 1].min())) - 2
+    return ox, oy, int(np.ceil(allc[:, 0].max())) + 3 - ox, int(np.ceil(allc[:, 1].max())) + 3 - oy
 
-    # 4. normal equations, kept factored: Q = Ad^T Ad / s^2 + Ac^T diag(wc^2) Ac + I / prior^2
-    Ad = sp.vstack(direct_rows).tocsr() if direct_rows else sp.csr_matrix((0, N))
-    yd = np.concatenate(direct_y) if direct_y else np.zeros((0, 3))
-    Ac = sp.vstack(cell_rows).tocsr() if cell_rows else sp.csr_matrix((0, N))
-    yc = np.concatenate(cell_y) if cell_y else np.zeros((0, 3))
-    wc = np.concatenate(cell_w) if cell_w else np.zeros(0)
+
+def _direct_rows(f: np.ndarray, m: np.ndarray, mo: Motion, D, guard: int):
+    """The frame's unmasked pixels (``guard`` px away from the mask) whose position in the reference
+    lies inside D: (sparse rows over D, observed values (k, 3)), or None."""
+    H, W = m.shape
+    ox, oy, dw, dh = D
+    near = cv2.dilate(m.astype(np.uint8), np.ones((2 * guard + 1, 2 * guard + 1), np.uint8)) > 0 if guard else m
+    inv = np.linalg.inv(mo.matrix)
+    back = (np.c_[[[ox, oy], [ox + dw, oy], [ox, oy + dh], [ox + dw, oy + dh]], np.ones(4)] @ inv.T)
+    back = back[:, :2] / back[:, 2:3]
+    bx0, by0 = max(int(np.floor(back[:, 0].min())), 0), max(int(np.floor(back[:, 1].min())), 0)
+    bx1, by1 = min(int(np.ceil(back[:, 0].max())) + 1, W), min(int(np.ceil(back[:, 1].max())) + 1, H)
+    if bx1 <= bx0 or by1 <= by0:
+        return None
+    rr, cc = np.mgrid[by0:by1, bx0:bx1]
+    keep = ~near[by0:by1, bx0:bx1]
+    rr, cc = rr[keep], cc[keep]
+    M, ok = _sample_matrix(mo.apply(_pixel_coords(rr, cc)), (ox, oy), (dh, dw))
+    return M[ok], f[rr[ok], cc[ok]].astype(np.float64)
+
+
+def _cell_rows(f: np.ndarray, m: np.ndarray, g: Grid, mo: Motion, D, pixel_std: float, cell_std: float | None):
+    """The mosaic cells entirely inside the mask whose pixels all map into D: (sparse rows over D,
+    observed values (k, 3), weights 1/noise (k,)), or None."""
+    import scipy.sparse as sp
+
+    ox, oy, dw, dh = D
+    lat = Lattice(m.shape, g)
+    active = lat.inside(m)
+    if not active.any():
+        return None
+    values = lat.values(f)
+    ai, aj = np.nonzero(active)
+    if g.sampling == "centre":
+        pr, pc, owner, weight = lat.rc[ai], lat.cc[aj], np.arange(len(ai)), np.ones(len(ai))
+    else:
+        number = np.full(active.size, -1)
+        number[np.flatnonzero(active)] = np.arange(len(ai))  # active cell -> its row
+        cell_of = number[lat.ids()]  # (H, W): the row of every pixel's cell, -1 if not active
+        pr, pc = np.nonzero(cell_of >= 0)
+        owner = cell_of[pr, pc]
+        weight = 1.0 / lat.counts[ai, aj][owner]
+    M, ok = _sample_matrix(mo.apply(_pixel_coords(pr, pc)), (ox, oy), (dh, dw))
+    cell_ok = np.bincount(owner, weights=(~ok).astype(np.float64), minlength=len(ai)) == 0
+    C = sp.csr_matrix((weight, (owner, np.arange(len(owner)))), shape=(len(ai), len(owner)))
+    # cell noise: rounding, the interpolation model averaged over the cell, compression inside it
+    npx = lat.counts[ai, aj]
+    if cell_std is not None:
+        sd = np.full(len(ai), cell_std)
+    else:
+        sd = np.sqrt(QUANTIZATION_STD**2 + pixel_std**2 / npx + _within_cell_var(f, lat)[ai, aj] / npx)
+    return (C @ M)[cell_ok], values[ai, aj][cell_ok], 1.0 / sd[cell_ok]
+
+
+def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfig, info: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean (N, 3) and ``probes`` posterior samples of its error (N, k), in one block CG on
+    the normal equations, kept factored: Q = Ad^T Ad / s^2 + Ac^T diag(wc^2) Ac + I / prior^2."""
+    import scipy.sparse as sp
+
+    N = u0.shape[0]
+    Ad = sp.vstack([d[0] for d in direct]).tocsr() if direct else sp.csr_matrix((0, N))
+    yd = np.concatenate([d[1] for d in direct]) if direct else np.zeros((0, 3))
+    Ac = sp.vstack([c[0] for c in cells]).tocsr() if cells else sp.csr_matrix((0, N))
+    yc = np.concatenate([c[1] for c in cells]) if cells else np.zeros((0, 3))
+    wc = np.concatenate([c[2] for c in cells]) if cells else np.zeros(0)
     Acw = sp.diags(wc) @ Ac  # whitened cell rows
     Qd = ((Ad.T @ Ad) / pixel_std**2).tocsr()
     AcwT = Acw.T.tocsr()
@@ -356,11 +402,6 @@ def recover_clip(
 
     diag = Qd.diagonal() + np.asarray(Acw.multiply(Acw).sum(axis=0)).ravel() + lam
     info["measurements"] = {"pixels": int(Ad.shape[0]), "cells": int(Ac.shape[0])}
-
-    # 5. prior in the reference: the frames' priors moved there and averaged
-    u0 = _prior_in_reference([prior[t] for t in range(n) if used[t]], [motions[t] for t in range(n) if used[t]], (ox, oy), (dh, dw))
-
-    # 6. posterior mean (3 channels) and posterior samples (probes) in one block CG
     rng = np.random.default_rng(cfg.seed)
     k = cfg.probes
     B_mean = (Ad.T @ yd) / pixel_std**2 + AcwT @ (wc[:, None] * yc) + lam * u0
@@ -369,36 +410,30 @@ def recover_clip(
     B_probe = (Ad.T @ eps_d) / pixel_std + AcwT @ eps_c + rng.standard_normal((N, k)) / cfg.prior_std
     B = np.concatenate([B_mean, B_probe], axis=1)
     X0 = np.concatenate([u0, np.zeros((N, k))], axis=1)
-    X, iters, rel = _cg(apply_Q, B, X0, diag, cfg.iterations, cfg.tol)
-    info["iterations"] = iters
-    info["cg_residual"] = rel
-    u, probes = X[:, :3], X[:, 3:]
-    std = np.minimum(np.sqrt(np.mean(probes**2, axis=1)), cfg.prior_std)  # (N,) posterior spread
-    content = (u.reshape(dh, dw, 3), std.reshape(dh, dw), (ox, oy))
+    X, info["iterations"], info["cg_residual"] = _cg(apply_Q, B, X0, diag, cfg.iterations, cfg.tol)
+    # how well the solution explains the cells, in units of their noise (about 1 or less when the
+    # motion model holds; content that moves otherwise than the pixels around it leaves far more)
+    info["cell_misfit"] = float(np.sqrt(np.mean((((Ac @ X[:, :3]) - yc) * wc[:, None]) ** 2))) if Ac.shape[0] else 0.0
+    return X[:, :3], X[:, 3:]
 
-    # 7. each used frame: its prior moved towards W_t u where the frames determine the pixels
-    for t in range(n):
-        if not used[t]:
-            continue
-        m = masks[t]
-        rr, cc = np.nonzero(m)
-        M, ok = _sample_matrix(motions[t].apply(_pixel_coords(rr, cc)), (ox, oy), (dh, dw))
-        v = M @ u
-        s = np.sqrt(np.mean((M @ probes) ** 2, axis=1))  # spread of W_t u itself
-        s = np.where(ok, np.minimum(s, cfg.prior_std), cfg.prior_std)
-        wgt = np.clip((cfg.blend_std - s) / (cfg.blend_std - cfg.recovered_std), 0.0, 1.0)[:, None]
-        # recovered: the solution itself; elsewhere: the frame's own prior plus the correction the
-        # frames made to the (averaged) prior, moved into this frame
-        p = prior[t][rr, cc].astype(np.float64)
-        img = out_frames[t].astype(np.float64)
-        img[rr, cc] = v + (1.0 - wgt) * (p - M @ u0)
-        var = np.zeros((H, W))
-        var[rr, cc] = s**2 + 1e-2
-        out_frames[t] = _fit_cells(img, frames[t], m, grids[t], var)
-        sm = np.zeros((H, W), np.float32)
-        sm[rr, cc] = s
-        std_maps[t] = sm
-    return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info, content)
+
+def _frame_output(out: np.ndarray, f, m, g: Grid, prior_t, mo: Motion, D, u, u0, probes, cfg: MultiframeConfig):
+    """One used frame: W_t u where recovered; elsewhere its own prior plus the correction the frames
+    made to the (averaged) prior, moved into this frame; then fitted to its cells. -> (image, spread)."""
+    H, W = m.shape
+    ox, oy, dw, dh = D
+    rr, cc = np.nonzero(m)
+    M, ok = _sample_matrix(mo.apply(_pixel_coords(rr, cc)), (ox, oy), (dh, dw))
+    s = np.sqrt(np.mean((M @ probes) ** 2, axis=1))  # spread of W_t u itself
+    s = np.where(ok, np.minimum(s, cfg.prior_std), cfg.prior_std)
+    wgt = np.clip((cfg.blend_std - s) / (cfg.blend_std - cfg.recovered_std), 0.0, 1.0)[:, None]
+    img = out.astype(np.float64)
+    img[rr, cc] = M @ u + (1.0 - wgt) * (prior_t[rr, cc].astype(np.float64) - M @ u0)
+    var = np.zeros((H, W))
+    var[rr, cc] = s**2 + 1e-2
+    sm = np.zeros((H, W), np.float32)
+    sm[rr, cc] = s
+    return _fit_cells(img, f, m, g, var), sm
 
 
 def _reference(motions: Sequence[Motion]) -> int:
@@ -615,6 +650,8 @@ class MultiframeRestorer:
             prior = _frame_priors(frames, masks, grids, self.restorer)
         rec = recover_clip(frames, masks, grids, motions, prior, config=self.config)
         rec.info["motions"] = motions
+        if "rejected" in rec.info:
+            return None
         self.last, self.last_recovered = rec, rec.recovered
         return rec
 
