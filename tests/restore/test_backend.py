@@ -257,3 +257,16 @@ def test_export_onnx_writes_through_the_one_writer(tmp_path, cache):
     written = B.export_onnx(path, out_dir / "plain.onnx")
     assert written == out_dir / "plain.onnx" and B.OnnxRunner(written).info["name"] == "unet"
     assert sorted(p.name for p in out_dir.iterdir()) == ["net.onnx", "plain.onnx"]
+
+
+def test_tile_size_covers_without_overshoot():
+    """Tiles are as short as the tile count allows: a 1280-px crop takes two 672-px tiles (not two
+    1024-px ones), every length is covered with the overlap kept, and short axes stay whole."""
+    assert B.tile_size(1000, 1024, 32, 16) == 1000
+    assert B.tile_size(1280, 1024, 32, 32) == 672
+    for n in (1025, 1280, 2000, 3001, 5000):
+        size = B.tile_size(n, 1024, 32, 16)
+        starts = B.tile_starts(n, size, 32)
+        assert size <= 1024 and size % 16 == 0 and starts[0] == 0 and starts[-1] + size == n
+        assert len(starts) == len(B.tile_starts(n, 1024, 32))  # no more tiles than before
+        assert all(b - a <= size - 64 for a, b in zip(starts, starts[1:]))  # overlap >= 2 * 32
