@@ -86,15 +86,19 @@ class Anonymized:
         return {"found": [f.as_dict() for f in self.found], "hidden": self.regions, "hidden_pixels": int(self.mask.sum())}
 
 
-def find_regions(image: np.ndarray, find: tuple[str, ...] = ("faces",), threshold: float | None = None) -> list[Found]:
-    """Run the named finders on an RGB uint8 image; their boxes, in finder order."""
+def find_regions(
+    image: np.ndarray, find: tuple[str, ...] = ("faces",), threshold: float | None = None, *, photo: bool = False
+) -> list[Found]:
+    """Run the named finders on an RGB uint8 image; their boxes, in finder order. ``photo``: a still
+    photo (not a video frame): faces are looked for at :func:`tessera.detect.faces.hiding_scale`."""
     out: list[Found] = []
     kw = {} if threshold is None else {"threshold": threshold}
     for name in find:
         if name == "faces":
-            from tessera.detect.faces import detect_faces
+            from tessera.detect.faces import detect_faces, hiding_scale
 
-            out += detect_faces(image, **kw)
+            scale = hiding_scale(*image.shape[:2]) if photo else None
+            out += detect_faces(image, scale=scale, **kw)
         elif name == "text":
             from tessera.detect.text import detect_text
 
@@ -179,7 +183,7 @@ def anonymize_image(image: np.ndarray, cfg: AnonymizeConfig = AnonymizeConfig())
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    found = find_regions(image, cfg.find, cfg.threshold)
+    found = find_regions(image, cfg.find, cfg.threshold, photo=True)
     out, mask, info = redact(image, padded_boxes(found, cfg.pad, image.shape[:2]), method=cfg.method, cell=cfg.cell)
     return Anonymized(out, mask, found, info)
 

@@ -44,9 +44,9 @@ def pixelate_file(job: Job, cfg: PixelateConfig) -> None:
         console.print(f"[yellow]warning:[/] {cfg.mask}: the mask is white everywhere, so the whole of {job.source.name} is pixelated", highlight=False, soft_wrap=True)
     ellipses = list(cfg.ellipse)
     if cfg.faces:
-        from tessera.detect.faces import find_faces
+        from tessera.detect.faces import find_faces, hiding_scale
 
-        faces = find_faces(rgb)
+        faces = find_faces(rgb, scale=hiding_scale(*rgb.shape[:2]))  # a photo: small faces count
         if not faces and mask is None and not cfg.box and not cfg.ellipse:
             raise ValueError("no face found, so nothing was pixelated (mark the region with --box, --ellipse or --mask)")
         ellipses += faces
