@@ -103,8 +103,14 @@ def test_zero_motion_multiframe_equals_off(photo, one_thread):
 
 
 def test_multiframe_config_checks():
+    from tessera.video.pipeline import _plan
+
     with pytest.raises(ValueError, match="multiframe"):
         VideoConfig(multiframe="on")
+    mask = np.ones((8, 8), bool)
+    plan = _plan(mask=mask, model="smooth")  # clips of 32 frames while 256 MiB hold them
+    assert (plan.chunk((720, 1280, 3)), plan.chunk((2160, 3840, 3)), plan.chunk((8640, 15360, 3))) == (32, 10, 8)
+    assert _plan(mask=mask, model="smooth", config=VideoConfig(multiframe="off")).chunk((720, 1280, 3)) == 8
     res = CliRunner().invoke(app, ["restore", "x.mp4", "-o", "y.mp4", "--multiframe", "maybe"])
     assert res.exit_code != 0 and "--multiframe" in res.output
 

@@ -425,6 +425,9 @@ def _restore_chunk(chunk, restorer: ClipRestorer, started: set[int], tracker: Tr
         yield FrameResult(frame, out, items, rec)
 
 
+MULTIFRAME_BYTES = 256 * 2**20  # one copy of a multi-frame clip's frames (the pipeline holds a few)
+
+
 @dataclass
 class _Plan:
     """What one restoration run needs, built once from the caller's arguments."""
@@ -434,10 +437,14 @@ class _Plan:
     restorer: ClipRestorer
     multiframe: bool  # the default restorer wrapped in multi-frame recovery
 
-    @property
-    def chunk(self) -> int:
-        """Frames handed to the restorer at a time (multi-frame recovery needs many)."""
-        return self.config.multiframe_clip if self.multiframe else self.config.clip_length
+    def chunk(self, shape: tuple[int, ...]) -> int:
+        """Frames handed to the restorer at a time: multi-frame recovery needs many, as many as
+        ``multiframe_clip`` while they fit in MULTIFRAME_BYTES (a 4K clip is shorter)."""
+        cfg = self.config
+        if not self.multiframe:
+            return cfg.clip_length
+        fit = MULTIFRAME_BYTES // max(int(np.prod(shape)), 1)
+        return int(max(min(cfg.multiframe_clip, fit), min(cfg.clip_length, cfg.multiframe_clip), 2))
 
 
 def _plan(restore_config=None, mask: np.ndarray | None = None, grid: Grid | None = None, config: VideoConfig | None = None,
@@ -484,7 +491,7 @@ def _run(frames: Iterable[Frame], plan: _Plan, tracker: Tracker) -> Iterator[Fra
     chunk: list = []
     for item in track_regions_with(tracker, frames, plan.detector, plan.config):
         chunk.append(item)
-        if len(chunk) >= plan.chunk:
+        if len(chunk) >= plan.chunk(item[0].image.shape):
             yield from _restore_chunk(chunk, plan.restorer, started, tracker)
             chunk = []
     if chunk:

@@ -65,13 +65,24 @@ class FlickerMeter:
 class TemporalConfig:
     """mode: 'blend' (motion-compensated previous result blended in, see the module doc) or 'off'
     (each frame alone). alpha: weight of the previous result (0..1). reuse: largest mean change
-    (grey levels) of the observed region for which a still region keeps its previous result."""
+    (grey levels) of the observed region for which a still region keeps its previous result.
+    refresh: run the restorer on every N-th frame of a track only; in between the previous result,
+    moved with the content (with the real pixels that moved into the region), is projected onto
+    this frame's cells (no model call) while it agrees with them (mean agreement >= 0.5, see agree). agree: per cell, the previous result's weight is alpha x
+    exp(-(d / agree)^2), d the mean difference (grey levels) between the moved previous result
+    mosaicked with this frame's grid and this frame's cells (None: alpha everywhere)."""
 
     mode: str = "blend"
     alpha: float = 0.6
     reuse: float = 1.0
+    refresh: int = 1
+    agree: float | None = 6.0
 
     def __post_init__(self) -> None:
+        if self.refresh < 1:
+            raise ValueError(f"refresh must be >= 1, got {self.refresh}")
+        if self.agree is not None and self.agree <= 0:
+            raise ValueError(f"agree must be > 0 (or None), got {self.agree}")
         if self.mode not in ("blend", "off"):
             raise ValueError(f"temporal mode must be 'blend' or 'off', got {self.mode!r}")
         if not 0.0 <= self.alpha < 1.0:
@@ -135,6 +146,7 @@ class TemporalSmoother:
         self.state: _State | None = None
         self.reused = 0
         self.restored = 0
+        self.since = 0  # frames carried since the last model call
 
     def reset(self) -> None:
         self.state = None
@@ -171,22 +183,55 @@ class TemporalSmoother:
                 self.state = _State(frame, out, mask, region.box)
                 return out
         # 3. blend this frame's restoration with the motion-compensated previous one
-        cur = restore(frame, region)
-        self.restored += 1
         prev_crop = shift_image(s.output[y0:y1, x0:x1], dx, dy)
         prev_mask = shift_image(s.mask[y0:y1, x0:x1].astype(np.uint8) * 255, dx, dy) > 254
         mc = mask[y0:y1, x0:x1]
         both = mc & prev_mask
+        g = crop_grid(region.grid, x0, y0) if region.kind == "mosaic" else None
+        if self.since < cfg.refresh - 1 and self._agreement(prev_crop, frame[y0:y1, x0:x1], g)[mc].mean() >= 0.5:
+            # 3'. carried (real pixels that moved in included), no model call
+            self.since += 1
+            out = self._carried(frame, region, prev_crop, (x0, y0, x1, y1))
+            self.state = _State(frame, out, mask, region.box)
+            return out
+        cur = restore(frame, region)
+        self.restored += 1
+        self.since = 0
         out = cur.copy()
         if both.any():
-            a = cfg.alpha
+            a = cfg.alpha * self._agreement(prev_crop, frame[y0:y1, x0:x1], g)[both][:, None]
             crop = cur[y0:y1, x0:x1].astype(np.float32)
             crop[both] = a * prev_crop[both].astype(np.float32) + (1 - a) * crop[both]
             blended = np.clip(np.rint(crop), 0, 255).astype(np.uint8)
-            g = crop_grid(region.grid, x0, y0)
-            if g is not None and region.kind == "mosaic":
+            if g is not None:
                 blended = project(blended, frame[y0:y1, x0:x1], mc, g).image
             piece = out[y0:y1, x0:x1]
             piece[mc] = blended[mc]
         self.state = _State(frame, out, mask, region.box)
+        return out
+
+    def _agreement(self, prev_crop: np.ndarray, observed: np.ndarray, g: Grid | None) -> np.ndarray:
+        """(h, w) in [0, 1] per pixel: how well the moved previous result, mosaicked with this frame's
+        grid, matches this frame's cells: exp(-(mean |difference| / agree)^2) per cell. Content
+        that did not move as estimated (a moving object under a fixed mosaic) is not blended in."""
+        if g is None or self.config.agree is None:
+            return np.ones(observed.shape[:2], np.float32)
+        from tessera.mosaic.lattice import Lattice
+
+        lat = Lattice(observed.shape[:2], g)
+        r = np.abs(lat.means(prev_crop.astype(np.float64)) - lat.values(observed)).mean(axis=2)
+        return lat.expand(np.exp(-((r / self.config.agree) ** 2))).astype(np.float32)
+
+    def _carried(self, frame: np.ndarray, region, prev_crop: np.ndarray, box) -> np.ndarray:
+        """The previous result moved with the content, projected onto this frame's cells."""
+        from tessera.restore.consistency import project
+
+        x0, y0, x1, y1 = box
+        mc = region.mask[y0:y1, x0:x1]
+        piece = np.where(mc[..., None], prev_crop, frame[y0:y1, x0:x1])
+        g = crop_grid(region.grid, x0, y0)
+        if g is not None and region.kind == "mosaic":
+            piece = project(piece, frame[y0:y1, x0:x1], mc, g).image
+        out = frame.copy()
+        out[y0:y1, x0:x1][mc] = piece[mc]
         return out
