@@ -227,9 +227,12 @@ def restore_region(
     image: np.ndarray, region: Region, restorer: Restorer, cfg: RestoreConfig, *, estimated: bool, current: np.ndarray | None = None
 ) -> RegionResult:
     """Crop with context, run the restorer, blend and project one region. ``current``: the output so
-    far (earlier regions already restored), which the crop is cut from; ``image``: what was observed."""
+    far (earlier regions already restored), which the crop is cut from; ``image``: what was observed.
+    A feathered mosaic's edge (restore/feather.py) is recovered from what shows of the photo when the
+    fitted feather agrees with the restorer's own guess there (see :data:`FEATHER_AGREEMENT`)."""
     H, W = image.shape[:2]
-    x0, y0, x1, y1 = context_box(region.box, (H, W), cfg.context)
+    box = context_box(region.box, (H, W), cfg.context)
+    x0, y0, x1, y1 = box
     source = image if current is None else current
     crop, m, observed = source[y0:y1, x0:x1], region.mask[y0:y1, x0:x1], image[y0:y1, x0:x1]
     g = _shift_grid(region.grid, x0, y0)
@@ -239,6 +242,36 @@ def restore_region(
         from tessera.restore.feather import invert_feather
 
         fit = invert_feather(observed, m, g)
+    plain = _restore_with(restorer, crop, observed, m, g, region, cfg, sampling, None)
+    if fit is None or not _feather_agrees(fit, m, plain[0]):
+        return RegionResult(box, m, *plain)
+    return RegionResult(box, m, *_restore_with(restorer, crop, observed, m, g, region, cfg, sampling, fit))
+
+
+#: a fitted feather is used only where its recovered band agrees with the restorer's guess made without
+#: it: RMS difference at most this many times the error expected of the two (the model's MODEL_SIGMA
+#: and the recovery's noise; a three-sigma rule). A wrong profile divides the cells' colour out
+#: wrongly and its "recovered" band is far off (one zoo case: 42 grey levels RMS where the model erred
+#: by 8, 3.4 times the expected difference, where right fits gave 0.4-3.0); RESULTS.md "Mosaics as
+#: other tools make them".
+FEATHER_AGREEMENT = 3.0
+
+
+def _feather_agrees(fit, m: np.ndarray, restored: np.ndarray) -> bool:
+    from tessera.restore.feather import MODEL_SIGMA
+
+    band = m & ~fit.core & (fit.weight > 0) & (fit.trust >= 0.5)
+    if not band.any():
+        return True
+    diff = fit.recovered[band] - restored[band].astype(np.float64)
+    t = np.clip(fit.trust[band], 1e-3, 1.0)
+    expected = MODEL_SIGMA**2 * (1.0 + float(np.mean((1.0 - t) / t)))  # model + recovery variance (trust = m / (m + r))
+    return float(np.sqrt(np.mean(diff**2))) <= FEATHER_AGREEMENT * float(np.sqrt(expected))
+
+
+def _restore_with(restorer: Restorer, crop, observed, m, g, region: Region, cfg: RestoreConfig, sampling, fit):
+    """One pass of the model, blend and projection over a crop -> (pixels, region, residual); with a
+    feather ``fit``, what shows of the photo in the band is kept and weighed against the model."""
     m_model, constrain, band = m, None, None
     if fit is not None:  # the edge of a feathered mosaic: what shows of the photo is kept, the rest restored
         band = m & ~fit.core & (fit.weight > 0)
@@ -259,7 +292,7 @@ def restore_region(
         t = fit.trust[..., None]
         mixed = np.clip(np.rint(t * fit.recovered + (1.0 - t) * restored), 0, 255).astype(np.uint8)
         restored = np.where(band[..., None], mixed, restored)
-    return RegionResult((x0, y0, x1, y1), m, restored, region, proj.residual_max if proj is not None else None)
+    return restored, region, proj.residual_max if proj is not None else None
 
 
 # ----------------------------------------------------------------------------- 3. compose (the pipeline)
