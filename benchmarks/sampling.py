@@ -49,7 +49,7 @@ def main() -> None:
     text = (
         "## Unknown cell sampling (`benchmarks/sampling.py`)\n\n"
         f"Machine: {machine()}. Seeded cases from the train folders (seed 1; 60 % mean, 40 % centre sampled), true mask "
-        f"and lattice, sampling hidden; mean PSNR (dB) inside the region. `auto` restores under both and keeps 'mean' "
+        f"and lattice, sampling hidden; mean PSNR (dB) inside the region. `auto` runs the model once, projects its output under both and keeps 'mean' "
         f"only when the 'centre' projection needs at least {SAMPLING_RATIO} of the correction the 'mean' one needs. "
         f"{time.time() - t0:.0f} s.\n\n" + "\n".join(rows) + "\n"
     )

@@ -95,7 +95,7 @@ def restore(
     cell: Optional[str] = typer.Option(None, "--cell", help="Known mosaic cell size N or HxW (else estimated)."),
     phase: str = typer.Option("0,0", "--phase", help="Known grid phase y,x (with --cell)."),
     sampling: str = typer.Option(
-        "auto", "--sampling", help="Cell colour: 'mean' of its pixels, its 'centre' pixel, or 'auto' (restore under both, keep the one the result agrees with)."
+        "auto", "--sampling", help="Cell colour: 'mean' of its pixels, its 'centre' pixel, or 'auto' (project the restoration under both, keep the one it agrees with)."
     ),
     kind: str = typer.Option("auto", "--kind", help="What hides the pixels: auto, mosaic, blur or hole."),
     feather: int = typer.Option(0, "--feather", min=0, max=MAX_FEATHER, help="Blend the restoration in over N pixels inside the mask."),
