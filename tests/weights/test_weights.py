@@ -128,3 +128,28 @@ def test_wrong_shapes_and_bad_json_name_the_file(tmp_path):
     save_file(state, str(tmp_path / "json.safetensors"), metadata={"tessera_model": "unet", "tessera_kwargs": "{base"})
     with pytest.raises(weights.WeightsError, match="json.safetensors.*not JSON"):
         weights.load(tmp_path / "json.safetensors")
+
+
+def test_model_name_reads_the_header_without_torch(tmp_path):
+    """The name check the ONNX path makes (load_detector) reads the JSON header alone: in a fresh
+    process it imports no torch; it agrees with MODELS; bad files raise WeightsError naming the file."""
+    import subprocess
+    import sys
+
+    from tessera.models import MODELS
+    from tessera.weights import MODEL_NAMES, WeightsError, model_name, resolve
+
+    assert set(MODEL_NAMES) == set(MODELS)
+    code = (
+        "import sys; from tessera.weights import model_name, resolve; "
+        "print(model_name(resolve('detector')), model_name(resolve('scenes')), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["segnet", "unet", "False"], out.stderr
+    assert model_name(resolve("dcgan")) == "dcgan"
+    for name, data in {"empty": b"", "short": b"\x05\x00", "huge": (10**9).to_bytes(8, "little") + b"{}",
+                       "json": (4).to_bytes(8, "little") + b"nope", "noname": (2).to_bytes(8, "little") + b"{}"}.items():
+        bad = tmp_path / f"{name}.safetensors"
+        bad.write_bytes(data)
+        with pytest.raises(WeightsError, match=str(bad)):
+            model_name(bad)

@@ -70,9 +70,9 @@ def load_detector(weights: str | Path | None = None, backend: str = "auto", thre
     path = Path(weights) if weights is not None else default_weights()
     if not path.is_file():
         raise FileNotFoundError(f"detector weights {path} not found; pass an existing .safetensors file")
-    from tessera.weights import WeightsError, read_header
+    from tessera.weights import WeightsError, model_name
 
-    name, _ = read_header(path)
+    name = model_name(path)  # no torch here: the ONNX Runtime path never imports it
     if name != "segnet":
         raise WeightsError(f"{path} holds a {name!r} model, not the mosaic detector (segnet)")
     return load_runner(path, backend, threads=threads)

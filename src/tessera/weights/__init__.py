@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "SHIPPED", "WeightsError", "weights_dir", "shipped_path", "resolve", "save", "read", "read_header", "load", "validate_kwargs",
+    "SHIPPED", "WeightsError", "weights_dir", "shipped_path", "resolve", "save", "read", "read_header", "model_name", "load", "validate_kwargs",
 ]
 
 # The one table of shipped weights: name -> file in this package.
@@ -39,6 +39,8 @@ SHIPPED: dict[str, str] = {
 
 MODEL_KEY = "tessera_model"
 KWARGS_KEY = "tessera_kwargs"
+#: the names of tessera.models.MODELS, here so that reading a name needs no torch (a test keeps them equal)
+MODEL_NAMES = ("unet", "pix2pix", "deepfill", "dcgan", "segnet", "facecam")
 MAX_PARAMS = 64_000_000  # 256 MB of float32: far above any shipped model (<= 30 MB), far below a bomb
 MAX_INT_KWARG = 4096  # channels, depths, sizes: no sane model asks for more
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -159,6 +161,29 @@ def validate_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     if n > MAX_PARAMS:
         raise WeightsError(f"model {name!r} with {dict(kwargs)} would have {n:,} parameters (at most {MAX_PARAMS:,})")
     return clean
+
+
+def model_name(path: str | os.PathLike) -> str:
+    """The Tessera model name a weight file's metadata names, read from the safetensors JSON header
+    alone: no tensors, no torch (the ONNX Runtime path stays free of it). Raises WeightsError for a
+    file that is no safetensors file or names no Tessera model; its kwargs are checked when a
+    network is built from it (:func:`read_header`, :func:`load`)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            size = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= size <= 100_000_000:
+                raise ValueError("no safetensors header")
+            header = json.loads(fh.read(size))
+        meta = header.get("__metadata__") or {}
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not a table")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
+    name = meta.get(MODEL_KEY)
+    if name not in MODEL_NAMES:
+        raise WeightsError(f"{path} has no Tessera model name in its metadata (found {name!r}); export it with `tessera export`")
+    return name
 
 
 def read_header(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
