@@ -165,7 +165,7 @@ def test_real_clip_outside_region_psnr_at_default_quality(tmp_path, one_thread):
 
 def test_held_mosaic_skips_detection_and_track_decides_once(photo, one_thread):
     """Between whole-frame detections a mosaic whose cells stay flat is held without detection; the
-    model route (auto: a face check) and the cell sampling ('auto': two restorations) are decided on
+    model route (auto: a face check) and the cell sampling ('auto': two projections) are decided on
     a track's first frame only, and restoring the context box alone equals restoring the frame."""
     from tessera.io.video import Frame
     from tessera.restore.pipeline import RestoreConfig, restore_image
@@ -197,7 +197,7 @@ def test_held_mosaic_skips_detection_and_track_decides_once(photo, one_thread):
     frames = [f.image for f, _ in out]
     regions = [items[0][1] for _, items in out]
     res = tr(TrackClip(0, list(range(12)), frames, regions))
-    assert len(faces_seen) == 2 * 2  # first frame only: before and after the model, under both samplings
+    assert len(faces_seen) == 2  # first frame only: before and after the model (one pass, projected under both samplings)
     assert tr.decided[0][1] is smooth
     whole = restore_image(frames[0], regions=[regions[0]], config=RestoreConfig(sampling="auto"), restorer=routing).image
     assert np.array_equal(res[0], whole)

@@ -154,11 +154,19 @@ def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, ki
     return regions
 
 
+#: most context (px) a large region gets on every side beyond ``RestoreConfig.context``. Measured on 19
+#: scenes/val photos with a mosaic over half their short side (the scenes model, true mask and grid):
+#: 21.184 dB with at most 64 px, 21.183 with at most 256 (the earlier cap), for 20-50 % less work on the
+#: crop; 10 photos with 35 % regions: 22.221 (256), 22.219 (96), 22.220 (64), 22.207 (32).
+CONTEXT_CAP = 64
+
+
 def context_box(box: tuple[int, int, int, int], shape: tuple[int, int], context: int) -> tuple[int, int, int, int]:
-    """The region's box grown by max(context, half the region's size, capped at 256) on every side, clipped."""
+    """The region's box grown by max(context, half the region's size capped at :data:`CONTEXT_CAP`) on
+    every side, clipped to the image."""
     x, y, w, h = box
     H, W = shape
-    margin = max(context, min(max(w, h) // 2, 256))
+    margin = max(context, min(max(w, h) // 2, CONTEXT_CAP))
     x0, y0 = max(x - margin, 0), max(y - margin, 0)
     x1, y1 = min(x + w + margin, W), min(y + h + margin, H)
     return x0, y0, x1, y1
