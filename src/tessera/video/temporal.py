@@ -68,14 +68,15 @@ class TemporalConfig:
     (grey levels) of the observed region for which a still region keeps its previous result.
     refresh: run the restorer on every N-th frame of a track only; in between the previous result,
     moved with the content (with the real pixels that moved into the region), is projected onto
-    this frame's cells (no model call) while it agrees with them (mean agreement >= 0.5, see agree). agree: per cell, the previous result's weight is alpha x
+    this frame's cells (no model call) while it agrees with them (98 % of the region's pixels in
+    cells of agreement >= 0.5, see agree). agree: per cell, the previous result's weight is alpha x
     exp(-(d / agree)^2), d the mean difference (grey levels) between the moved previous result
     mosaicked with this frame's grid and this frame's cells (None: alpha everywhere)."""
 
     mode: str = "blend"
     alpha: float = 0.6
     reuse: float = 1.0
-    refresh: int = 1
+    refresh: int = 4
     agree: float | None = 6.0
 
     def __post_init__(self) -> None:
@@ -188,7 +189,7 @@ class TemporalSmoother:
         mc = mask[y0:y1, x0:x1]
         both = mc & prev_mask
         g = crop_grid(region.grid, x0, y0) if region.kind == "mosaic" else None
-        if self.since < cfg.refresh - 1 and self._agreement(prev_crop, frame[y0:y1, x0:x1], g)[mc].mean() >= 0.5:
+        if self.since < cfg.refresh - 1 and (self._agreement(prev_crop, frame[y0:y1, x0:x1], g)[mc] >= 0.5).mean() >= 0.98:
             # 3'. carried (real pixels that moved in included), no model call
             self.since += 1
             out = self._carried(frame, region, prev_crop, (x0, y0, x1, y1))
