@@ -381,9 +381,10 @@ def _cell_rows(f: np.ndarray, m: np.ndarray, g: Grid, mo: Motion, D, pixel_std: 
     return (C @ M)[cell_ok], values[ai, aj][cell_ok], 1.0 / sd[cell_ok]
 
 
-def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfig, info: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean (N, 3) and ``probes`` posterior samples of its error (N, k), in one block CG on
-    the normal equations, kept factored: Q = Ad^T Ad / s^2 + Ac^T diag(wc^2) Ac + I / prior^2."""
+def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfig, info: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior mean (N, 3), then (unless its cell misfit refuses the clip: None) ``probes``
+    posterior samples of its error (N, k), by block CG on the normal equations, kept factored:
+    Q = Ad^T Ad / s^2 + Ac^T diag(wc^2) Ac + I / prior^2."""
     import scipy.sparse as sp
 
     N = u0.shape[0]
@@ -402,19 +403,22 @@ def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfi
 
     diag = Qd.diagonal() + np.asarray(Acw.multiply(Acw).sum(axis=0)).ravel() + lam
     info["measurements"] = {"pixels": int(Ad.shape[0]), "cells": int(Ac.shape[0])}
+    B_mean = (Ad.T @ yd) / pixel_std**2 + AcwT @ (wc[:, None] * yc) + lam * u0
+    u, it, rel = _cg(apply_Q, B_mean, u0, diag, cfg.iterations, cfg.tol)
+    # how well the solution explains the cells, in units of their noise (about 1 or less when the
+    # motion model holds; content that moves otherwise than the pixels around it leaves far more)
+    info["cell_misfit"] = float(np.sqrt(np.mean((((Ac @ u) - yc) * wc[:, None]) ** 2))) if Ac.shape[0] else 0.0
+    info["iterations"], info["cg_residual"] = it, rel
+    if info["cell_misfit"] > cfg.max_misfit:  # refused: the probes would be wasted
+        return u, None
     rng = np.random.default_rng(cfg.seed)
     k = cfg.probes
-    B_mean = (Ad.T @ yd) / pixel_std**2 + AcwT @ (wc[:, None] * yc) + lam * u0
     eps_d = rng.standard_normal((Ad.shape[0], k))
     eps_c = rng.standard_normal((Ac.shape[0], k))
     B_probe = (Ad.T @ eps_d) / pixel_std + AcwT @ eps_c + rng.standard_normal((N, k)) / cfg.prior_std
-    B = np.concatenate([B_mean, B_probe], axis=1)
-    X0 = np.concatenate([u0, np.zeros((N, k))], axis=1)
-    X, info["iterations"], info["cg_residual"] = _cg(apply_Q, B, X0, diag, cfg.iterations, cfg.tol)
-    # how well the solution explains the cells, in units of their noise (about 1 or less when the
-    # motion model holds; content that moves otherwise than the pixels around it leaves far more)
-    info["cell_misfit"] = float(np.sqrt(np.mean((((Ac @ X[:, :3]) - yc) * wc[:, None]) ** 2))) if Ac.shape[0] else 0.0
-    return X[:, :3], X[:, 3:]
+    probes, it, rel = _cg(apply_Q, B_probe, np.zeros((N, k)), diag, cfg.iterations, cfg.tol)
+    info["iterations"], info["cg_residual"] = max(info["iterations"], it), max(info["cg_residual"], rel)
+    return u, probes
 
 
 def _frame_output(out: np.ndarray, f, m, g: Grid, prior_t, mo: Motion, D, u, u0, probes, cfg: MultiframeConfig):
