@@ -156,7 +156,7 @@ def main() -> None:
     text = (
         "## Perceptual measures (`benchmarks/perceptual.py`)\n\n"
         f"Machine: {machine()}. Seeded mosaic cases (seed {args.seed}) of the val folders, true mask and grid, "
-        "the pipeline's 4-flip ensemble. detail ratio: mean gradient magnitude in the region, restored / original "
+        "the pipeline's default flip ensemble (2 flipped passes for the fidelity models at --quality balanced, 1 for the GAN models). detail ratio: mean gradient magnitude in the region, restored / original "
         "(1.0 = as much detail as the photo). NIQE: lower = more natural (our pristine model, fitted on the train "
         "photos, 32-px patches, on the region's bounding box); the target is the originals' NIQE. critic accuracy: a "
         "fresh small CNN trained 300 steps to tell 32-px real crops from restored ones (8 per case) of train cases, "

@@ -28,6 +28,9 @@ RESTORE_WEIGHTS = [w for w in WEIGHTS if w.name.startswith("restore-")]
 
 @pytest.mark.parametrize("weight", RESTORE_WEIGHTS, ids=[w.stem for w in RESTORE_WEIGHTS])
 def test_shipped_restorer_beats_smooth_on_a_val_image(weight):
+    """A fidelity restorer beats the classical `smooth` on PSNR; a GAN one (``-gan``: it trades PSNR
+    for photo-like detail, measured by benchmarks/perceptual.py) stays within the 1.5 dB the GAN issue
+    allows below its fidelity model."""
     from tessera.io.image import read_image
     from tessera.models import load_model
     from tessera.restore.pipeline import restore_image
@@ -38,6 +41,7 @@ def test_shipped_restorer_beats_smooth_on_a_val_image(weight):
     if not folder.is_dir():
         pytest.skip(f"{folder} not present")
     files = sorted(folder.iterdir())[:6]
+    fidelity = weight.with_name(weight.name.replace("-gan", "")) if "-gan" in weight.name else None
     gains = []
     for f in files:
         img, _ = read_image(f)
@@ -46,11 +50,14 @@ def test_shipped_restorer_beats_smooth_on_a_val_image(weight):
         deg, mask = pixelate(img, boxes=[box], cell=8, phase=(3, 5))
         grid = Grid(8, 8, 3, 5)
         ours = restore_image(deg, mask, model=weight, grid=grid)
-        base = restore_image(deg, mask, model="smooth", grid=grid)
+        base = restore_image(deg, mask, model=fidelity or "smooth", grid=grid)
         assert (ours.image[~mask] == deg[~mask]).all()
         assert ours.residual is not None and ours.residual <= 1.0
         gains.append(psnr(ours.image, img, mask) - psnr(base.image, img, mask))
-    assert np.mean(gains) > 0.0, f"mean PSNR gain over smooth {np.mean(gains):.2f} dB"
+    if fidelity:
+        assert np.mean(gains) > -1.5, f"mean PSNR {np.mean(gains):.2f} dB against {fidelity}"
+    else:
+        assert np.mean(gains) > 0.0, f"mean PSNR gain over smooth {np.mean(gains):.2f} dB"
 
 
 def test_every_network_uses_one_format_and_shipped_names_resolve():

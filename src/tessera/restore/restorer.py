@@ -81,6 +81,7 @@ MODEL_TABLE: dict[str, ModelEntry] = {
     "scenes": ModelEntry("net", "residual U-Net for general photos (MSE)", "scenes"),
     "faces": ModelEntry("net", "the same, trained on face crops", "faces"),
     "faces-gan": ModelEntry("net", "the faces model fine-tuned adversarially: sharper, more photo-like detail, lower PSNR", "faces-gan"),
+    "scenes-gan": ModelEntry("net", "the scenes model fine-tuned adversarially: more photo-like texture, lower PSNR", "scenes-gan"),
     "smooth": ModelEntry("classical", "grid-aware cubic interpolation between cell centres"),
     "telea": ModelEntry("classical", "OpenCV inpainting (Telea); ignores what is under the mask"),
     "ns": ModelEntry("classical", "OpenCV inpainting (Navier-Stokes); ignores what is under the mask"),

@@ -32,6 +32,7 @@ SHIPPED: dict[str, str] = {
     "scenes": "restore-scenes.safetensors",
     "faces": "restore-faces.safetensors",
     "faces-gan": "restore-faces-gan.safetensors",
+    "scenes-gan": "restore-scenes-gan.safetensors",
     "dcgan": "dcgan-faces64.safetensors",
     "detector": "detector.safetensors",
     "facecam": "facecam.safetensors",
