@@ -113,6 +113,8 @@ def probability_map(image: np.ndarray, model) -> np.ndarray:
     band = -(-H // bands // 32) * 32 if bands > 1 else H
     for y0 in range(0, H, band):
         y1 = min(y0 + band, H)
+        if bands > 1 and y1 == H and hasattr(model, "release_after_next"):
+            model.release_after_next()  # a large image: free the net's buffers once its last band is done
         a, b = max(y0 - BAND_CONTEXT, 0), min(y1 + BAND_CONTEXT, H)
         x = rgb[a:b].transpose(2, 0, 1)[None].astype(np.float32)
         x /= 127.5

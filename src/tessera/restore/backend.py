@@ -299,7 +299,19 @@ class OnnxRunner:
         self.info = json.loads(meta[META_KEY])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        options, self._release = self._release, None
+        return self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)}, options)[0]
+
+    _release = None
+
+    def release_after_next(self) -> None:
+        """Hand the runtime's buffer arena back to the system at the end of the next call (the last
+        band of a large image): what follows (region analysis, restoration) does not sit on top of
+        it. Not done on every call: re-growing the arena costs about half again as much time."""
+        import onnxruntime as ort
+
+        self._release = ort.RunOptions()
+        self._release.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
 
 # ----------------------------------------------------------------------------- export
