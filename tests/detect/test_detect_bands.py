@@ -59,3 +59,30 @@ def test_regions_use_the_component_box(photo, kind):
         assert abs(int(regions[0].mask.sum()) - 120 * 96) <= 2 * 12 * (120 + 96)
     for r in regions:
         assert r.mask.shape == photo.shape[:2] and r.mask.dtype == bool
+
+
+def test_the_runtime_is_asked_to_free_its_buffers_after_the_last_band_only(photo, monkeypatch):
+    """A large image (several bands) asks the runner to release its buffer arena with its last band;
+    a one-band image (a video frame) never does (re-growing the arena on every call would cost time)."""
+    from tessera.restore.backend import TorchRunner
+
+    runner = TorchRunner(_tiny_segnet())
+    tall = np.concatenate([photo, photo[::-1], photo])
+    events = []
+
+    class Spy:
+        backend, info = runner.backend, runner.info
+
+        def __call__(self, x):
+            events.append("run")
+            return runner(x)
+
+        def release_after_next(self):
+            events.append("release")
+
+    M.probability_map(tall, Spy())
+    assert events == ["run"]  # one band
+    events.clear()
+    monkeypatch.setattr(M, "BAND_PIXELS", 60_000)
+    M.probability_map(tall, Spy())
+    assert events == ["run"] * 5 + ["release", "run"]

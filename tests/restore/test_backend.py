@@ -270,3 +270,14 @@ def test_tile_size_covers_without_overshoot():
         assert size <= 1024 and size % 16 == 0 and starts[0] == 0 and starts[-1] + size == n
         assert len(starts) == len(B.tile_starts(n, 1024, 32))  # no more tiles than before
         assert all(b - a <= size - 64 for a, b in zip(starts, starts[1:]))  # overlap >= 2 * 32
+
+
+def test_onnx_runner_releases_its_arena_on_the_next_call_only(tmp_path, cache, photo):
+    path = _tiny(tmp_path, "unet")
+    runner = B.load_runner(path, "onnx", threads=1)
+    x = _real_input(photo, 64, 96)
+    plain = runner(x)
+    runner.release_after_next()
+    assert runner._release is not None
+    released = runner(x)
+    assert runner._release is None and np.array_equal(plain, released)  # same output, option used once
