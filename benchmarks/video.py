@@ -283,9 +283,8 @@ def main() -> None:
     import os
 
     head = ["## Video (`benchmarks/video.py`)", "",
-            f"Machine: {platform.machine()} CPU (2 cores), {torch.get_num_threads()} torch threads, torch {torch.__version__}, shared with "
-            f"other jobs (other engineers' tests and a GAN training; load average {os.getloadavg()[0]:.1f} at the start: speeds are "
-            f"pessimistic and noisy). Model: {args.model}, --quality {args.quality}, backend {args.backend}; encoder libx264 crf 18 "
+            f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+            f"load average {os.getloadavg()[0]:.1f} at the start (the machine is shared: above 2, speeds are pessimistic and noisy). Model: {args.model}, --quality {args.quality}, backend {args.backend}; encoder libx264 crf 18 "
             "preset medium (the defaults). Each part below is written by its own run (`--skip` the others).", ""]
     write_section("\n".join(head), "<!-- video:start -->", "<!-- video:end -->")
     parts = {

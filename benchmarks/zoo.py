@@ -154,8 +154,8 @@ def main() -> None:
         (args.out / "meta.json").write_text(json.dumps({"seconds": seconds}))
     header = (
         "## Mosaics as other tools make them (`benchmarks/zoo.py`)\n\n"
-        f"Machine: {platform.machine()} CPU, {args.threads} torch thread, torch {torch.__version__}, no GPU, shared with "
-        "a GAN training and other engineers' jobs (times are inflated). "
+        f"Machine: {platform.machine()} CPU, {args.threads} torch thread, torch {torch.__version__}, no GPU, "
+        f"load average {__import__('os').getloadavg()[0]:.1f} at the start (shared machine: times may be inflated). "
         f"{args.per} seeded cases per generator x format (seed {args.seed}), photos centre-cropped to {args.max_side} px. "
         "identity = the mosaic left alone; smooth/scenes/faces/auto given the true mask (grid given when the tool "
         "has an exact one, else estimated); auto detected = the default path with no mask. Small samples: a row's "
