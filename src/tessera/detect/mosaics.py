@@ -176,7 +176,7 @@ def _snap_to_cells(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, 
     m = max(grid.cell_h, grid.cell_w)
     y0, x0 = max(y - m, 0), max(x - m, 0)
     y1, x1 = min(y + h + m, mask.shape[0]), min(x + w + m, mask.shape[1])
-    sub = Grid(grid.cell_h, grid.cell_w, (grid.phase_y - y0) % grid.cell_h, (grid.phase_x - x0) % grid.cell_w, grid.sampling)
+    sub = grid.window(x0, y0)
     out = mask.copy()
     cells = Lattice((y1 - y0, x1 - x0), sub)
     for _, _, r0, r1 in cells.row_bands((x1 - x0) * image.shape[2], CELL_BAND):
@@ -316,7 +316,7 @@ def _smoother_than_around(image: np.ndarray, comp: np.ndarray, ratio: float = 2.
 def _flat_fraction(image: np.ndarray, comp: np.ndarray, grid: Grid, tol: float, *, box=None) -> float:
     """Share of the whole cells inside ``comp`` that are flat (a mosaic's are, JPEG blocks of a photo mostly not)."""
     x, y, w, h = box if box is not None else mask_box(comp)
-    sub = Grid(grid.cell_h, grid.cell_w, (grid.phase_y - y) % grid.cell_h, (grid.phase_x - x) % grid.cell_w, grid.sampling)
+    sub = grid.window(x, y)
     img, m = image[y : y + h, x : x + w], comp[y : y + h, x : x + w]
     cells = Lattice(m.shape, sub)
     whole = (cells.sums(m) >= cells.counts) & (cells.counts >= grid.cell_h * grid.cell_w)
@@ -348,7 +348,7 @@ def _grid_in(image: np.ndarray, comp: np.ndarray, min_lines: int = 2, *, box=Non
     if est is None:
         return None
     g = est.grid
-    grid = Grid(g.cell_h, g.cell_w, (g.phase_y + y0) % g.cell_h, (g.phase_x + x0) % g.cell_w, g.sampling)
+    grid = g.window(-x0, -y0)
     return GridEstimate(grid, est.score, est.y, est.x)
 
 

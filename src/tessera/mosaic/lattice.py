@@ -55,8 +55,7 @@ class Lattice:
 
     def band(self, r0: int, r1: int, width: int) -> "Lattice":
         """The lattice of the pixel rows r0..r1-1 (a band from :meth:`row_bands`) on its own."""
-        g = self.grid
-        return Lattice((r1 - r0, width), Grid(g.cell_h, g.cell_w, (g.phase_y - r0) % g.cell_h, g.phase_x, g.sampling))
+        return Lattice((r1 - r0, width), self.grid.window(0, r0))
 
     def sums(self, img: np.ndarray) -> np.ndarray:
         """Per-cell sums (nR, nC, ...) of an (H, W, ...) array (int64 for integers, else float64)."""

@@ -33,6 +33,11 @@ class Grid:
         if self.sampling not in ("mean", "centre"):
             raise ValueError(f"sampling must be 'mean' or 'centre', got {self.sampling!r}")
 
+    def window(self, x0: int, y0: int) -> "Grid":
+        """This lattice in the coordinates of a window whose top-left pixel is (x0, y0) of the image it
+        was given for (negative offsets: from a window back to the image)."""
+        return Grid(self.cell_h, self.cell_w, (self.phase_y - y0) % self.cell_h, (self.phase_x - x0) % self.cell_w, self.sampling)
+
     @property
     def cell(self) -> tuple[int, int]:
         return (self.cell_h, self.cell_w)

@@ -135,7 +135,7 @@ def estimate_grid(image: np.ndarray, mask: np.ndarray) -> Grid | None:
     if est is None:
         return None
     g = est.grid
-    return replace(g, phase_y=(g.phase_y + y0) % g.cell_h, phase_x=(g.phase_x + x0) % g.cell_w)
+    return g.window(-x0, -y0)
 
 
 def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: Kind) -> list[Region]:
@@ -170,12 +170,6 @@ def context_box(box: tuple[int, int, int, int], shape: tuple[int, int], context:
     x0, y0 = max(x - margin, 0), max(y - margin, 0)
     x1, y1 = min(x + w + margin, W), min(y + h + margin, H)
     return x0, y0, x1, y1
-
-
-def _shift_grid(grid: Grid | None, x0: int, y0: int) -> Grid | None:
-    if grid is None:
-        return None
-    return replace(grid, phase_y=(grid.phase_y - y0) % grid.cell_h, phase_x=(grid.phase_x - x0) % grid.cell_w)
 
 
 def _restore_crop(restorer: Restorer, crop, observed, m, g: Grid | None, kind: str, feather: int, consistency: bool, sampling: str | None, constrain=None, tolerance=0.0):
@@ -247,7 +241,7 @@ def restore_region(
     x0, y0, x1, y1 = box
     source = image if current is None else current
     crop, m, observed = source[y0:y1, x0:x1], region.mask[y0:y1, x0:x1], image[y0:y1, x0:x1]
-    g = _shift_grid(region.grid, x0, y0)
+    g = None if region.grid is None else region.grid.window(x0, y0)
     sampling = None if g is None else cfg.sampling if cfg.sampling is not None else ("auto" if estimated else g.sampling)
     fit = None
     if cfg.unfeather and region.kind == "mosaic" and g is not None:

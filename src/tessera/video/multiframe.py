@@ -43,7 +43,7 @@ in one call and falls back to the priors for frames whose motion is not trusted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -683,7 +683,7 @@ class MultiframeRestorer:
         pad = self.motion.ring + self.motion.guard + self.config.margin + 24
         x0, y0 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
         x1, y1 = min(int(xs.max()) + 1 + pad, W), min(int(ys.max()) + 1 + pad, H)
-        g = replace(grid, phase_y=(grid.phase_y - y0) % grid.cell_h, phase_x=(grid.phase_x - x0) % grid.cell_w)
+        g = grid.window(x0, y0)
         crop = [f[y0:y1, x0:x1] for f in frames]
         cmasks = [m[y0:y1, x0:x1] for m in masks]
         cprior = [np.where(m[..., None], p[y0:y1, x0:x1], f) for p, m, f in zip(base, cmasks, crop)] if base is not None else None

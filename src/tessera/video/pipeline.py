@@ -274,7 +274,7 @@ def mosaic_detector(config=None, model=None) -> Detector:
                 mask[y0:y1, x0:x1] = r.mask
                 g = r.grid
                 if g is not None:
-                    g = replace(g, phase_y=(g.phase_y + y0) % g.cell_h, phase_x=(g.phase_x + x0) % g.cell_w)
+                    g = g.window(-x0, -y0)
                 reg = Region(mask, mask_box(mask), g, r.score, r.kind, dict(r.extra))
                 same = next((i for i, o in enumerate(found) if box_iou(o.box, reg.box) > 0.5), None)
                 if same is None:

@@ -19,7 +19,7 @@ truth, mean |(R_t - R_{t-1}) - (T_t - T_{t-1})| over pixels hidden in both frame
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -126,7 +126,7 @@ def crop_grid(grid: Grid | None, x0: int, y0: int) -> Grid | None:
     """``grid`` seen from a crop whose corner is (x0, y0) in the picture."""
     if grid is None:
         return None
-    return replace(grid, phase_y=(grid.phase_y - y0) % grid.cell_h, phase_x=(grid.phase_x - x0) % grid.cell_w)
+    return grid.window(x0, y0)
 
 
 @dataclass
