@@ -1,0 +1,97 @@
+"""Train the source articles' own architectures for shipping (issue 16): pix2pix and deepfill.
+
+- ``pix2pix``: the pix2pix U-Net generator (small preset: base 32, 7 levels, dropout 0.5 in the
+  three innermost up layers) against the conditional 70x70 PatchGAN, G loss = GAN + 100 x L1
+  (the source's recipe, `tessera.train.recipes.Pix2PixRecipe`), on mosaics. As our fidelity
+  U-Nets do, it sees the mosaic pre-filled by the grid-aware cubic interpolation and predicts a
+  correction to it (``prefill="smooth", residual=True``), so it starts as the classical baseline
+  and the CPU budget goes into what the GAN adds.
+- ``deepfill``: the DeepFill v1 coarse-to-fine network with contextual attention (small preset,
+  base 16, gated convolutions) against a global and a local WGAN-GP critic, G loss = 1.2 x L1 on
+  coarse and refined + 0.001 x WGAN + 0.5 x feature matching on the global critic (our stand-in
+  for VGG: no ImageNet network ships offline) (`DeepFillRecipe`), on holes and mosaics (holes
+  weighted up: inpainting is this architecture's task). Trained from scratch.
+
+Both on ../shared/data/scenes/train, 128-px crops, batch 8, Adam lr 2e-4 betas (0.5, 0.999),
+linear decay over the second half. A run stops cleanly at --minutes (checkpoint) and continues
+with --resume (same --steps). The runs behind the shipped files are on their cards
+(src/tessera/weights/restore-{pix2pix,deepfill}.md):
+
+    nice -n 10 python scripts/train_source_weights.py pix2pix --steps 4000 --minutes 60 --out runs/pix2pix
+    tessera export runs/pix2pix/checkpoint.pt -o src/tessera/weights/restore-pix2pix.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tessera.train.data import DegradeConfig
+from tessera.train.loop import TrainConfig, fit
+from tessera.train.recipes import RecipeConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+SETUPS = {
+    # model kwargs over the small preset, degradation mix (mosaic, holes, blur)
+    "pix2pix": ({"residual": True, "prefill": "smooth"}, (0.85, 0.1, 0.05)),
+    "deepfill": ({}, (0.35, 0.6, 0.05)),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", choices=sorted(SETUPS))
+    ap.add_argument("--set", choices=["faces", "scenes"], default="scenes")
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--minutes", type=float, help="stop cleanly (checkpoint) after this many minutes; --resume continues")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--region", type=int, default=96)
+    ap.add_argument("--d-width", type=int, default=32, help="discriminator / critic base channels")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--ckpt-every", type=int, default=50)
+    ap.add_argument("--eval-every", type=int, default=250)
+    args = ap.parse_args()
+    kwargs, kinds = SETUPS[args.model]
+    degrade = DegradeConfig(
+        region=args.region, cell=12, cell_range=(4, 32), centre_prob=0.3,
+        kind_weights=kinds, jpeg_prob=0.3, jpeg_quality=(50, 95),
+    )
+    cfg = TrainConfig(
+        data=DATA / args.set / "train",
+        val=DATA / args.set / "val",
+        out=args.out,
+        model=args.model,
+        preset="small",
+        model_kwargs=kwargs,
+        steps=args.steps,
+        batch=args.batch,
+        crop=128,
+        region=args.region,
+        cell_range=(4, 32),
+        lr=args.lr,
+        decay_from=0.5,
+        degrade=degrade,
+        threads=args.threads,
+        workers=args.workers,
+        device=args.device,
+        eval_every=args.eval_every,
+        sample_every=args.eval_every,
+        ckpt_every=args.ckpt_every,
+        val_count=32,
+        resume=args.resume,
+        minutes=args.minutes,
+        recipe=RecipeConfig(d_base=args.d_width, local_size=min(128, args.region)),
+    )
+    summary = fit(cfg)
+    print({k: v for k, v in summary.items() if k != "recipe"})
+
+
+if __name__ == "__main__":
+    main()
