@@ -104,3 +104,21 @@ def test_run_eval_reports_interior_and_edge_psnr(tmp_path):
         assert s.extra["psnr_interior"] > 0 or np.isnan(s.extra["psnr_interior"])
         assert s.extra["sampling"] in ("mean", "centre") and 64 <= s.extra["area"] < img.shape[0] * img.shape[1]
         assert 4 <= s.extra["cell"] <= 32
+
+
+def test_hole_cases_are_grey_and_restored_as_holes(tmp_path):
+    """The inpainting task: a hole case hides its region with grey, and eval restores it as a hole
+    (the model sees zeros there), so an inpainting baseline beats leaving the grey."""
+    img = np.asarray(Image.open(BOAT).convert("RGB"))
+    data = tmp_path / "d"
+    data.mkdir()
+    Image.fromarray(img).save(data / "boat.png")
+    cases = make_cases(load_folder(data), 2, 0, ("hole",))
+    for c in cases:
+        assert c.grid is None and c.mask.mean() > 0.01 and (c.degraded[c.mask] == 128).all()
+        assert (c.degraded[~c.mask] == c.clean[~c.mask]).all()
+    _, scores = run_eval(EvalConfig(data=data, models=("telea",), output=tmp_path / "r", cases=2, kinds=("hole",)))
+    for s, c in zip(scores, cases):
+        grey = psnr(c.degraded, c.clean, c.mask)
+        assert s.psnr > grey + 1.0, (s.psnr, grey)
+        assert s.blockiness is None and s.residual is None

@@ -49,7 +49,8 @@ def score_case(
         res = restore(case.degraded, None, restorer=restorer)
     else:
         known = case.grid is not None or case.nominal is not None  # zoo cases are mosaics, grid or not
-        res = restore(case.degraded, case.mask, restorer=restorer, grid=case.grid, kind="mosaic" if known else "auto")
+        kind = "hole" if case.kind == "hole" else "mosaic" if known else "auto"
+        res = restore(case.degraded, case.mask, restorer=restorer, grid=case.grid, kind=kind)
     dt = time.perf_counter() - t0
     out = res.image
     g = case.grid or case.nominal

@@ -16,6 +16,8 @@ Kinds (``KINDS``):
   hard or soft (cells are cut by the shape: not grid-aligned).
 - ``soft``: a mosaic whose cells were then slightly blurred (a "smoothed" mosaic).
 - ``blur``: a Gaussian-blurred region (no grid).
+- ``hole``: missing pixels (a box, ellipse or free-form strokes) filled with grey ``HOLE_FILL``
+  (no grid): the inpainting task.
 - ``multi``: two separate mosaics with different cells (grid = None).
 - ``border``: a mosaic touching the image border.
 - ``clean``: nothing hidden (empty mask), for false-positive counts.
@@ -47,6 +49,7 @@ KINDS: tuple[str, ...] = (
     "pasted",
     "soft",
     "blur",
+    "hole",
     "multi",
     "border",
     "clean",
@@ -57,6 +60,7 @@ KINDS: tuple[str, ...] = (
 GRID_ALIGNED: tuple[str, ...] = ("box", "ellipse", "polygon", "rect", "border")
 
 CELL_RANGE = (4, 32)
+HOLE_FILL = 128  # uint8 grey written into holes (a model's input sets them to exactly 0)
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -173,6 +177,10 @@ def make_case(
         shape = _shape(rng, H, W, str(rng.choice(["box", "ellipse", "polygon"])))
         out, _ = pixelate(image, shape, blur=float(rng.uniform(3.0, 10.0)))
         mask = shape
+    elif kind == "hole":
+        mask = _shape(rng, H, W, str(rng.choice(["box", "ellipse", "strokes"])))
+        out = image.copy()
+        out[mask] = HOLE_FILL
     elif kind == "multi":
         out, mask = image, np.zeros((H, W), bool)
         g1, g2 = _grid(rng, H, W), _grid(rng, H, W)

@@ -30,11 +30,11 @@ import numpy as np
 
 from tessera.mosaic.masks import random_shape
 from tessera.mosaic.pixelate import pixelate
+from tessera.mosaic.synth import HOLE_FILL
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 KINDS = ("mosaic", "hole", "blur")
 SAMPLINGS = ("mean", "centre")
-HOLE_FILL = 128  # uint8 grey written into holes (the model input sets them to exactly 0)
 
 
 class DataError(ValueError):
