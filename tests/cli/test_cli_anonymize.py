@@ -161,3 +161,26 @@ def test_bad_flags_give_one_line_errors(tmp_path, flags, message):
     code, out = invoke("anonymize", img, "-o", tmp_path / "b.png", *flags)
     assert code == 2 and message in out and "Traceback" not in out
     assert not (tmp_path / "b.png").exists()
+
+
+@needs_centerface
+def test_check_says_when_identity_cannot_be_checked(tmp_path, face_jpeg, monkeypatch):
+    from tessera.detect import identity
+
+    code, out = invoke("anonymize", face_jpeg, "-o", tmp_path / "a.png", "--method", "solid", "--check")
+    assert code == 0, out
+    (entry,) = json.loads((tmp_path / "a.json").read_text())["check"]
+    assert entry["kind"] == "face" and entry["method"] == "solid" and entry["redacted_psnr_db"] < 12
+    if identity.available():  # a black box is nobody, before and after the attack
+        assert entry["same_person_redacted"] is False and entry["same_person_after_attack"] is False
+        assert entry["identity_distance_redacted"] > identity.MATCH_DISTANCE and "warning" not in out
+
+    def missing():
+        raise ModuleNotFoundError("No module named 'dlib'", name="dlib")
+
+    monkeypatch.setattr(identity, "_nets", missing)
+    code, out = invoke("anonymize", face_jpeg, "-o", tmp_path / "b.png", "--method", "solid", "--check")
+    assert code == 0, out
+    assert "cannot tell whether a face is still recognizable: dlib is not installed (pip install 'tessera[anonymize]'" in out
+    (entry,) = json.loads((tmp_path / "b.json").read_text())["check"]
+    assert entry["same_person_redacted"] is None and entry["identity_distance_after_attack"] is None

@@ -56,27 +56,9 @@ def _write_json(path: Path, doc: dict, overwrite: bool) -> None:
 
 def _check(rgb, result, doc: dict) -> None:
     """--check: attack every hidden region with our restorer; PSNR and (faces) identity per region."""
-    doc["check"] = _attack_regions(rgb, result.image, [(f.kind, f.box) for f in result.found], result.regions)
+    from tessera.anonymize import check_redaction
 
-
-def _attack_regions(rgb, redacted, found: list[tuple[str, tuple[int, int, int, int]]], regions: list[dict]) -> list[dict]:
-    """Each hidden region of ``redacted`` attacked by our restorer (the faces model where it covers
-    a found face): the attack's PSNR against ``rgb`` and the redaction's own, and for faces whether
-    dlib still matches the person after the attack and as redacted."""
-    from tessera.anonymize import attack
-    from tessera.detect.identity import same_person
-
-    checks = []
-    for region in regions:
-        box = tuple(region["box"])
-        face = next((b for k, b in found if k == "face" and _overlaps(b, box)), None)
-        a = attack(rgb, redacted, region, model="faces" if face is not None else "scenes")
-        entry = {"box": list(box), "attack_psnr_db": round(a.psnr, 2), "redacted_psnr_db": round(a.psnr_redacted, 2), "model": a.model}
-        if face is not None:
-            entry["same_person_after_attack"] = same_person(rgb, a.restored, face)
-            entry["same_person_redacted"] = same_person(rgb, redacted, face)
-        checks.append(entry)
-    return checks
+    doc["check"] = check_redaction(rgb, result.image, [(f.kind, f.box) for f in result.found], result.regions)
 
 
 CHECK_FRAMES = 4  # --check on a video attacks this many frames (spread over those where something was found)
@@ -103,6 +85,7 @@ def _check_video(source: Path, published: Path, log: list[dict]) -> list[dict]:
     """--check on a video: up to CHECK_FRAMES frames where something was found, evenly spread, each
     found object's hidden region attacked as published (decoded from the encoded output, which is
     what an attacker gets). The same measures as for a photo, with the frame index."""
+    from tessera.anonymize import check_redaction
     from tessera.io.video import read_frames
 
     candidates = [e["frame"] for e in log if _own_regions(e)]
@@ -115,12 +98,8 @@ def _check_video(source: Path, published: Path, log: list[dict]) -> list[dict]:
     checks = []
     for i in pick:
         found = [(d["kind"], tuple(d["box"])) for d in log[i]["found"]]
-        checks += [{"frame": i, **entry} for entry in _attack_regions(originals[i], outputs[i], found, _own_regions(log[i]))]
+        checks += [{"frame": i, **entry} for entry in check_redaction(originals[i], outputs[i], found, _own_regions(log[i]))]
     return checks
-
-
-def _overlaps(a, b) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def _plan_videos(videos: list[Path], output: Path, single: bool) -> list[Job]:
@@ -224,16 +203,17 @@ def _parse_find(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _parse_cell(text: str) -> int | None:
+def parse_cell(text: str, flag: str = "--cell") -> int | None:
+    """A cell flag's value: 'auto' -> None, else a whole number of pixels in 2..512 (a usage error on ``flag`` otherwise)."""
     t = text.strip().lower()
     if t == "auto":
         return None
     try:
         c = int(t)
     except ValueError:
-        raise typer.BadParameter(f"must be 'auto' or a whole number of pixels, got {text!r}", param_hint="--cell") from None
+        raise typer.BadParameter(f"must be 'auto' or a whole number of pixels, got {text!r}", param_hint=flag) from None
     if not 2 <= c <= 512:
-        raise typer.BadParameter(f"must be 'auto' or 2..512 pixels, got {c}", param_hint="--cell")
+        raise typer.BadParameter(f"must be 'auto' or 2..512 pixels, got {c}", param_hint=flag)
     return c
 
 
@@ -266,7 +246,7 @@ def anonymize(
     if dry_run and check:
         raise typer.BadParameter("--check attacks a redaction, which --dry-run does not make", param_hint="--check")
     cfg = AnonymizeCliConfig(
-        find=_parse_find(find), method=method, cell=_parse_cell(cell), pad=pad, threshold=threshold,
+        find=_parse_find(find), method=method, cell=parse_cell(cell), pad=pad, threshold=threshold,
         keep_metadata=keep_metadata, dry_run=dry_run, check=check, overwrite=overwrite, jpeg_quality=jpeg_quality,
     )
     from tessera.io.video import is_video_path
@@ -276,6 +256,14 @@ def anonymize(
     jobs = plan_outputs(images, output) if images else []
     if videos:
         jobs += _plan_videos(videos, output, single=len(inputs) == 1)
+    if check and "faces" in cfg.find:
+        from tessera.detect.identity import why_unavailable
+
+        reason = why_unavailable()
+        if reason:
+            from rich.markup import escape
+
+            console.print(f"[yellow]warning:[/] --check cannot tell whether a face is still recognizable: {escape(reason)}", highlight=False)
     if "faces" in cfg.find:
         from tessera.detect.faces import face_backend
 

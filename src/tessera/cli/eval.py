@@ -27,6 +27,8 @@ def eval_(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files of an existing report in OUTPUT."),
     zoo: str = typer.Option("", "--zoo", help="Comma-separated zoo generators (mosaics as other tools make them; 'all' for every one): --cases cases per generator x format instead of --kinds."),
     formats: str = typer.Option("png", "--formats", help="With --zoo: comma-separated output formats of the cases (png, jpeg, jpeg444, h264)."),
+    redaction: str = typer.Option("", "--redaction", help="Comma-separated redaction methods (blur, mosaic, solid; 'all'): the faces of the first --cases photos hidden by each and attacked by our restorer (PSNR, dlib re-identification; a section of report.md, redaction.json)."),
+    redaction_cells: str = typer.Option("auto", "--redaction-cells", help="With --redaction: comma-separated cell sizes in pixels (blur: 2 x sigma) or 'auto'."),
     video_frames: int = typer.Option(24, "--video-frames", min=2, max=10_000, help="Videos in --data: frames of each scored (a fixed seeded mosaic box; PSNR and flicker, frame by frame against the default temporal + multi-frame restoration; video.md, video.json)."),
 ) -> None:
     """Score models against each other on seeded synthetic mosaics: PSNR and SSIM inside the
@@ -45,7 +47,7 @@ def eval_(
     cfg = build_config(
         EvalConfig, data=data, models=split_list(models), output=output, cases=cases, seed=seed, kinds=split_list(kinds), jpeg=jpeg,
         auto=auto, niqe=niqe, critic_data=critic_data, critic_cases=critic_cases, overwrite=overwrite, zoo=split_list(zoo),
-        formats=split_list(formats),
+        formats=split_list(formats), redaction=_redaction_methods(redaction), redaction_cells=_cells(redaction_cells),
     )
     try:
         refuse_existing_report(output, overwrite)
@@ -59,7 +61,38 @@ def eval_(
             console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     typer.echo(markdown_table(summary))
+    if cfg.redaction:
+        _echo_redaction(output)
     console.print(f"report written to {output}/report.md", highlight=False)
+
+
+def _redaction_methods(text: str) -> tuple[str, ...]:
+    from tessera.anonymize import METHODS
+
+    return METHODS if text.strip().lower() == "all" else split_list(text)
+
+
+def _cells(text: str) -> tuple[int | None, ...]:
+    from tessera.cli.anonymize import parse_cell
+
+    cells = tuple(dict.fromkeys(parse_cell(c, "--redaction-cells") for c in split_list(text)))
+    if not cells:
+        raise typer.BadParameter("name at least one cell size or 'auto'", param_hint="--redaction-cells")
+    return cells
+
+
+def _echo_redaction(output: Path) -> None:
+    """The redaction section as written (and a warning when dlib could not check identities)."""
+    import json
+
+    from tessera.evaluate.redaction import redaction_markdown
+
+    doc = json.loads((output / "redaction.json").read_text())
+    typer.echo(redaction_markdown(doc))
+    if doc["identity"]:
+        from rich.markup import escape
+
+        console.print(f"[yellow]warning:[/] identities not checked: {escape(doc['identity'])}", highlight=False)
 
 
 def _videos_in(folder: Path) -> list[Path]:

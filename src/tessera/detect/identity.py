@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MATCH_DISTANCE", "available", "descriptor", "face_distance", "same_person"]
+__all__ = ["MATCH_DISTANCE", "available", "why_unavailable", "descriptor", "face_distance", "match", "same_person", "false_match_rate"]
 
 MATCH_DISTANCE = 0.6  # dlib's threshold for "same person"
 
@@ -40,13 +40,21 @@ def _nets():
     )
 
 
-def available() -> bool:
-    """True when dlib and the model files are installed."""
+def why_unavailable() -> str | None:
+    """None when dlib and its model files load, else a one-line reason with the fix."""
     try:
         _nets()
-        return True
-    except (ImportError, FileNotFoundError, RuntimeError):
-        return False
+    except ImportError as exc:
+        name = getattr(exc, "name", None) or str(exc)
+        return f"{name} is not installed (pip install 'tessera[anonymize]': the dlib-bin wheel and face-recognition-models)"
+    except (FileNotFoundError, RuntimeError) as exc:
+        return f"dlib's face-recognition models could not be loaded ({' '.join(str(exc).split())[:200]}); reinstall face-recognition-models"
+    return None
+
+
+def available() -> bool:
+    """True when dlib and the model files are installed."""
+    return why_unavailable() is None
 
 
 def _shape(image: np.ndarray, box: tuple[int, int, int, int]):
@@ -69,11 +77,28 @@ def face_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b))
 
 
-def same_person(original: np.ndarray, other: np.ndarray, box: tuple[int, int, int, int]) -> bool | None:
-    """Whether the face in ``box`` of ``other`` matches the one in ``original`` (dlib distance <
-    0.6, landmarks from the original), or None when dlib or its models are not installed."""
+def match(original: np.ndarray, other: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
+    """dlib's distance between the face in ``box`` of ``original`` and the same box of ``other``
+    (landmarks from the original; < :data:`MATCH_DISTANCE` = the same person), or None when dlib or
+    its models are not installed."""
     if not available():
         return None
-    d0 = descriptor(original, box)
-    d1 = descriptor(other, box, landmarks_from=original)
-    return face_distance(d0, d1) < MATCH_DISTANCE
+    return face_distance(descriptor(original, box), descriptor(other, box, landmarks_from=original))
+
+
+def same_person(original: np.ndarray, other: np.ndarray, box: tuple[int, int, int, int]) -> bool | None:
+    """Whether the face in ``box`` of ``other`` matches the one in ``original`` (:func:`match` <
+    0.6), or None when dlib or its models are not installed."""
+    d = match(original, other, box)
+    return None if d is None else d < MATCH_DISTANCE
+
+
+def false_match_rate(faces: list[tuple[np.ndarray, tuple[int, int, int, int]]]) -> float | None:
+    """The fraction of pairs of *different* faces ((image, box) each, assumed to be different
+    people) that dlib calls the same person: the chance level a re-identification rate is read
+    against. None when dlib is not installed or there are fewer than two faces."""
+    if not available() or len(faces) < 2:
+        return None
+    d = [descriptor(im, box) for im, box in faces]
+    pairs = [face_distance(d[i], d[j]) < MATCH_DISTANCE for i in range(len(d)) for j in range(i + 1, len(d))]
+    return float(np.mean(pairs))

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from tessera.evaluate.runner import EvalConfig, Score
 
 
-REPORT_FILES = ("report.md", "scores.json", "psnr.png", "samples.png")
+REPORT_FILES = ("report.md", "scores.json", "psnr.png", "samples.png", "redaction.json")
 PSNR_CAP = 100.0  # dB a perfectly restored case counts as in means
 
 
@@ -146,9 +146,16 @@ def refuse_existing_report(folder: Path, overwrite: bool) -> None:
 
 
 def write_report(
-    cfg: EvalConfig, cases: Sequence[Case], summary: dict[str, dict[str, float]], scores: Sequence[Score], outputs: dict[str, list[np.ndarray]]
+    cfg: EvalConfig,
+    cases: Sequence[Case],
+    summary: dict[str, dict[str, float]],
+    scores: Sequence[Score],
+    outputs: dict[str, list[np.ndarray]],
+    redaction: dict | None = None,
 ) -> None:
-    """report.md, scores.json, psnr.png and samples.png into ``cfg.output``."""
+    """report.md, scores.json, psnr.png and samples.png into ``cfg.output``; with ``redaction`` (what
+    :func:`tessera.evaluate.redaction.score_redactions` returns) its section in report.md and redaction.json."""
+    from tessera.evaluate.redaction import redaction_markdown, summarize_redactions
     from tessera.io.image import write_text
 
     report = Path(cfg.output)
@@ -162,9 +169,13 @@ def write_report(
         + "\n\nblockiness: 1.0 = no lattice edges left. re-mosaic residual: grey levels, mean-sampled cases. detail ratio: "
         "mean gradient magnitude in the region, restored / original (1.0 = as detailed as the photo). NIQE: lower = more "
         "natural; the original's in brackets. critic accuracy: a fresh critic trained on restorations of other photos' "
-        "cases (50 % = indistinguishable).\n",
+        "cases (50 % = indistinguishable).\n"
+        + ("\n" + redaction_markdown(redaction) if redaction is not None else ""),
         overwrite=ow,
     )
+    if redaction is not None:
+        doc = {"rows": summarize_redactions(redaction["entries"]), **redaction}
+        write_text(report / "redaction.json", json.dumps(_finite_or_none(doc), indent=1, allow_nan=False), overwrite=ow)
     write_text(
         report / "scores.json",
         json.dumps([_finite_or_none(asdict(s)) for s in scores], indent=1, default=float, allow_nan=False),

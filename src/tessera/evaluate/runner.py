@@ -103,6 +103,10 @@ class EvalConfig:
     critic_cases: int = 40
     critic_steps: int = 300
     overwrite: bool = False  # replace an existing report's files
+    # the redaction section: these methods (of tessera.anonymize.METHODS) at these cells (None = auto)
+    # hide the faces of the first ``cases`` photos, and our restorer attacks them (empty: no section)
+    redaction: tuple[str, ...] = ()
+    redaction_cells: tuple[int | None, ...] = (None,)
 
     def __post_init__(self) -> None:
         if self.cases < 1 or self.critic_cases < 1 or self.critic_steps < 1:
@@ -110,6 +114,16 @@ class EvalConfig:
         self._check_folders()
         self._check_models()
         self._check_generators()
+        self._check_redaction()
+
+    def _check_redaction(self) -> None:
+        from tessera.anonymize import METHODS
+
+        bad = [m for m in self.redaction if m not in METHODS]
+        if bad:
+            raise ConfigError("redaction", f"choose redaction methods from {', '.join(METHODS)} (not {', '.join(bad)})")
+        if not self.redaction_cells or any(c is not None and not 2 <= c <= 512 for c in self.redaction_cells):
+            raise ConfigError("redaction_cells", "redaction cells must be 'auto' or 2..512 pixels")
 
     def _check_folders(self) -> None:
         if not Path(self.data).is_dir():
@@ -142,9 +156,11 @@ class EvalConfig:
             raise ConfigError("formats", f"choose formats from {', '.join(ZOO_FORMATS)}")
 
     def total_steps(self) -> int:
-        """How many times :func:`run_eval` calls its progress callback."""
+        """How many times :func:`run_eval` calls its progress callback (at most: the redaction
+        section calls it once per photo, and ``data`` may hold fewer than ``cases``)."""
         per_model = self.cases * (len(self.zoo) * len(self.formats) if self.zoo else 1) * (2 if self.auto else 1)
-        return len(self.models) * per_model + (len(self.models) if self.critic_data is not None else 0)
+        redaction = self.cases if self.redaction else 0
+        return len(self.models) * per_model + (len(self.models) if self.critic_data is not None else 0) + redaction
 
 
 def eval_cases(cfg: EvalConfig) -> tuple[list[Case], list[Case] | None]:
@@ -181,7 +197,8 @@ def score_model(
 def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> tuple[dict, list[Score]]:
     """Make the cases, restore them with every model, and write report.md, scores.json, psnr.png and
     samples.png into ``cfg.output`` (refused before any work when a report is there, unless
-    ``cfg.overwrite``). Returns (summary, scores)."""
+    ``cfg.overwrite``); with ``cfg.redaction``, the redaction section too (report.md and
+    redaction.json: :mod:`tessera.evaluate.redaction`). Returns (summary, scores)."""
     from tessera.restore.restorer import from_spec
 
     refuse_existing_report(Path(cfg.output), cfg.overwrite)  # before the work, not after it
@@ -198,5 +215,11 @@ def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> 
             if progress:
                 progress(f"{model} critic")
     summary = summarize(scores, critic)
-    write_report(cfg, cases, summary, scores, outputs)
+    redaction = None
+    if cfg.redaction:
+        from tessera.evaluate.redaction import redaction_settings, score_redactions
+
+        photos = load_folder(cfg.data, cfg.max_side)[: cfg.cases]
+        redaction = score_redactions(photos, redaction_settings(cfg.redaction, cfg.redaction_cells), progress=progress)
+    write_report(cfg, cases, summary, scores, outputs, redaction)
     return summary, scores
