@@ -273,6 +273,7 @@ def test_export_then_load_model(folder, tmp_path):
     model = load_model(path)
     assert model.name == "deepfill" and model.kwargs == {"base": 4, "dilations": (2, 4)}
     assert model.metadata["step"] == "2"
+    assert model.metadata["flips"] == "1"  # adversarial: run once, its texture is not averaged away
     g = summary["recipe"].generator.eval()
     x = torch.rand(1, 4, 32, 32)
     with torch.no_grad():
@@ -298,6 +299,7 @@ def test_init_copies_saved_weights_and_refuses_another_shape(folder, tmp_path):
     x = torch.rand(1, 4, 32, 32)
     with torch.no_grad():
         assert not torch.equal(fresh(x), saved(x))
+    assert "flips" not in saved.metadata  # a pixel-loss U-Net keeps the flip ensemble
         init_generator(fresh, path, "unet", kwargs)
         assert torch.equal(fresh(x), saved(x))
     with warnings.catch_warnings():
@@ -362,3 +364,26 @@ def test_init_grows_a_unet_by_identity_blocks(tmp_path):
         init_generator(build_model("unet", base=4, depth=3, blocks=[0, 1]), bigger, "unet", {"base": 4, "depth": 3, "blocks": [0, 1]})
     with pytest.raises(TrainError, match="holds unet"):
         init_generator(build_model("unet", base=8, depth=3), path, "unet", {"base": 8, "depth": 3, "residual": True})
+
+
+def test_a_pix2pix_generator_starts_from_a_unet_with_the_same_layers(tmp_path):
+    """pix2pix's generator is a U-Net with other defaults: a saved U-Net with the same layers and the
+    same input/output conventions starts it (it computes the same), anything else is refused."""
+    torch.manual_seed(0)
+    kwargs = {"base": 4, "depth": 3, "residual": True, "prefill": "smooth"}
+    unet = build_model("unet", **kwargs).eval()
+    with torch.no_grad():  # the residual U-Net starts as the identity: make it compute something
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = save_model(unet, tmp_path / "u.safetensors", "unet", kwargs)
+    p2p_kwargs = {**kwargs, "dropout": 0.0}
+    p2p = build_model("pix2pix", **p2p_kwargs).eval()
+    init_generator(p2p, path, "pix2pix", p2p_kwargs)
+    x = torch.rand(2, 4, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(p2p(x), unet(x)) and (unet(x) - x[:, :3]).abs().max() > 1e-3
+    with pytest.raises(TrainError, match="holds unet"):  # the paper's 8 levels: other layers
+        init_generator(build_model("pix2pix", base=4), path, "pix2pix", {"base": 4})
+    other_io = {**p2p_kwargs, "prefill": "none"}  # same weights, another input
+    with pytest.raises(TrainError, match="holds unet"):
+        init_generator(build_model("pix2pix", **other_io), path, "pix2pix", other_io)

@@ -287,11 +287,23 @@ def _same_model(name: str, kwargs: Any, model: str, expected: dict[str, Any]) ->
     return name == model and as_json == json.loads(json.dumps(expected))
 
 
+def _unet_family_match(src: torch.nn.Module, generator: torch.nn.Module, model: str) -> bool:
+    """pix2pix's generator is a U-Net with other defaults (more levels, dropout): a saved U-Net
+    starts it, or the other way round, when every weight has the same shape and both read the same
+    input (prefill) and predict the same thing (residual). Dropout holds no weights."""
+    if {src.name, model} - {"unet", "pix2pix"}:
+        return False
+    same_io = all(getattr(src, a, None) == getattr(generator, a, None) for a in ("prefill", "residual", "in_channels"))
+    a, b = src.state_dict(), generator.state_dict()
+    return same_io and a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+
+
 def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: str, kwargs: dict[str, Any]) -> None:
     """Copy the weights of a saved model (``tessera export`` / shipped safetensors) into
-    ``generator``, which must be the same model with the same kwargs (fine-tuning), or the same
-    U-Net grown by more residual ``blocks``: the new blocks start as the identity, so the grown
-    model computes what the saved one did."""
+    ``generator``, which must be the same model with the same kwargs (fine-tuning), the same
+    U-Net grown by more residual ``blocks`` (the new blocks start as the identity, so the grown
+    model computes what the saved one did), or the other member of the U-Net family with the
+    same layers (a pix2pix generator started from a trained U-Net)."""
     from tessera.models import ModelLoadError, load_model
 
     try:
@@ -302,7 +314,7 @@ def init_generator(generator: torch.nn.Module, path: str | os.PathLike, model: s
     def unblocked(kw: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in kw.items() if k != "blocks"}
 
-    if not _same_model(src.name, unblocked(src.kwargs), model, unblocked(kwargs)):
+    if not _same_model(src.name, unblocked(src.kwargs), model, unblocked(kwargs)) and not _unet_family_match(src, generator, model):
         raise TrainError(f"--init {path} holds {src.name} {json.dumps(src.kwargs)}, not {model} {json.dumps(kwargs)}")
     state = src.state_dict()
     own = generator.state_dict().keys()
@@ -316,9 +328,9 @@ def export_checkpoint(
     ckpt: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, Any] | None = None, *, overwrite: bool = True
 ) -> Path:
     """Write the generator of a training checkpoint as a safetensors weight file with its
-    model name, kwargs, step and training config in the metadata. A GAN fine-tune (recipe
-    ``gan``) also gets ``flips: 1``: the pipeline then runs it once instead of averaging four
-    flipped passes, which would average its synthesized texture away."""
+    model name, kwargs, step and training config in the metadata. A model trained adversarially
+    (recipe ``gan``, pix2pix, deepfill) also gets ``flips: 1``: the pipeline then runs it once
+    instead of averaging four flipped passes, which would average its synthesized texture away."""
     from tessera.models import build_model
 
     from tessera.weights import WeightsError, validate_kwargs
@@ -336,8 +348,8 @@ def export_checkpoint(
     except (KeyError, TypeError, RuntimeError) as exc:
         raise TrainError(f"{ckpt}: its generator weights do not fit {state['model']} {kwargs} ({str(exc).splitlines()[0]})") from None
     config = json.loads(state["config"])
-    gan = (config.get("recipe") or {}).get("name") == "gan"
-    meta = {"step": state["step"], "train_config": config, **({"flips": 1} if gan else {}), **(metadata or {})}
+    adversarial = (config.get("recipe") or {}).get("name") == "gan" or state["model"] in ("pix2pix", "deepfill")
+    meta = {"step": state["step"], "train_config": config, **({"flips": 1} if adversarial else {}), **(metadata or {})}
     return save_model(model, out, state["model"], kwargs, meta, overwrite=overwrite)
 
 
