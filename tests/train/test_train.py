@@ -299,9 +299,9 @@ def test_init_copies_saved_weights_and_refuses_another_shape(folder, tmp_path):
     x = torch.rand(1, 4, 32, 32)
     with torch.no_grad():
         assert not torch.equal(fresh(x), saved(x))
-    assert "flips" not in saved.metadata  # a pixel-loss U-Net keeps the flip ensemble
         init_generator(fresh, path, "unet", kwargs)
         assert torch.equal(fresh(x), saved(x))
+    assert "flips" not in saved.metadata  # a pixel-loss U-Net keeps the flip ensemble
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(TrainError, match="--init"):
