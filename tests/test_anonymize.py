@@ -32,11 +32,11 @@ def test_redact_covers_every_box_and_nothing_else(method, rng):
 
 
 def test_auto_cell_scales_with_the_region():
-    assert auto_cell((0, 0, 30, 30)) == 5
-    assert auto_cell((0, 0, 300, 120)) == 50
-    assert auto_cell((0, 0, 8, 8)) == 4  # never below 4 px
+    assert auto_cell((0, 0, 30, 30)) == 8  # 4 cells across the long side, rounded up
+    assert auto_cell((0, 0, 300, 120)) == 75
+    assert auto_cell((0, 0, 12, 12)) == 4  # never below 4 px
     out, mask, info = redact(np.zeros((400, 400, 3), np.uint8), [(0, 0, 60, 60), (100, 100, 240, 240)], method="mosaic")
-    assert sorted(i["cell"] for i in info) == [10, 40]
+    assert sorted(i["cell"] for i in info) == [15, 60]
 
 
 def test_config_refuses_nonsense():

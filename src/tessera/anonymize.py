@@ -28,8 +28,10 @@ __all__ = [
 FINDERS = ("faces", "text", "cam")
 METHODS = ("mosaic", "blur", "solid")
 # --cell auto: this many cells across the long side of each region (at least MIN_AUTO_CELL px).
-# Chosen from the restorer attack on faces/val (benchmarks/anonymize.py, RESULTS.md "anonymize").
-AUTO_CELLS = 6
+# Chosen from the restorer attack on faces/val (benchmarks/anonymize.py, RESULTS.md "Anonymization"):
+# with the default blur, dlib re-identified 0 of 48 attacked faces at 4 across (chance 0.9 %), 1 at 5,
+# but 4 of 48 at 6 (chance 3.4 %), the former default.
+AUTO_CELLS = 4
 MIN_AUTO_CELL = 4
 SOLID_COLOUR = (0, 0, 0)
 
@@ -39,8 +41,8 @@ class AnonymizeConfig:
     """What to find and how to hide it.
 
     find: finders to run ('faces', 'text', 'cam'). method: 'blur' (Gaussian, sigma = cell / 2; the
-    default: at --cell auto our restorer's attack re-identified 0 of 24 faces, where a mosaic of the
-    same cell size left 2 of 24, benchmarks/RESULTS.md), 'mosaic' (cells of their mean colour) or
+    default: at --cell auto our restorer's attack re-identified 0 of 48 faces, where a mosaic of the
+    same cell size left 3 of 48, benchmarks/RESULTS.md), 'mosaic' (cells of their mean colour) or
     'solid' (black). cell: pixels per cell (or the blur's
     scale); None = auto (:func:`auto_cell`: scales with each region). pad: each box grows by this
     fraction of its width/height on every side. threshold: the finders' score threshold (None =
