@@ -92,19 +92,20 @@ def main(argv: list[str] | None = None) -> None:
             degraded, gt, grid = make_case(img, rng, kind, jpeg_quality=q)
             found = detect(degraded, config=cfg, model=model)
             pred = np.zeros(gt.shape, bool)
-            for r in found:
-                pred |= r.mask
+            masks = [r.full_mask() for r in found]  # a small image's: each region's mask over it
+            for m in masks:
+                pred |= m
             iou = float((pred & gt).sum() / max((pred | gt).sum(), 1))
             s = setting(q)
             per[(s, kind)].append(iou)
             for g in regions_of(gt):
                 recall[s][1] += 1
-                recall[s][0] += any((r.mask & g).sum() >= 0.5 * g.sum() for r in found)
+                recall[s][0] += any((m & g).sum() >= 0.5 * g.sum() for m in masks)
             if kind in GRID_ALIGNED and grid is not None:
                 cell_ok[s][2] += 1
-                overl = [r for r in found if r.grid is not None and (r.mask & gt).any()]
+                overl = [(r, m) for r, m in zip(found, masks) if r.grid is not None and (m & gt).any()]
                 if overl:
-                    best = max(overl, key=lambda r: int((r.mask & gt).sum()))
+                    best = max(overl, key=lambda rm: int((rm[1] & gt).sum()))[0]
                     cell_ok[s][0] += best.grid.cell == grid.cell
                     cell_ok[s][1] += best.grid.cell == grid.cell and best.grid.phase == grid.phase
                     if best.grid.cell == grid.cell:

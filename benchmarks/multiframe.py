@@ -150,8 +150,8 @@ def run_case(source, cam: Camera, cell: int, crf: int | None, n: int, seed: int,
         masks.append(changed)
     observed = mosaics if crf is None else h264(mosaics, crf)
     t0 = time.time()
-    region = Region(mask=masks[0], box=mask_box(masks[0]), grid=grid, kind="mosaic")
-    fbf = [restore_image(o, regions=[Region(mask=m, box=region.box, grid=grid, kind="mosaic")]).image for o, m in zip(observed, masks)]
+    region = Region.from_mask(masks[0], grid, kind="mosaic")
+    fbf = [restore_image(o, regions=[Region.from_mask(m, grid, kind="mosaic", box=region.box)]).image for o, m in zip(observed, masks)]
     t_fbf = time.time() - t0
     t0 = time.time()
     motions = estimate_motion(observed, masks)

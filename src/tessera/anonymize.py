@@ -231,9 +231,9 @@ def attack(
     if method == "mosaic":
         c = int(region["cell"])
         grid = Grid(c, c, y % c, x % c, "mean")
-        reg = Region(mask=mask, box=(x, y, w, h), grid=grid, kind="mosaic")
+        reg = Region.from_mask(mask, grid, kind="mosaic", box=(x, y, w, h))
     else:
-        reg = Region(mask=mask, box=(x, y, w, h), grid=None, kind="blur" if method == "blur" else "hole")
+        reg = Region.from_mask(mask, None, kind="blur" if method == "blur" else "hole", box=(x, y, w, h))
     res = restore_image(redacted, regions=[reg], model=model, sampling="mean" if method == "mosaic" else None)
     return Attack(res.image, _psnr(res.image, original, mask), _psnr(redacted, original, mask), res.model, reg.kind)
 

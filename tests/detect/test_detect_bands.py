@@ -54,11 +54,12 @@ def test_regions_use_the_component_box(photo, kind):
     if kind == "mosaic":
         assert len(regions) == 1 and regions[0].grid is not None and regions[0].grid.cell == (12, 12)
         x, y, w, h = regions[0].box
-        ys, xs = np.nonzero(regions[0].mask)
+        ys, xs = np.nonzero(regions[0].full_mask())
         assert (x, y, w, h) == (xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1)  # the box is the mask's
-        assert abs(int(regions[0].mask.sum()) - 120 * 96) <= 2 * 12 * (120 + 96)
-    for r in regions:
-        assert r.mask.shape == photo.shape[:2] and r.mask.dtype == bool
+        assert abs(regions[0].area - 120 * 96) <= 2 * 12 * (120 + 96)
+    for r in regions:  # each region holds its box's mask only, no image-sized array
+        assert r.crop.shape == r.box[:1:-1] and r.crop.dtype == bool and r.shape == photo.shape[:2]
+        assert r.crop.base is None or r.crop.base.size == r.crop.size
 
 
 def test_the_runtime_is_asked_to_free_its_buffers_after_the_last_band_only(photo, monkeypatch):

@@ -42,7 +42,7 @@ def test_mosaic_at_the_border(photo, mode):
     assert len(regions) == 1
     r = regions[0]
     assert r.grid is not None and r.grid.cell == (12, 12) and r.grid.phase == (0, 4)
-    assert iou(r.mask, changed) > 0.9
+    assert iou(r.full_mask(), changed) > 0.9
     x, y, w, h = r.box
     assert y == 0 and x + w == photo.shape[1]
 
@@ -60,8 +60,8 @@ def test_two_separate_regions_both_found(photo, mode):
     cells = sorted(r.grid.cell for r in regions)
     assert cells == [(10, 10), (16, 16)]
     by_cell = {r.grid.cell: r for r in regions}
-    assert iou(by_cell[(10, 10)].mask, ca) > 0.85
-    assert iou(by_cell[(16, 16)].mask, cb) > 0.85
+    assert iou(by_cell[(10, 10)].full_mask(), ca) > 0.85
+    assert iou(by_cell[(16, 16)].full_mask(), cb) > 0.85
     assert by_cell[(16, 16)].grid.phase == (6, 2)
 
 
@@ -95,7 +95,7 @@ def test_min_area_and_sensitivity_are_validated(photo):
     out, changed = pixelate(photo, region, cell=8, phase=(4, 4))
     found = detect(out, weights="")
     assert found and all(r.grid.cell == (8, 8) and r.grid.phase == (4, 4) for r in found)
-    assert iou(np.logical_or.reduce([r.mask for r in found]), changed) > 0.6  # grid-only fallback: coarse
+    assert iou(np.logical_or.reduce([r.full_mask() for r in found]), changed) > 0.6  # grid-only fallback: coarse
     assert detect(out, weights="", min_area=100_000) == []
 
 
@@ -191,8 +191,8 @@ def test_mosaic_one_cell_wide_gets_its_square_grid(photo):
     region[56:140, 84:112] = True
     out, changed = pixelate(photo, region, cell=28, phase=(0, 0))
     regions = detect(out)
-    best = max(regions, key=lambda r: iou(r.mask, changed))
-    assert iou(best.mask, changed) > 0.9
+    best = max(regions, key=lambda r: iou(r.full_mask(), changed))
+    assert iou(best.full_mask(), changed) > 0.9
     assert best.kind == "mosaic" and (best.grid.cell_h, best.grid.cell_w, best.grid.phase_y, best.grid.phase_x) == (28, 28, 0, 0)
 
 
@@ -207,6 +207,6 @@ def test_a_sure_region_without_a_lattice_is_kept(photo, monkeypatch):
     monkeypatch.setattr(detect_mod, "_smoother_than_around", lambda image, comp, ratio=2.0, **kw: False)
     regions = detect(out)
     assert regions, "the mosaic was dropped"
-    best = max(regions, key=lambda r: iou(r.mask, changed))
-    assert iou(best.mask, changed) > 0.8
+    best = max(regions, key=lambda r: iou(r.full_mask(), changed))
+    assert iou(best.full_mask(), changed) > 0.8
     assert best.grid is None and best.score >= detect_mod.SURE_NOGRID_NET

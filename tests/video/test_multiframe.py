@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tessera.mosaic.pixelate import pixelate
-from tessera.mosaic.region import Grid, Region, mask_box
+from tessera.mosaic.region import Grid, Region
 from tessera.restore.consistency import remosaic_residual
 from tessera.restore.pipeline import restore_image
 from tessera.video.motion import Motion
@@ -124,7 +124,7 @@ def test_zero_motion_equals_single_frame_result(rng):
     n = 5
     truth, mosaics, masks, motions, U = _clip(rng, [(0.0, 0.0)] * n, 48, 48, (12, 12, 24, 20), 6)
     grid = Grid(6, 6)
-    single = [restore_image(f, model="smooth", regions=[Region(mask=m, box=mask_box(m), grid=grid)]).image for f, m in zip(mosaics, masks)]
+    single = [restore_image(f, model="smooth", regions=[Region.from_mask(m, grid)]).image for f, m in zip(mosaics, masks)]
     rec = recover_clip(mosaics, masks, grid, motions, single)
     assert all(rec.used)
     for t in range(n):
@@ -137,7 +137,7 @@ def test_zero_motion_equals_single_frame_result(rng):
 
 def test_untrusted_motion_falls_back_to_the_prior(rng):
     truth, mosaics, masks, motions, U = _clip(rng, [(0.0, 0.0), (1.5, 0.5)], 40, 40, (8, 8, 16, 16), 8)
-    prior = [restore_image(f, model="smooth", regions=[Region(mask=m, box=mask_box(m), grid=Grid(8, 8))]).image for f, m in zip(mosaics, masks)]
+    prior = [restore_image(f, model="smooth", regions=[Region.from_mask(m, Grid(8, 8))]).image for f, m in zip(mosaics, masks)]
     bad = [motions[0], Motion(motions[1].matrix, 0.2, 5.0)]
     rec = recover_clip(mosaics, masks, Grid(8, 8), bad, prior)
     assert rec.used == [True, False]
@@ -196,7 +196,7 @@ def test_multiframe_restorer_on_a_track_clip(rng):
     smooth = resolve_model("smooth")
     n, grid = 7, Grid(8, 8, 0, 0)
     truth, mosaics, masks, motions, U = _clip(rng, [(1.0 * (t - n // 2), 0.5 * (t - n // 2)) for t in range(n)], 64, 96, (40, 24, 32, 16), 8)
-    regions = [Region(mask=m, box=mask_box(m), grid=grid) for m in masks]
+    regions = [Region.from_mask(m, grid) for m in masks]
     calls = []
 
     def fallback(clip):

@@ -188,7 +188,7 @@ def test_held_mosaic_skips_detection_and_track_decides_once(photo, one_thread):
     cfg = VideoConfig(detect_every=4)
     out = list(track_regions_with(Tracker(cfg.track), (Frame(i, i, i / 25, m) for i, m in enumerate(mosaics)), detector, cfg))
     assert calls == [None, None, None]  # whole-frame detections on frames 0, 4, 8 only
-    assert all(len(items) == 1 and np.array_equal(items[0][1].mask, box) for _, items in out)
+    assert all(len(items) == 1 and np.array_equal(items[0][1].full_mask(), box) for _, items in out)
 
     faces_seen = []
     smooth = resolve_model("smooth")

@@ -39,13 +39,13 @@ def test_smoother_reuses_still_regions_and_blends_moving_ones(photo, rng):
     grid = Grid(6, 6)
     box = (30, 18, 36, 30)
     mos, changed = pixelate(frame, boxes=[box], cell=6)
-    region = Region(changed, box, grid, 1.0, "mosaic")
+    region = Region.from_mask(changed, grid, 1.0, "mosaic", box=box)
     calls = []
 
     def noisy_restore(img, r):  # a restorer whose guess changes every call
         calls.append(1)
         out = img.copy()
-        out[r.mask] = rng.integers(0, 256, (int(r.mask.sum()), 3), dtype=np.uint8)
+        out[r.full_mask()] = rng.integers(0, 256, (r.area, 3), dtype=np.uint8)
         return out
 
     off = TemporalSmoother(TemporalConfig(mode="off"))
@@ -76,13 +76,14 @@ def test_refresh_carries_the_moved_result_between_model_calls(photo):
         from tessera.restore.classical import smooth
         from tessera.restore.consistency import project
 
-        return project(smooth(img, r.mask, r.grid), img, r.mask, r.grid).image
+        m = r.full_mask()
+        return project(smooth(img, m, r.grid), img, m, r.grid).image
 
     def run(truth, config):
         sm, outs, masks = TemporalSmoother(config), [], []
         for f in truth:
             mos, changed = pixelate(f, boxes=[box], cell=6)
-            out = sm.step(mos, Region(changed, box, Grid(6, 6), 1.0, "mosaic"), smooth_restore)
+            out = sm.step(mos, Region.from_mask(changed, Grid(6, 6), 1.0, "mosaic", box=box), smooth_restore)
             again, _ = pixelate(out, boxes=[box], cell=6)
             assert np.abs(again[changed].astype(int) - mos[changed]).max() <= 1 and np.array_equal(out[~changed], mos[~changed])
             outs.append(out)

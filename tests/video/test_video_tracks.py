@@ -12,7 +12,7 @@ from tessera.video.synth import pan_frames
 def region(x: int, y: int, w: int = 20, h: int = 16, grid: Grid | None = None, shape=(64, 96)) -> Region:
     m = np.zeros(shape, bool)
     m[y : y + h, x : x + w] = True
-    return Region(m, (x, y, w, h), grid, 0.9, "mosaic")
+    return Region.from_mask(m, grid, 0.9, "mosaic", box=(x, y, w, h))
 
 
 def run(tracker: Tracker, per_frame: list[list[Region]], cuts=()) -> list[tuple[int, list]]:
@@ -32,7 +32,7 @@ def test_gap_filled_false_detection_dropped():
     assert [k for k, _ in out] == list(range(10))
     assert all(len(items) == 1 and items[0][0] == 0 for _, items in out)
     filled = out[4][1][0][1]
-    assert filled.box[0] in (17, 18, 19) and filled.extra.get("filled") and filled.mask.sum() == 20 * 16
+    assert filled.box[0] in (17, 18, 19) and filled.extra.get("filled") and filled.area == 20 * 16
 
 
 def test_scene_cut_splits_tracks_and_long_gap_too():

@@ -29,7 +29,7 @@ def detect_file(job: Job, cfg, model) -> None:
     regions = detect_regions(rgb, config=cfg, model=model)
     mask = np.zeros(rgb.shape[:2], bool)
     for r in regions:
-        mask |= r.mask
+        r.paint(mask)
     doc = {"image": job.source.name, "size": [int(rgb.shape[1]), int(rgb.shape[0])], "regions": [r.to_json() for r in regions]}
     data = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8")
     (mask_file,) = job.companions

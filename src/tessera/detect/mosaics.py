@@ -166,27 +166,27 @@ def _flatness(image: np.ndarray, cells: Lattice, tol: float) -> np.ndarray:
 
 
 def _snap_to_cells(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, fill: float = 0.3, *,
-                   box: tuple[int, int, int, int] | None = None, with_box: bool = False):
+                   box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Fill outline cells that are flat as a whole and at least ``fill`` covered by ``mask``
     (worked out on the mask's bounding box ``box``, measured when not given, plus one cell).
-    ``with_box``: return (mask, its bounding box)."""
+    Returns the result's bounding box and the result inside it: (crop, box)."""
     x, y, w, h = box if box is not None else mask_box(mask)
     if w == 0:
-        return (mask, (0, 0, 0, 0)) if with_box else mask
+        return np.zeros((0, 0), bool), (0, 0, 0, 0)
     m = max(grid.cell_h, grid.cell_w)
     y0, x0 = max(y - m, 0), max(x - m, 0)
     y1, x1 = min(y + h + m, mask.shape[0]), min(x + w + m, mask.shape[1])
     sub = grid.window(x0, y0)
-    out = mask.copy()
+    out = np.empty((y1 - y0, x1 - x0), bool)  # everything set lies in the window
     cells = Lattice((y1 - y0, x1 - x0), sub)
     for _, _, r0, r1 in cells.row_bands((x1 - x0) * image.shape[2], CELL_BAND):
-        out[y0 + r0 : y0 + r1, x0:x1] = _snap_crop(
+        out[r0:r1] = _snap_crop(
             image[y0 + r0 : y0 + r1, x0:x1], mask[y0 + r0 : y0 + r1, x0:x1], cells.band(r0, r1, x1 - x0).grid, tol, fill
         )
-    if not with_box:
-        return out
-    bx, by, bw, bh = mask_box(out[y0:y1, x0:x1])  # everything set lies in the window
-    return out, ((bx + x0, by + y0, bw, bh) if bw else (0, 0, 0, 0))
+    bx, by, bw, bh = mask_box(out)
+    if bw == 0:
+        return np.zeros((0, 0), bool), (0, 0, 0, 0)
+    return out[by : by + bh, bx : bx + bw].copy(), (bx + x0, by + y0, bw, bh)
 
 
 def _snap_crop(image: np.ndarray, mask: np.ndarray, grid: Grid, tol: float, fill: float) -> np.ndarray:
@@ -274,9 +274,9 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
             need_grid = GRID_MIN_SCORE if p_mean < SURE_NET else GRID_MIN_SCORE_SURE
             info = {"net": round(p_mean, 4), "grid": round(grid_score, 4), "flat": round(flat, 4)}
             if est is not None and grid_score >= need_grid and p_mean >= need_net:
-                mask, mbox = _snap_to_cells(image, comp, est.grid, tol, box=box, with_box=True)
+                crop, mbox = _snap_to_cells(image, comp, est.grid, tol, box=box)
                 score = float(np.clip(0.6 * p_mean + 0.4 * max(grid_score, 0.5), 0, 1))
-                region = Region(mask, mbox, est.grid, score, "mosaic", info)
+                region = Region(crop, mbox, comp.shape, est.grid, score, "mosaic", info)
             else:
                 # no lattice seen: a blur (or a mosaic too small or too compressed to measure)
                 if p_mean < (BLUR_MIN_NET if cfg.blur else NOGRID_MIN_NET) - shift:
@@ -285,8 +285,8 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
                 # is near-certain (a mosaic of a few big cells, too few to measure a lattice on)
                 if p_mean < SURE_NOGRID_NET - shift and not _smoother_than_around(image, comp, box=box):
                     continue
-                region = Region(comp.copy(), box, None, p_mean, "blur", info)
-            if region.mask.sum() >= cfg.min_area:
+                region = Region(sub, box, comp.shape, None, p_mean, "blur", info)
+            if region.area >= cfg.min_area:
                 regions.append(region)
         finally:
             comp[y : y + h, x : x + w] = False
@@ -404,9 +404,9 @@ def _grid_only(image: np.ndarray, cfg: DetectConfig, window: int = 96) -> list[R
             est = _grid_in(image, comp)
             if est is None or est.score < need or est.grid.cell != key.cell or est.grid.phase != key.phase:
                 continue
-            comp = _snap_to_cells(image, comp, est.grid, tol)
-            taken |= comp
-            regions.append(Region(comp, mask_box(comp), est.grid, float(est.score), "mosaic", {"grid": round(est.score, 4)}))
+            region = Region(*_snap_to_cells(image, comp, est.grid, tol), (H, W), est.grid, float(est.score), "mosaic", {"grid": round(est.score, 4)})
+            region.paint(taken)
+            regions.append(region)
     return regions
 
 
@@ -429,7 +429,7 @@ def detect(
 ) -> list[Region]:
     """All mosaicked regions of ``image`` (RGB uint8 (H, W, 3)), largest first.
 
-    Each :class:`Region` has its mask (bool, True = mosaic), box (x, y, w, h), grid (cell size,
+    Each :class:`Region` has its box (x, y, w, h) and its mask inside it (``crop``, bool, True = mosaic), grid (cell size,
     phase, sampling; None for blurs), score (0..1) and kind ("mosaic" | "blur").
     ``model``: a loaded segmentation net (default: loaded from ``config.weights``);
     keyword overrides (``min_area=``, ``sensitivity=``, ``weights=``) update the config.
@@ -447,4 +447,4 @@ def detect(
         regions = _grid_only(image, cfg)
     else:
         regions = _regions_from_probability(image, probability_map(image, model), cfg)
-    return sorted(regions, key=lambda r: -int(r.mask.sum()))
+    return sorted(regions, key=lambda r: -r.area)

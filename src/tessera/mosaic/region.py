@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -49,18 +49,84 @@ class Grid:
 
 @dataclass
 class Region:
-    """One mosaicked (or otherwise hidden) region of an image.
+    """One mosaicked (or otherwise hidden) region of an image of ``shape`` (H, W).
 
-    mask: bool (H, W), True = hidden. box: (x, y, w, h) of the mask's bounding box.
+    box: (x, y, w, h) of the region's bounding box. crop: bool (h, w), True = hidden: the region's
+    mask inside its box (nothing outside the box is hidden), so a small region of a big photo holds
+    no image-sized array; :meth:`full_mask` and :meth:`mask_in` give the mask over the image or a
+    window of it. A box may reach past the image (a region moved by a tracker): the crop is False there.
     grid: the lattice when known (None for blurs and free-form holes). score: confidence 0..1.
     """
 
-    mask: np.ndarray
+    crop: np.ndarray
     box: tuple[int, int, int, int]
+    shape: tuple[int, int]
     grid: Grid | None = None
     score: float = 1.0
     kind: str = "mosaic"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.crop.dtype != bool or self.crop.shape != (self.box[3], self.box[2]):
+            raise ValueError(f"a region's crop must be bool of its box's size {self.box[3]}x{self.box[2]}, got {self.crop.dtype} {self.crop.shape}")
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, grid: Grid | None = None, score: float = 1.0, kind: str = "mosaic",
+                  extra: dict | None = None, *, box: tuple[int, int, int, int] | None = None) -> "Region":
+        """The region hidden by a bool (H, W) ``mask`` (its bounding box unless ``box`` says which box,
+        inside the image, to keep of it)."""
+        mask = np.asarray(mask, bool)
+        x, y, w, h = mask_box(mask) if box is None else box
+        crop = mask[y : y + h, x : x + w].copy()  # a copy: no view keeps the image-sized mask alive
+        return cls(crop, (x, y, w, h), mask.shape[:2], grid, score, kind, {} if extra is None else extra)
+
+    @property
+    def area(self) -> int:
+        """Hidden pixels."""
+        return int(np.count_nonzero(self.crop))
+
+    def mask_in(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """bool (y1 - y0, x1 - x0): the region's mask over the window [y0:y1, x0:x1] of the image."""
+        out = np.zeros((y1 - y0, x1 - x0), bool)
+        self.paint(out, x0, y0)
+        return out
+
+    def full_mask(self) -> np.ndarray:
+        """bool (H, W): the region's mask over the whole image (an image-sized array: prefer
+        :meth:`mask_in` or :meth:`paint`)."""
+        return self.mask_in(0, 0, self.shape[1], self.shape[0])
+
+    def paint(self, target: np.ndarray, x0: int = 0, y0: int = 0) -> np.ndarray:
+        """OR the region's mask into ``target``, a bool mask of the window of the image whose top-left
+        pixel is (x0, y0) (the whole image by default); returns ``target``."""
+        x, y, w, h = self.box
+        a, b = max(x, x0), max(y, y0)
+        c, d = min(x + w, x0 + target.shape[1]), min(y + h, y0 + target.shape[0])
+        if c > a and d > b:
+            target[b - y0 : d - y0, a - x0 : c - x0] |= self.crop[b - y : d - y, a - x : c - x]
+        return target
+
+    def moved(self, dx: int, dy: int, **changes) -> "Region":
+        """The region shifted by (dx, dy) pixels (what leaves the image is dropped; the box keeps its
+        size), with ``changes`` to its other fields."""
+        x, y, w, h = self.box
+        H, W = self.shape
+        crop = self.crop.copy()
+        X, Y = x + dx, y + dy
+        crop[: max(-Y, 0)] = False
+        crop[max(H - Y, 0) :] = False
+        crop[:, : max(-X, 0)] = False
+        crop[:, max(W - X, 0) :] = False
+        return replace(self, crop=crop, box=(X, Y, w, h), **changes)
+
+    def window(self, x0: int, y0: int, x1: int, y1: int) -> "Region":
+        """The region in the coordinates of the window [y0:y1, x0:x1] of its image: the same crop, the
+        box and the grid moved by (-x0, -y0), the window's shape. The window holds the region (a crop
+        around it; or, with x0, y0 <= 0, a frame around the image: a region found in a crop of
+        the image, given back in the image's coordinates)."""
+        x, y, w, h = self.box
+        grid = None if self.grid is None else self.grid.window(x0, y0)
+        return replace(self, box=(x - x0, y - y0, w, h), shape=(y1 - y0, x1 - x0), grid=grid)
 
     def to_json(self) -> dict:
         out: dict = {"box": [int(v) for v in self.box], "score": round(float(self.score), 4), "kind": self.kind}

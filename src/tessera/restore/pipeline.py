@@ -21,7 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from tessera.mosaic.region import Grid, Region, mask_box
+from tessera.mosaic.region import Grid, Region
 from tessera.restore.blend import blend
 from tessera.restore.consistency import cell_tolerance, project
 from tessera.restore.restorer import DEFAULT_MODEL, MODEL_TABLE, Restorer, model_names, resolve_model
@@ -121,17 +121,17 @@ class Restoration:
 # ----------------------------------------------------------------------------- regions
 
 
-def estimate_grid(image: np.ndarray, mask: np.ndarray) -> Grid | None:
-    """The mosaic lattice under ``mask``, or None when the pixels there do not look like a mosaic."""
+def estimate_grid(image: np.ndarray, region: Region) -> Grid | None:
+    """The mosaic lattice under ``region``, or None when the pixels there do not look like a mosaic."""
     from tessera.mosaic.grid import estimate_grid as analyse
 
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    x, y, w, h = region.box
+    if w == 0:
         return None
-    # only the mask's box (+ a margin) is analysed, so a small region of a big photo costs little
-    y0, y1 = max(0, int(rows[0]) - 2), min(mask.shape[0], int(rows[-1]) + 3)
-    x0, x1 = max(0, int(cols[0]) - 2), min(mask.shape[1], int(cols[-1]) + 3)
-    est = analyse(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], origin=(y0, x0))
+    # only the region's box (+ a margin) is analysed, so a small region of a big photo costs little
+    H, W = image.shape[:2]
+    y0, y1, x0, x1 = max(0, y - 2), min(H, y + h + 2), max(0, x - 2), min(W, x + w + 2)
+    est = analyse(image[y0:y1, x0:x1], region.mask_in(x0, y0, x1, y1), origin=(y0, x0))
     if est is None:
         return None
     g = est.grid
@@ -141,7 +141,12 @@ def estimate_grid(image: np.ndarray, mask: np.ndarray) -> Grid | None:
 def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: Kind) -> list[Region]:
     """Split a user mask into connected regions (at most 64; more become one region), each with a grid."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    parts = [labels == i for i in range(1, n)] if 1 < n <= 65 else [mask]
+    if 1 < n <= 65:
+        boxes = [tuple(int(v) for v in stats[i, :4]) for i in range(1, n)]
+        parts = [Region(labels[y : y + h, x : x + w] == i, (x, y, w, h), mask.shape) for i, (x, y, w, h) in enumerate(boxes, 1)]
+    else:
+        parts = [Region.from_mask(mask)]
+    del labels
     regions = []
     for part in parts:
         g = grid
@@ -150,7 +155,7 @@ def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, ki
             g = estimate_grid(image, part)
         if k == "auto":
             k = "mosaic" if g is not None else "hole"
-        regions.append(Region(mask=part, box=mask_box(part), grid=g if k == "mosaic" else None, kind=k))
+        regions.append(replace(part, grid=g if k == "mosaic" else None, kind=k))
     return regions
 
 
@@ -240,7 +245,7 @@ def restore_region(
     box = context_box(region.box, (H, W), cfg.context)
     x0, y0, x1, y1 = box
     source = image if current is None else current
-    crop, m, observed = source[y0:y1, x0:x1], region.mask[y0:y1, x0:x1], image[y0:y1, x0:x1]
+    crop, m, observed = source[y0:y1, x0:x1], region.mask_in(x0, y0, x1, y1), image[y0:y1, x0:x1]
     g = None if region.grid is None else region.grid.window(x0, y0)
     sampling = None if g is None else cfg.sampling if cfg.sampling is not None else ("auto" if estimated else g.sampling)
     fit = None
@@ -346,7 +351,7 @@ def restore_image(
         regions = plan_regions(image, mask, grid=grid, kind=cfg.kind, detect_config=detect_config)
     total = np.zeros((H, W), bool)
     for r in regions:
-        total |= r.mask
+        r.paint(total)
     if not regions or not total.any():
         return Restoration(image.copy(), total, list(regions), None, restorer.name)
     # 2. restore each region, 3. compose

@@ -556,7 +556,7 @@ def _finish(out_frames, std_maps, frames, masks, grids, used, cfg: MultiframeCon
 
 def _frame_priors(frames, masks, grids, restorer) -> list[np.ndarray]:
     """Each frame restored on its own (the full image pipeline: model, blend, consistency)."""
-    from tessera.mosaic.region import Region, mask_box
+    from tessera.mosaic.region import Region
     from tessera.restore.pipeline import restore_image
 
     out = []
@@ -564,7 +564,7 @@ def _frame_priors(frames, masks, grids, restorer) -> list[np.ndarray]:
         if not m.any():
             out.append(f.copy())
             continue
-        region = Region(mask=m, box=mask_box(m), grid=g, kind="mosaic")
+        region = Region.from_mask(m, g, kind="mosaic")
         out.append(restore_image(f, regions=[region], restorer=restorer).image)
     return out
 
@@ -668,7 +668,7 @@ class MultiframeRestorer:
     def __call__(self, clip) -> list[np.ndarray]:
         """A track clip: recover inside a window around the track (full frames are large), paste back."""
         frames = [np.asarray(f) for f in clip.frames]
-        masks = [np.asarray(r.mask, bool) for r in clip.regions]
+        masks = [r.full_mask() for r in clip.regions]
         grid, kind = clip.regions[0].grid, clip.regions[0].kind
         prior = self.fallback(clip) if self.fallback is not None else None
         base = [np.asarray(p) for p in prior] if prior is not None else None

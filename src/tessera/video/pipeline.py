@@ -11,7 +11,7 @@ the length of the video.
 
 The seam for other restorers (e.g. multi-frame recovery, tessera.video.multiframe): anything
 callable as ``restorer(clip: TrackClip) -> list[np.ndarray]`` (one RGB frame per clip frame; only
-the pixels inside each ``clip.regions[i].mask`` are used), passed as ``restore_video(...,
+the pixels inside each region of ``clip.regions`` are used), passed as ``restore_video(...,
 restorer=...)`` or ``restore_frames(..., restorer=...)``; an object with ``restore_clip`` (the
 crop-level :class:`tessera.restore.restorer.ClipRestorer`) is accepted too (:class:`CropClipAdapter`). Clips of one track arrive in order
 (``clip.first`` says whether the track starts here); ``clip.follows_content`` says whether the
@@ -115,10 +115,8 @@ class TemporalRestorer:
             if sampling is not None and region.grid is not None:
                 cfg, region = replace(cfg, sampling=None), replace(region, grid=replace(region.grid, sampling=sampling))
         # the region's context box only: restore_image crops the same box itself, so this is exact
-        x0, y0, x1, y1 = context_box(region.box, region.mask.shape, cfg.context)
-        x, y, w, h = region.box
-        local = Region(region.mask[y0:y1, x0:x1], (x - x0, y - y0, w, h), crop_grid(region.grid, x0, y0), region.score, region.kind, region.extra)
-        res = restore_image(frame[y0:y1, x0:x1], regions=[local], config=cfg, restorer=restorer)
+        x0, y0, x1, y1 = context_box(region.box, region.shape, cfg.context)
+        res = restore_image(frame[y0:y1, x0:x1], regions=[region.window(x0, y0, x1, y1)], config=cfg, restorer=restorer)
         if chosen is None and track >= 0:
             self.decided[track] = self._decisions(res)
         out = frame.copy()
@@ -169,7 +167,7 @@ class CropClipAdapter:
         H, W = clip.frames[0].shape[:2]
         union = np.zeros((H, W), bool)
         for r in clip.regions:
-            union |= r.mask
+            r.paint(union)
         x, y, w, h = mask_box(union)
         c = self.context
         x0, y0, x1, y1 = max(x - c, 0), max(y - c, 0), min(x + w + c, W), min(y + h + c, H)
@@ -181,7 +179,7 @@ class CropClipAdapter:
             while j + 1 < len(grids) and grids[j + 1] == grids[i]:
                 j += 1
             crops = [clip.frames[k][y0:y1, x0:x1] for k in range(i, j + 1)]
-            masks = [clip.regions[k].mask[y0:y1, x0:x1] for k in range(i, j + 1)]
+            masks = [clip.regions[k].mask_in(x0, y0, x1, y1) for k in range(i, j + 1)]
             restored = self.inner.restore_clip(crops, masks, grids[i], clip.regions[i].kind)
             self.model_calls += 1
             for k, img in zip(range(i, j + 1), restored):
@@ -204,7 +202,7 @@ class FrameResult:
     def mask(self) -> np.ndarray:
         m = np.zeros(self.image.shape[:2], bool)
         for _, r in self.regions:
-            m |= r.mask
+            r.paint(m)
         return m
 
     def marks(self) -> np.ndarray:
@@ -270,16 +268,11 @@ def mosaic_detector(config=None, model=None) -> Detector:
         for box in boxes:
             x0, y0, x1, y1 = _grow(box, (H, W))
             for r in detect(image[y0:y1, x0:x1], config=cfg, model=net):
-                mask = np.zeros((H, W), bool)
-                mask[y0:y1, x0:x1] = r.mask
-                g = r.grid
-                if g is not None:
-                    g = g.window(-x0, -y0)
-                reg = Region(mask, mask_box(mask), g, r.score, r.kind, dict(r.extra))
+                reg = replace(r.window(-x0, -y0, W - x0, H - y0), extra=dict(r.extra))  # back in the image's coordinates
                 same = next((i for i, o in enumerate(found) if box_iou(o.box, reg.box) > 0.5), None)
                 if same is None:
                     found.append(reg)
-                elif reg.mask.sum() > found[same].mask.sum():
+                elif reg.area > found[same].area:
                     found[same] = reg
         return found
 
@@ -366,7 +359,7 @@ def cell_noise(image: np.ndarray, region: Region) -> float:
     x, y, w, h = region.box
     crop = image[y : y + h, x : x + w].astype(np.float32)
     lat = Lattice((h, w), crop_grid(region.grid, x, y))
-    active = lat.inside(region.mask[y : y + h, x : x + w])
+    active = lat.inside(region.crop)
     if not active.any():
         return float("inf")
     var = np.maximum(lat.means(crop * crop) - lat.means(crop) ** 2, 0.0).mean(axis=2)
@@ -418,9 +411,10 @@ def _restore_chunk(chunk, restorer: ClipRestorer, started: set[int], tracker: Tr
                 raise RuntimeError(f"the restorer returned {len(restored)} frames for a clip of {len(run)}")
             found = getattr(restorer, "last_recovered", None)  # multi-frame: which pixels it computed
             for k, (i, region, img) in enumerate(zip(run, regions, restored)):
-                outputs[i][region.mask] = np.asarray(img)[region.mask]
+                mask = region.full_mask()
+                outputs[i][mask] = np.asarray(img)[mask]
                 if found is not None:
-                    recovered[i] = (found[k] & region.mask) | (recovered[i] if recovered[i] is not None else False)
+                    recovered[i] = (found[k] & mask) | (recovered[i] if recovered[i] is not None else False)
     for (frame, items), out, rec in zip(chunk, outputs, recovered):
         yield FrameResult(frame, out, items, rec)
 
@@ -674,9 +668,7 @@ def pixelate_frames(
         H, W = image.shape[:2]
         out = []
         for (x, y, w, h) in find_faces(image):
-            m = np.zeros((H, W), bool)
-            m[y : y + h, x : x + w] = True
-            out.append(Region(m, (x, y, w, h), None, 1.0, "face"))
+            out.append(Region(np.ones((h, w), bool), (x, y, w, h), (H, W), None, 1.0, "face"))
         return out
 
     tracker = Tracker(tcfg)
@@ -752,7 +744,7 @@ def detect_video(
                 for f, items in detect_frames(frames, config=cfg, detect_config=detect_config, tracker=tracker):
                     m = np.zeros(f.image.shape[:2], bool)
                     for _, r in items:
-                        m |= r.mask
+                        r.paint(m)
                     entry = {"index": f.index, "time": round(f.time, 6), "regions": [{"track": tid, **r.to_json()} for tid, r in items]}
                     fh.write(("" if first else ",\n") + json.dumps(entry))
                     first = False

@@ -156,7 +156,7 @@ class TemporalSmoother:
         from tessera.restore.consistency import project
 
         cfg = self.config
-        mask = region.mask
+        mask = region.full_mask()  # a video frame's: the states below compare whole frames
         s = self.state
         if cfg.mode == "off" or s is None or s.frame.shape != frame.shape:
             out = restore(frame, region)
@@ -228,7 +228,7 @@ class TemporalSmoother:
         from tessera.restore.consistency import project
 
         x0, y0, x1, y1 = box
-        mc = region.mask[y0:y1, x0:x1]
+        mc = region.mask_in(x0, y0, x1, y1)
         piece = np.where(mc[..., None], prev_crop, frame[y0:y1, x0:x1])
         g = crop_grid(region.grid, x0, y0)
         if g is not None and region.kind == "mosaic":

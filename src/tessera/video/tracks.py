@@ -127,17 +127,6 @@ class Track:
         return self.kinds.most_common(1)[0][0] if self.kinds else "mosaic"
 
 
-def _moved_mask(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    if dx == 0 and dy == 0:
-        return mask
-    H, W = mask.shape
-    out = np.zeros_like(mask)
-    ys, yd = (slice(0, H - dy), slice(dy, H)) if dy >= 0 else (slice(-dy, H), slice(0, H + dy))
-    xs, xd = (slice(0, W - dx), slice(dx, W)) if dx >= 0 else (slice(-dx, W), slice(0, W + dx))
-    out[yd, xd] = mask[ys, xs]
-    return out
-
-
 class Tracker:
     """Links each frame's regions into tracks, in frame order, with ``delay`` frames of patience.
 
@@ -209,10 +198,8 @@ class Tracker:
             x0, y0, w0, h0 = t.box
             x1, y1, w1, h1 = region.box
             bx, by = round(x0 + a * (x1 - x0)), round(y0 + a * (y1 - y0))
-            dx, dy = bx - src.box[0], by - src.box[1]
-            mask = _moved_mask(src.mask, dx, dy)
-            box = (bx, by, src.box[2], src.box[3])
-            self.frames[k].append((t.id, Region(mask, box, src.grid, src.score, src.kind, {"filled": True}), True))
+            moved = src.moved(bx - src.box[0], by - src.box[1], extra={"filled": True})
+            self.frames[k].append((t.id, moved, True))
 
     def pop(self, final: bool = False) -> list[tuple[int, list[tuple[int, Region]]]]:
         ready = sorted(k for k in self.frames if final or k <= self.latest - self.delay)

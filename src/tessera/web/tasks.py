@@ -208,7 +208,7 @@ def run_detect(folder: Path, p: DetectParams, max_pixels: int, progress: Progres
     if p.with_mask:
         mask = np.zeros(rgb.shape[:2], bool)
         for r in regions:
-            mask |= r.mask
+            r.paint(mask)
         write_image(folder / RESULT_MASK, mask)
     progress(1.0, "done")
     return doc
