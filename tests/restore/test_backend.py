@@ -281,3 +281,15 @@ def test_onnx_runner_releases_its_arena_on_the_next_call_only(tmp_path, cache, p
     assert runner._release is not None
     released = runner(x)
     assert runner._release is None and np.array_equal(plain, released)  # same output, option used once
+
+
+def test_onnx_runner_plans_no_memory_pattern_per_shape(tmp_path, cache, photo):
+    """Inputs of changing shapes (the bands of a tall photo, tiles) must not each keep a planned block:
+    memory patterns are off, and a shape seen before gives the same output after others."""
+    path = _tiny(tmp_path, "unet")
+    runner = B.load_runner(path, "onnx", threads=1)
+    assert runner.session.get_session_options().enable_mem_pattern is False
+    x = _real_input(photo, 64, 96)
+    first = runner(x)
+    runner(_real_input(photo, 96, 64))
+    assert np.array_equal(first, runner(x))
