@@ -72,13 +72,16 @@ def blockiness(image: np.ndarray, mask: np.ndarray, grid: Grid) -> float:
     """How visible the mosaic lattice still is inside ``mask``: the mean absolute step across the
     lattice's cell edges divided by the mean step between other neighbouring pixels (each + 0.5 grey
     levels). About 1.0 for a natural image; far above 1 for a mosaic."""
+    from tessera.mosaic.lattice import Lattice
+
     img = image.astype(np.float64).mean(axis=2)
+    cells = Lattice(img.shape, grid)  # its cell starts are the edges (fractional cells too)
     ratios = []
-    for axis, cell, phase in ((1, grid.cell_w, grid.phase_x), (0, grid.cell_h, grid.phase_y)):
+    for axis, starts in ((1, cells.cs), (0, cells.rs)):
         d = np.abs(np.diff(img, axis=axis))
         both = mask[:, 1:] & mask[:, :-1] if axis == 1 else mask[1:] & mask[:-1]
         idx = np.arange(1, img.shape[axis])  # step between idx-1 and idx
-        on = ((idx - phase) % cell) == 0
+        on = np.isin(idx, starts)
         on = on[None, :] if axis == 1 else on[:, None]
         sel_on, sel_off = both & on, both & ~on
         if sel_on.sum() == 0 or sel_off.sum() == 0:

@@ -18,7 +18,7 @@ mean-sampled one (see :func:`estimate_sampling`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -35,6 +35,8 @@ class AxisFit:
     fraction: float  # share of the edge energy on the lattice lines, 0..1
     consistency: float  # how uniformly strong the lines are vs. the off-lattice energy, 0..1
     lines: int  # lattice lines inside the region
+    pitch: float | None = None  # a lattice of fractional period: cells of ``pitch`` px, edges at ``origin + k * pitch``
+    origin: float = 0.0
 
     @property
     def score(self) -> float:
@@ -210,6 +212,167 @@ def remove_jpeg_seams(energy: np.ndarray, count: np.ndarray, origin: int) -> np.
 RUNS = True
 NEAR_GAP = True
 
+# ----------------------------------------------------------------------------- fractional periods
+#
+# Tools that scale a mosaic up by a non-integer factor (ImageMagick -scale, ffmpeg, OpenCV on a box
+# whose side is no multiple of the cell) or resize it after pixelation make cells of h / n pixels:
+# 19 and 20 px in turn, say. A whole-pixel lattice drifts off such lines within a few cells (or the
+# fold prefers a multiple of the cell that happens to re-align, e.g. 46 px for 5.11 px cells). The
+# edge profile's Fourier transform finds the period to a fraction of a pixel: a comb of lines every
+# P px has a coefficient at frequency 1/P as large as its energy (and its multiples' are near 0).
+
+#: a fractional lattice replaces the whole-pixel one when it holds at least this much more edge energy
+FRACTION_GAIN = 1.15
+#: ... and its period is at least this far from a whole number of pixels
+FRACTION_MIN = 0.03
+#: ... and the region spans at least this many of its cells (a Fourier peak of fewer is too broad)
+FRACTION_LINES = 4
+FRACTIONAL = True
+
+
+def _captured(energy: np.ndarray, lo: int, hi: int, pitch: float, origin: np.ndarray) -> np.ndarray:
+    """Edge energy on the lines ceil(origin + k * pitch) within [lo, hi), for each origin (1-D array)."""
+    k0 = np.floor((lo - origin.max()) / pitch) - 1
+    k = k0 + np.arange(int(np.ceil((hi - lo) / pitch)) + 3)
+    lines = np.ceil(origin[:, None] + k[None, :] * pitch - 1e-9).astype(np.int64)
+    ok = (lines >= lo) & (lines < hi)
+    return np.where(ok, energy[np.clip(lines, 0, energy.size - 1)], 0.0).sum(axis=1)
+
+
+def fit_pitch(energy: np.ndarray, count: np.ndarray, *, min_cell: int = 3, max_cell: int = 64,
+              keep: float = 0.7, drift: float = 1.0) -> tuple[float, float, float] | None:
+    """The best lattice of any real period >= ``min_cell`` of a 1-D edge-energy profile (as in
+    :func:`fit_axis`) -> (pitch, origin, share of the energy on its lines), or None. Pitches are
+    tried in steps that move the last line of the region by ``drift`` px (then refined ten times
+    finer on the energy the lines hold); the largest pitch
+    whose Fourier magnitude is within ``keep`` of the best is the cell (its harmonics P/2, P/3 ...
+    are as strong, its multiples are not)."""
+    support = np.nonzero(count > 0)[0]
+    if support.size < 2 * min_cell:
+        return None
+    lo, hi = int(support[0]), int(support[-1]) + 1
+    span = hi - lo
+    top_cell = min(float(max_cell), span / 2.0)
+    total = float(energy[lo:hi].sum())
+    if top_cell < min_cell or total <= 1e-6:
+        return None
+    x = np.arange(lo, hi, dtype=np.float64)
+    e = energy[lo:hi].astype(np.float64)
+    ratio = 1.0 + drift / span
+    pitches = min_cell * ratio ** np.arange(int(np.log(top_cell / min_cell) / np.log(ratio)) + 1)
+    mag = np.empty(pitches.size)
+    arg = np.empty(pitches.size)
+    for i in range(0, pitches.size, 512):  # (pitches x pixels) complex in blocks
+        f = np.exp(-2j * np.pi * x[None, :] / pitches[i : i + 512, None]) @ e
+        mag[i : i + 512], arg[i : i + 512] = np.abs(f), np.angle(f)
+    peaks = np.flatnonzero((mag >= np.roll(mag, 1)) & (mag >= np.roll(mag, -1)))
+    if peaks.size == 0:
+        return None
+    best = float(mag[peaks].max())
+    j = int(max(peaks[mag[peaks] >= keep * best]))
+    pitch = float(pitches[j])
+    # lines sit on average half a pixel after their edges (a cell starts at ceil(edge))
+    centre = (arg[j] / (-2 * np.pi) * pitch) % pitch - 0.5
+    # refine pitch and origin on the captured energy itself
+    fits = []
+    for p in pitch * (1.0 + drift / span * np.linspace(-1.0, 1.0, 21)):
+        origins = (centre + np.linspace(-1.0, 1.0, 41)) % p
+        cap = _captured(energy, lo, hi, p, origins)
+        good = np.flatnonzero(cap >= cap.max() - 1e-9)
+        fits.append((float(cap.max()), float(p), float(origins[good[len(good) // 2]])))
+    # the middle of the pitches holding the most (a few lines fit a range of pitches equally well)
+    top = max(f[0] for f in fits)
+    cap, pitch, origin = [f for f in fits if f[0] >= top - 1e-9 * max(top, 1.0)][sum(f[0] >= top - 1e-9 * max(top, 1.0) for f in fits) // 2]
+    # least squares through the strongest pixel near each line: the pitch to a small fraction of a pixel
+    k = np.arange(np.floor((lo - origin) / pitch), np.ceil((hi - origin) / pitch) + 1)
+    near = np.ceil(origin + k * pitch - 1e-9).astype(np.int64)[:, None] + np.arange(-1, 2)[None, :]
+    ok = (near >= lo) & (near < hi)
+    strength = np.where(ok, energy[np.clip(near, 0, energy.size - 1)], -1.0)
+    at = near[np.arange(near.shape[0]), strength.argmax(axis=1)]
+    use = strength.max(axis=1) > 0
+    if use.sum() >= 3:
+        slope, icept = np.polyfit(k[use], at[use] - 0.5, 1)  # a cell starts at ceil(edge): edges ~ starts - 0.5
+        if abs(slope - pitch) < 0.5 * drift * pitch / span * 4:
+            origins = (icept + np.linspace(-0.6, 0.6, 25)) % slope
+            caps = _captured(energy, lo, hi, float(slope), origins)
+            if caps.max() >= cap - 1e-9:
+                good = np.flatnonzero(caps >= caps.max() - 1e-9)
+                cap, pitch, origin = float(caps.max()), float(slope), float(origins[good[len(good) // 2]])
+    return pitch, origin, cap / total
+
+
+def robust_profile(energy: np.ndarray, count: np.ndarray, cap: float = 4.0) -> np.ndarray:
+    """Lattice lines stand out of their neighbours: the energy per pixel of each line above the median
+    of the 5 around it (a slow trend, e.g. texture on one side, would look periodic at long pitches),
+    capped at ``cap`` x the median of the lines that stand out (one strong natural edge, or the
+    region's outline, would look periodic at every pitch)."""
+    per_px = np.where(count > 0, energy / np.maximum(count, 1), 0.0)
+    around = np.median(np.lib.stride_tricks.sliding_window_view(np.pad(per_px, 2, mode="edge"), 5), axis=1)
+    peak = np.maximum(per_px - around, 0.0)
+    some = peak[peak > 1e-6]
+    if some.size == 0:
+        return peak
+    return np.minimum(peak, cap * float(np.median(some)))
+
+
+def _fractional_fit(energy: np.ndarray, count: np.ndarray, min_cell: int, max_cell: int) -> AxisFit | None:
+    """A fractional lattice of the profile (:func:`fit_pitch` on :func:`robust_profile`), or None when
+    its period is a whole number of pixels or the region spans too few of its cells. Whether it
+    replaces the whole-pixel one is judged on the pixels (:func:`lattice_fit`)."""
+    got = fit_pitch(robust_profile(energy, count), count, min_cell=min_cell, max_cell=max_cell)
+    if got is None:
+        return None
+    pitch, origin, share = got
+    whole = int(round(pitch))
+    support = np.nonzero(count > 0)[0]
+    lines = int(np.ceil((int(support[-1]) + 1 - int(support[0])) / pitch))
+    frac = float(np.clip((share - 1.0 / pitch) / (1 - 1.0 / pitch), 0, 1))
+    if abs(pitch - whole) < FRACTION_MIN or lines < FRACTION_LINES or frac <= 0:
+        return None
+    return AxisFit(whole, int(np.ceil(origin - 1e-9)) % whole, frac, frac, lines, pitch, origin)
+
+
+def lattice_fit(image: np.ndarray, region: np.ndarray, grid: Grid) -> float:
+    """How well ``grid`` explains the pixels of ``region``: the F statistic of its cells (variance
+    between the cells' means per cell over the variance within cells per pixel, channels pooled).
+    A mosaic's own lattice leaves only the codec's noise within cells; a drifting or wrong one
+    leaves steps inside cells; splitting cells further (a divisor) adds cells and no explanation."""
+    from tessera.mosaic.lattice import Lattice
+
+    img = (image if image.ndim == 3 else image[..., None]).astype(np.float64)
+    ids = Lattice(region.shape, grid).ids()[region]
+    _, ids = np.unique(ids, return_inverse=True)
+    k, n = int(ids.max()) + 1 if ids.size else 0, int(ids.size)
+    if k < 2 or n <= k:
+        return 0.0
+    cnt = np.bincount(ids, minlength=k).astype(np.float64)
+    within, between = 0.0, 0.0
+    for c in range(img.shape[2]):
+        v = img[..., c][region]
+        mean = np.bincount(ids, weights=v, minlength=k) / cnt
+        within += float(((v - mean[ids]) ** 2).sum())
+        between += float((cnt * (mean - v.mean()) ** 2).sum())
+    return (between / (k - 1)) / ((within + 0.01 * n) / (n - k))
+
+
+def _with_fractional(image, region, grid: Grid, fy: AxisFit | None, fx: AxisFit | None, y_frac: AxisFit | None,
+                     x_frac: AxisFit | None) -> tuple[AxisFit | None, AxisFit | None]:
+    """The axis fits to keep: a fractional one replaces the whole-pixel one when the lattice with it
+    explains the pixels FRACTION_GAIN times better (:func:`lattice_fit`), or when there was none."""
+    def as_grid(ay: AxisFit, ax: AxisFit) -> Grid:
+        return Grid.fractional(ay.pitch or ay.period, ax.pitch or ax.period, ay.origin if ay.pitch else ay.phase,
+                               ax.origin if ax.pitch else ax.phase)
+
+    base = lattice_fit(image, region, grid) if grid is not None else 0.0
+    best, choice = base * FRACTION_GAIN, (fy, fx)
+    for ay, ax in ((y_frac, fx), (fy, x_frac), (y_frac, x_frac)):
+        if ay is None or ax is None or (ay is fy and ax is fx):
+            continue
+        score = lattice_fit(image, region, as_grid(ay, ax))
+        if score > best:
+            best, choice = score, (ay, ax)
+    return choice
+
 
 def fit_runs(d: np.ndarray, valid: np.ndarray, *, min_cell: int = 3, max_cell: int = 64) -> AxisFit | None:
     """Lattice along axis 1 from the lengths of flat runs between jumps (``d[:, x]``: difference
@@ -271,6 +434,7 @@ def estimate_grid(
     min_lines: int = 2,
     sparse: bool = False,
     origin: tuple[int, int] = (0, 0),
+    fractional: bool = False,
 ) -> GridEstimate | None:
     """Cell size, phase and sampling of the mosaic in ``image`` (RGB or grey uint8) within ``mask``.
 
@@ -279,6 +443,8 @@ def estimate_grid(
     partly mosaic (e.g. a search window).
     ``origin``: where ``image`` lies in the full picture (y, x), so that JPEG's 8x8 block seams
     (on multiples of 8 in the full picture) can be told apart; phases are returned for ``image``.
+    ``fractional``: also try lattices whose cells are no whole number of pixels (:func:`fit_pitch`;
+    a :meth:`Grid.fractional` when one holds clearly more of the edges).
     Returns None when no lattice can be seen on one of the axes (e.g. a flat or too small region).
     """
     image = np.asarray(image)
@@ -312,11 +478,20 @@ def estimate_grid(
             fx = _better(fx, fit_runs(dx, outer, min_cell=min_cell, max_cell=max_cell))
         if fy is None or fy.lines < 3 or fy.score < 0.3:
             fy = _better(fy, fit_runs(dy.T, outer.T, min_cell=min_cell, max_cell=max_cell))
-    if fx is None or fy is None or fx.lines < min_lines or fy.lines < min_lines:
+    ok = fx is not None and fy is not None and fx.lines >= min_lines and fy.lines >= min_lines
+    if FRACTIONAL and fractional:
+        y_frac, x_frac = _fractional_fit(ey, cy, min_cell, max_cell), _fractional_fit(ex, cx, min_cell, max_cell)
+        if y_frac is not None or x_frac is not None:
+            grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period) if ok else None
+            fy, fx = _with_fractional(image, region, grid, fy if ok else None, fx if ok else None, y_frac or fy, x_frac or fx)
+            ok = fx is not None and fy is not None and fx.lines >= min_lines and fy.lines >= min_lines
+    if not ok:
         return None
     grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period, "mean")
-    sampling = estimate_sampling(image, region, grid)
-    grid = Grid(grid.cell_h, grid.cell_w, grid.phase_y, grid.phase_x, sampling)
+    if fx.pitch is not None or fy.pitch is not None:
+        grid = Grid.fractional(fy.pitch or fy.period, fx.pitch or fx.period,
+                               fy.origin if fy.pitch else fy.phase, fx.origin if fx.pitch else fx.phase)
+    grid = replace(grid, sampling=estimate_sampling(image, region, grid))
     return GridEstimate(grid, float(min(fx.score, fy.score)), fy, fx)
 
 

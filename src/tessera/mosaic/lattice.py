@@ -14,9 +14,13 @@ from tessera.mosaic.region import Grid
 __all__ = ["lattice", "Lattice"]
 
 
-def lattice(n: int, cell: int, phase: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def lattice(n: int, cell: int, phase: int, pitch: float | None = None, origin: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Along one axis of length n: the cell index of every pixel, and each cell's
-    start, end (exclusive) and centre pixel, for cells of ``cell`` pixels with an edge at ``phase``."""
+    start, end (exclusive) and centre pixel, for cells of ``cell`` pixels with an edge at ``phase``
+    (or, with ``pitch``, cells of ``pitch`` fractional pixels with edges at ``origin + k * pitch``:
+    a cell starts at the first pixel at or after its edge)."""
+    if pitch is not None:
+        return _fractional(n, float(pitch), float(origin))
     offset = (cell - phase % cell) % cell
     index = (np.arange(n) + offset) // cell
     k = np.arange(int(index[-1]) + 1 if n else 0)
@@ -24,6 +28,16 @@ def lattice(n: int, cell: int, phase: int) -> tuple[np.ndarray, np.ndarray, np.n
     ends = np.clip((k + 1) * cell - offset, 0, n)
     centres = (starts + ends - 1) // 2
     return index, starts, ends, centres
+
+
+def _fractional(n: int, pitch: float, origin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # pixel i is in the cell of the last edge at or before it: floor((i - origin) / pitch)
+    k = np.floor((np.arange(n) - origin) / pitch + 1e-9).astype(np.int64)
+    _, first, index = np.unique(k, return_index=True, return_inverse=True)
+    starts = first.astype(np.int64)
+    ends = np.append(starts[1:], n).astype(np.int64)
+    centres = (starts + ends - 1) // 2
+    return index.astype(np.int64), starts, ends, centres
 
 
 class Lattice:
@@ -34,8 +48,9 @@ class Lattice:
     def __init__(self, shape: tuple[int, int], grid: Grid):
         H, W = shape[:2]
         self.grid = grid
-        self.ri, self.rs, self.re, self.rc = lattice(H, grid.cell_h, grid.phase_y)
-        self.ci, self.cs, self.ce, self.cc = lattice(W, grid.cell_w, grid.phase_x)
+        py, px = grid.pitch if grid.pitch is not None else (None, None)
+        self.ri, self.rs, self.re, self.rc = lattice(H, grid.cell_h, grid.phase_y, py, grid.origin[0])
+        self.ci, self.cs, self.ce, self.cc = lattice(W, grid.cell_w, grid.phase_x, px, grid.origin[1])
         self.counts = (self.re - self.rs)[:, None] * (self.ce - self.cs)[None, :]
 
     @property

@@ -14,13 +14,23 @@ Sampling = Literal["mean", "centre"]
 class Grid:
     """A mosaic lattice: cells of ``cell_h`` x ``cell_w`` pixels whose edges lie on rows
     ``phase_y + k * cell_h`` and columns ``phase_x + k * cell_w`` (``0 <= phase < cell``).
-    ``sampling`` says whether a cell holds its pixels' mean or its centre pixel."""
+    ``sampling`` says whether a cell holds its pixels' mean or its centre pixel.
+
+    Cells that are not a whole number of pixels (a mosaic another tool scaled up by a non-integer
+    factor, or resized after pixelation): ``pitch`` (h, w) is the exact cell size and ``origin``
+    (y, x) where one cell edge lies, both in (fractional) pixels; a cell starts at the first pixel at
+    or after each edge ``origin + k * pitch`` (so cells are ``floor(pitch)`` or ``ceil(pitch)`` pixels).
+    ``cell_h``, ``cell_w``, ``phase_y``, ``phase_x`` are then the nearest whole-pixel lattice, for
+    what needs one; :class:`tessera.mosaic.lattice.Lattice` uses the exact edges. Build one with
+    :meth:`fractional`."""
 
     cell_h: int
     cell_w: int
     phase_y: int = 0
     phase_x: int = 0
     sampling: Sampling = "mean"
+    pitch: tuple[float, float] | None = None
+    origin: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         if self.cell_h < 1 or self.cell_w < 1:
@@ -32,10 +42,27 @@ class Grid:
             )
         if self.sampling not in ("mean", "centre"):
             raise ValueError(f"sampling must be 'mean' or 'centre', got {self.sampling!r}")
+        if self.pitch is not None and not all(p >= 1 and 0 <= o < p for p, o in zip(self.pitch, self.origin)):
+            raise ValueError(f"pitch {self.pitch} must be at least 1 pixel and origin {self.origin} lie within it")
+
+    @classmethod
+    def fractional(cls, pitch_y: float, pitch_x: float, origin_y: float = 0.0, origin_x: float = 0.0,
+                   sampling: Sampling = "mean") -> "Grid":
+        """A lattice of cells ``pitch_y`` x ``pitch_x`` pixels (any real >= 1) with an edge at
+        (``origin_y``, ``origin_x``); a plain whole-pixel Grid when both pitches and origins are whole."""
+        py, px = float(pitch_y), float(pitch_x)
+        oy, ox = float(origin_y) % py, float(origin_x) % px
+        whole = all(abs(v - round(v)) < 1e-9 for v in (py, px, oy, ox))
+        ch, cw = max(int(round(py)), 1), max(int(round(px)), 1)
+        if whole:
+            return cls(ch, cw, int(round(oy)) % ch, int(round(ox)) % cw, sampling)
+        return cls(ch, cw, int(np.ceil(oy - 1e-9)) % ch, int(np.ceil(ox - 1e-9)) % cw, sampling, (py, px), (oy, ox))
 
     def window(self, x0: int, y0: int) -> "Grid":
         """This lattice in the coordinates of a window whose top-left pixel is (x0, y0) of the image it
         was given for (negative offsets: from a window back to the image)."""
+        if self.pitch is not None:
+            return Grid.fractional(self.pitch[0], self.pitch[1], self.origin[0] - y0, self.origin[1] - x0, self.sampling)
         return Grid(self.cell_h, self.cell_w, (self.phase_y - y0) % self.cell_h, (self.phase_x - x0) % self.cell_w, self.sampling)
 
     @property
@@ -134,6 +161,9 @@ class Region:
             out["cell"] = [self.grid.cell_h, self.grid.cell_w]
             out["phase"] = [self.grid.phase_y, self.grid.phase_x]
             out["sampling"] = self.grid.sampling
+            if self.grid.pitch is not None:
+                out["pitch"] = [round(float(v), 4) for v in self.grid.pitch]
+                out["origin"] = [round(float(v), 4) for v in self.grid.origin]
         return out
 
 

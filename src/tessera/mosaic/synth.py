@@ -293,8 +293,9 @@ ZOO_FORMATS: tuple[str, ...] = ("png", "jpeg", "jpeg444", "h264")
 @dataclass(frozen=True)
 class ZooCase:
     """One zoo case. ``clean`` is the target (resized like the degraded image for ``rescaled``);
-    ``grid`` is the exact lattice when there is one (None for non-integer cells); ``nominal`` a
-    lattice of about the right cell size for metrics (blockiness) in every case; ``info`` the draw."""
+    ``grid`` is the exact lattice when there is one (None for non-integer cells); ``nominal`` the
+    lattice the cells lie on for metrics (blockiness) in every case, with fractional cells
+    (:meth:`Grid.fractional`) where the tool's cells are not a whole number of pixels; ``info`` the draw."""
 
     clean: np.ndarray
     degraded: np.ndarray
@@ -426,8 +427,10 @@ def zoo_apply(
         nh, nw = _levels(y1 - y0, cell[0]), _levels(x1 - x0, cell[1])
         exact = (y1 - y0) % nh == 0 and (x1 - x0) % nw == 0
         ch, cw = (y1 - y0) / nh, (x1 - x0) / nw
-        nominal = Grid(int(round(ch)), int(round(cw)), y0 % max(int(round(ch)), 1), x0 % max(int(round(cw)), 1), "mean")
+        # the tool's cells exactly: nearest-up starts cell k at ceil(k * pitch), centre-up at ceil(k * pitch - 0.5)
+        shift = 0.5 if up == "centre" else 0.0
         grid = Grid(int(ch), int(cw), y0 % int(ch), x0 % int(cw), "mean" if down == "area" else "centre") if exact else None
+        nominal = replace(grid, sampling="mean") if exact else Grid.fractional(ch, cw, y0 - shift, x0 - shift)
         if grid is not None and down == "nearest":
             grid = None  # the first pixel of each cell: no lattice rule of ours (centre or mean) matches
         info["exact"] = exact
@@ -481,8 +484,9 @@ def zoo_case(image: np.ndarray, rng: np.random.Generator, generator: str, fmt: s
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
         out, clean = cv2.resize(out, size, interpolation=interp), cv2.resize(image, size, interpolation=interp)
         mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        ch, cw = max(int(round(nominal.cell_h * s)), 1), max(int(round(nominal.cell_w * s)), 1)
-        nominal = Grid(ch, cw, int(round(nominal.phase_y * s)) % ch, int(round(nominal.phase_x * s)) % cw, "mean")
+        # an edge at e (between pixels e - 1 and e) lands at e * (new size / old size) - 0.5 (cv2's pixel centres)
+        sy, sx = size[1] / H, size[0] / W
+        nominal = Grid.fractional(nominal.cell_h * sy, nominal.cell_w * sx, nominal.phase_y * sy - 0.5, nominal.phase_x * sx - 0.5)
         grid = None
         info["scale"] = s
     out, finfo = encode(out, fmt, rng)

@@ -121,6 +121,10 @@ class Restoration:
 # ----------------------------------------------------------------------------- regions
 
 
+#: estimate lattices of fractional cells too (mosaics other tools scaled by non-integer factors)
+FRACTIONAL_GRIDS = True
+
+
 def estimate_grid(image: np.ndarray, region: Region) -> Grid | None:
     """The mosaic lattice under ``region``, or None when the pixels there do not look like a mosaic."""
     from tessera.mosaic.grid import estimate_grid as analyse
@@ -131,7 +135,7 @@ def estimate_grid(image: np.ndarray, region: Region) -> Grid | None:
     # only the region's box (+ a margin) is analysed, so a small region of a big photo costs little
     H, W = image.shape[:2]
     y0, y1, x0, x1 = max(0, y - 2), min(H, y + h + 2), max(0, x - 2), min(W, x + w + 2)
-    est = analyse(image[y0:y1, x0:x1], region.mask_in(x0, y0, x1, y1), origin=(y0, x0))
+    est = analyse(image[y0:y1, x0:x1], region.mask_in(x0, y0, x1, y1), origin=(y0, x0), fractional=FRACTIONAL_GRIDS)
     if est is None:
         return None
     g = est.grid
@@ -254,7 +258,7 @@ def restore_region(
 
         fit = invert_feather(observed, m, g)
     plain = _restore_with(restorer, crop, observed, m, g, region, cfg, sampling, None)
-    if fit is None or not _feather_agrees(fit, m, plain[0]):
+    if fit is None or not _feather_agrees(fit, m, plain[0]) or _band_is_mosaic(fit, m, observed, g):
         return RegionResult(box, m, *plain)
     return RegionResult(box, m, *_restore_with(restorer, crop, observed, m, g, region, cfg, sampling, fit))
 
@@ -266,6 +270,30 @@ def restore_region(
 #: by 8, 3.4 times the expected difference, where right fits gave 0.4-3.0); RESULTS.md "Mosaics as
 #: other tools make them".
 FEATHER_AGREEMENT = 3.0
+
+
+#: a fitted feather is dropped when at least this share of its band pixels (where it would keep what it
+#: recovers) have the colour of at least two of their four neighbours (within the codec's noise): that part
+#: of the band is mosaic, not photo blended with it (a mask a little off a hard-edged mosaic whose
+#: cells it cuts: its rough outline cells look like a feather's band, and "recovering" them keeps the mosaic)
+BAND_FLAT = 0.9
+
+
+def _band_is_mosaic(fit, m: np.ndarray, observed: np.ndarray, g: Grid) -> bool:
+    keep = m & ~fit.core & (fit.weight > 0) & (fit.trust >= 0.5)
+    if not keep.any():
+        return False
+    obs = observed.astype(np.float64)
+    tol = max(1.0, 2.0 * fit.noise + 0.5)
+    flat = np.zeros(m.shape, np.int64)  # neighbours (of 4) of the same colour
+    for axis in (0, 1):
+        same = (np.abs(np.diff(obs, axis=axis)) <= tol).all(axis=2)
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (1, 0)
+        flat += np.pad(same, pad).astype(np.int64)
+        pad[axis] = (0, 1)
+        flat += np.pad(same, pad).astype(np.int64)
+    return float((flat[keep] >= 2).mean()) >= BAND_FLAT
 
 
 def _feather_agrees(fit, m: np.ndarray, restored: np.ndarray) -> bool:
