@@ -62,7 +62,11 @@ class _Cells(Lattice):
         self.Wx = _interp_matrix(shape[1], rx)
 
     def smooth(self, per_cell: np.ndarray) -> np.ndarray:
-        return np.einsum("hr,rcz,wc->hwz", self.Wy, per_cell, self.Wx, optimize=True)
+        """(nR, nC, z) per-cell values -> (H, W, z), bilinear through the cell middles (two matrix
+        products: Wy @ values, then @ Wx^T, each channel side by side)."""
+        nR, nC, z = per_cell.shape
+        rows = (self.Wy @ per_cell.reshape(nR, nC * z)).reshape(-1, nC, z).transpose(0, 2, 1)  # (H, z, nC)
+        return (rows @ self.Wx.T).transpose(0, 2, 1)
 
 
 def observed_cells(observed: np.ndarray, mask: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -84,10 +88,41 @@ def project(
     gives ``observed`` again. Pixels outside the constrained cells are not changed. ``tolerance``
     (grey levels; one number or one per cell (nR, nC), see :func:`cell_tolerance`): accept cells
     within +-tolerance of the observation and correct the rest smoothly up to that band (compressed
-    input, lattices that fit only roughly); cells with tolerance 0 are made exact."""
+    input, lattices that fit only roughly); cells with tolerance 0 are made exact.
+
+    Only the constrained cells and one cell around them are worked on (the smooth correction of a
+    constrained pixel interpolates between its own cell's middle and its neighbours'), so a region
+    in a large image costs what its box costs; the result is the same as on the whole image."""
     tol = np.asarray(tolerance, np.float64)
     if (tol < 0).any():
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    lat = Lattice(mask.shape, grid)
+    box = _work_box(lat, lat.inside(mask))
+    if box is None:
+        return Consistency(restored.copy(), 0.0, 0.0, 0)
+    (k0, k1, y0, y1), (j0, j1, x0, x1) = box
+    if y1 - y0 == mask.shape[0] and x1 - x0 == mask.shape[1]:
+        return _project(restored, observed, mask, grid, smooth_iters, tol)
+    if tol.ndim >= 2:
+        tol = tol.reshape(tol.shape[:2])[k0:k1, j0:j1]
+    sub = _project(restored[y0:y1, x0:x1], observed[y0:y1, x0:x1], mask[y0:y1, x0:x1], grid.window(x0, y0), smooth_iters, tol)
+    out = restored.copy() if restored.dtype == np.uint8 else np.rint(restored).astype(np.uint8)
+    out[y0:y1, x0:x1] = sub.image
+    return Consistency(out, sub.residual_max, sub.residual_mean, sub.cells)
+
+
+def _work_box(lat: Lattice, active: np.ndarray):
+    """The cells to work on: those of ``active`` and one around them, as ((first cell row, end cell
+    row, first pixel row, end pixel row), (the same for columns)); None when no cell is active."""
+    if not active.any():
+        return None
+    rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
+    k0, k1 = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, len(lat.rs))
+    j0, j1 = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, len(lat.cs))
+    return (k0, k1, int(lat.rs[k0]), int(lat.re[k1 - 1])), (j0, j1, int(lat.cs[j0]), int(lat.ce[j1 - 1]))
+
+
+def _project(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray, grid: Grid, smooth_iters: int, tol: np.ndarray) -> Consistency:
     cells = _Cells(mask.shape, grid)
     target, active = observed_cells(observed, mask, grid)
     n_active = int(active.sum())

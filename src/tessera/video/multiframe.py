@@ -87,6 +87,7 @@ class MultiframeConfig:
     probes: int = 16
     iterations: int = 500
     tol: float = 1e-5
+    probe_tol: float = 1e-5
     margin: int = 4
     max_unknowns: int = 400_000
     guard: int | None = None
@@ -416,7 +417,7 @@ def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfi
     eps_d = rng.standard_normal((Ad.shape[0], k))
     eps_c = rng.standard_normal((Ac.shape[0], k))
     B_probe = (Ad.T @ eps_d) / pixel_std + AcwT @ eps_c + rng.standard_normal((N, k)) / cfg.prior_std
-    probes, it, rel = _cg(apply_Q, B_probe, np.zeros((N, k)), diag, cfg.iterations, cfg.tol)
+    probes, it, rel = _cg(apply_Q, B_probe, np.zeros((N, k)), diag, cfg.iterations, cfg.probe_tol)
     info["iterations"], info["cg_residual"] = max(info["iterations"], it), max(info["cg_residual"], rel)
     return u, probes
 
