@@ -6,9 +6,9 @@ frames (``tessera.video.multiframe``) we need, for every frame ``t``, the map ``
 pixel coordinates to the coordinates of a reference frame: ``frame_t(p) ~= reference(A_t p)``.
 
 The motion is global around the region (translation, affine or homography, OpenCV's ECC on the
-unmasked ring around the region, sub-pixel): consecutive frames are aligned first (small motion,
-ECC converges), the chain is composed to the reference and then refined directly against the
-reference (no drift). The mosaic itself and its edges are masked out, so the fixed lattice does not
+unmasked ring around the region, sub-pixel): going outwards from the reference, every frame is
+aligned directly to the reference (no drift), started from its neighbour's map (small motion
+between neighbours: ECC converges; one alignment per frame). The mosaic itself and its edges are masked out, so the fixed lattice does not
 pull the estimate towards zero motion.
 
 Coordinates are pixel centres ``(x, y)`` with ``(0, 0)`` the top-left pixel, as in OpenCV.
@@ -184,34 +184,19 @@ def estimate_motion(
     valids = [ring_mask(m[y0:y1, x0:x1], ring, config.guard) if m.any() else np.ones((y1 - y0, x1 - x0), bool) for m in masks]
     u8 = [v.astype(np.uint8) * 255 for v in valids]
 
-    # 2. consecutive frames: B maps frame t to its neighbour towards the reference
-    local = [np.eye(3) for _ in range(n)]
-    for t in range(n):
-        if t == ref:
-            continue
-        s = t - 1 if t > ref else t + 1
-        got = _ecc(grays[t], grays[s], u8[t], u8[s], np.eye(3), config)
-        if got is not None:
-            local[t] = got[1]
-    chain = [np.eye(3) for _ in range(n)]
-    for t in list(range(ref + 1, n)) + list(range(ref - 1, -1, -1)):
-        s = t - 1 if t > ref else t + 1
-        chain[t] = chain[s] @ local[t]
-
-    # 3. refine against the reference directly (no drift), keeping the chain when that fails
+    # 2. outwards from the reference, every frame aligned to the reference directly (no drift),
+    # started from its neighbour's map (small motion between neighbours: ECC converges); a frame
+    # whose alignment fails keeps that start and gets confidence 0
     to_full = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
     from_full = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
-    out = []
-    for t in range(n):
-        if t == ref:
-            out.append(Motion(np.eye(3), 1.0, 0.0))
-            continue
-        got = _ecc(grays[t], grays[ref], u8[t], u8[ref], chain[t], config)
-        matrix = chain[t] if got is None else got[1]
-        rho, res = _agreement(grays[t], grays[ref], valids[t], valids[ref], matrix)
-        if got is None:
-            rho = 0.0
-        matrix = to_full @ matrix @ from_full
-        matrix = matrix / matrix[2, 2]
-        out.append(Motion(matrix, float(np.clip(rho, 0.0, 1.0)), res))
+    local = [np.eye(3) for _ in range(n)]
+    out: list[Motion | None] = [None] * n
+    out[ref] = Motion(np.eye(3), 1.0, 0.0)
+    for t in list(range(ref + 1, n)) + list(range(ref - 1, -1, -1)):
+        start = local[t - 1 if t > ref else t + 1]
+        got = _ecc(grays[t], grays[ref], u8[t], u8[ref], start, config)
+        local[t] = start if got is None else got[1]
+        rho, res = _agreement(grays[t], grays[ref], valids[t], valids[ref], local[t])
+        matrix = to_full @ local[t] @ from_full
+        out[t] = Motion(matrix / matrix[2, 2], 0.0 if got is None else float(np.clip(rho, 0.0, 1.0)), res)
     return out
