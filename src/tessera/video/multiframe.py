@@ -140,9 +140,20 @@ class Recovery:
 # ----------------------------------------------------------------------------- operators
 
 
+def _cubic_weights(t: np.ndarray) -> np.ndarray:
+    """(N,) fractions in [0, 1) -> (N, 4) Keys (a = -0.5) weights of the samples at offsets -1, 0, 1, 2
+    (``tessera.restore.classical._keys`` at t + 1, t, 1 - t, 2 - t, written out)."""
+    s = 1.0 - t
+    near = lambda d: (1.5 * d - 2.5) * d * d + 1.0  # noqa: E731  |d| <= 1
+    far = lambda d: ((-0.5 * d + 2.5) * d - 4.0) * d + 2.0  # noqa: E731  1 < |d| < 2
+    return np.stack([far(t + 1.0), near(t), near(s), far(s + 1.0)], axis=1)
+
+
 def _sample_matrix(xy: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]):
     """Rows sampling an image on the rectangle ``shape`` at ``origin`` (x0, y0) at points ``xy``
-    (N, 2) with the cubic kernel -> (csr (N, h*w), ok (N,) bool: support inside the rectangle)."""
+    (N, 2) with the cubic kernel -> (csr (N, h*w), ok (N,) bool: support inside the rectangle).
+    Built in CSR form directly: 16 entries a row (clamped at the rectangle's edges, where a row
+    may name a column twice: only rows with ``ok`` False, which callers drop or ignore)."""
     import scipy.sparse as sp
 
     h, w = shape
@@ -150,14 +161,14 @@ def _sample_matrix(xy: np.ndarray, origin: tuple[int, int], shape: tuple[int, in
     y = xy[:, 1] - origin[1]
     fx, fy = np.floor(x), np.floor(y)
     ok = (fx >= 1) & (fx <= w - 3) & (fy >= 1) & (fy <= h - 3)
-    tx, ty = x - fx, y - fy
-    offs = np.array([-1, 0, 1, 2])
-    wx = _keys(tx[:, None] - offs[None])  # (N, 4)
-    wy = _keys(ty[:, None] - offs[None])
-    cols = (np.clip(fy[:, None, None] + offs[None, :, None], 0, h - 1) * w + np.clip(fx[:, None, None] + offs[None, None, :], 0, w - 1)).astype(np.int64)
-    vals = wy[:, :, None] * wx[:, None, :]  # (N, 4, 4)
-    rows = np.repeat(np.arange(len(xy)), 16)
-    M = sp.csr_matrix((vals.reshape(-1), (rows, cols.reshape(-1))), shape=(len(xy), h * w))
+    offs = np.arange(-1, 3)
+    ix = np.clip(fx.astype(np.int64)[:, None] + offs, 0, w - 1)
+    iy = np.clip(fy.astype(np.int64)[:, None] + offs, 0, h - 1) * w
+    cols = (iy[:, :, None] + ix[:, None, :]).reshape(-1)
+    vals = (_cubic_weights(y - fy)[:, :, None] * _cubic_weights(x - fx)[:, None, :]).reshape(-1)
+    index = np.int32 if h * w < 2**31 and 16 * len(xy) < 2**31 else np.int64
+    indptr = np.arange(0, 16 * len(xy) + 1, 16, dtype=index)
+    M = sp.csr_matrix((vals, cols.astype(index), indptr), shape=(len(xy), h * w))
     return M, ok
 
 
