@@ -440,21 +440,34 @@ def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfi
 
 def _frame_output(out: np.ndarray, f, m, g: Grid, prior_t, mo: Motion, D, u, u0, probes, cfg: MultiframeConfig):
     """One used frame: W_t u where recovered; elsewhere its own prior plus the correction the frames
-    made to the (averaged) prior, moved into this frame; then fitted to its cells. -> (image, spread)."""
-    H, W = m.shape
+    made to the (averaged) prior, moved into this frame; then fitted to its cells. -> (image, spread).
+    Worked on the whole cells around the mask only (the rest of the frame is not touched)."""
     ox, oy, dw, dh = D
-    rr, cc = np.nonzero(m)
-    M, ok = _sample_matrix(mo.apply(_pixel_coords(rr, cc)), (ox, oy), (dh, dw))
-    s = np.sqrt(np.mean((M @ probes) ** 2, axis=1))  # spread of W_t u itself
+    y0, y1, x0, x1 = _cell_box(m, g)
+    box = (slice(y0, y1), slice(x0, x1))
+    rr, cc = np.nonzero(m[box])
+    M, ok = _sample_matrix(mo.apply(_pixel_coords(rr + y0, cc + x0)), (ox, oy), (dh, dw))
+    moved = M @ np.concatenate([u, u0, probes], axis=1)  # W_t u, W_t u0 and W_t of every probe
+    s = np.sqrt(np.mean(moved[:, 6:] ** 2, axis=1))  # spread of W_t u itself
     s = np.where(ok, np.minimum(s, cfg.prior_std), cfg.prior_std)
     wgt = np.clip((cfg.blend_std - s) / (cfg.blend_std - cfg.recovered_std), 0.0, 1.0)[:, None]
-    img = out.astype(np.float64)
-    img[rr, cc] = M @ u + (1.0 - wgt) * (prior_t[rr, cc].astype(np.float64) - M @ u0)
-    var = np.zeros((H, W))
+    img = out[box].astype(np.float64)
+    img[rr, cc] = moved[:, :3] + (1.0 - wgt) * (prior_t[box][rr, cc].astype(np.float64) - moved[:, 3:6])
+    var = np.zeros((y1 - y0, x1 - x0))
     var[rr, cc] = s**2 + 1e-2
-    sm = np.zeros((H, W), np.float32)
-    sm[rr, cc] = s
-    return _fit_cells(img, f, m, g, var), sm
+    sm = np.zeros(m.shape, np.float32)
+    sm[rr + y0, cc + x0] = s
+    result = out.copy()
+    result[box] = _fit_cells(img, f[box], m[box], g.window(x0, y0), var)
+    return result, sm
+
+
+def _cell_box(m: np.ndarray, g: Grid) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the whole cells of ``g`` that the mask's box touches (edges on cell edges or
+    on the image's border, so the cells inside are the image's own)."""
+    lat = Lattice(m.shape, g)
+    ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+    return int(lat.rs[lat.ri[ys[0]]]), int(lat.re[lat.ri[ys[-1]]]), int(lat.cs[lat.ci[xs[0]]]), int(lat.ce[lat.ci[xs[-1]]])
 
 
 def _reference(motions: Sequence[Motion]) -> int:
