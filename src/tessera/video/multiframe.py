@@ -42,7 +42,10 @@ in one call and falls back to the priors for frames whose motion is not trusted.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -176,35 +179,50 @@ def _pixel_coords(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.stack([cols.astype(np.float64), rows.astype(np.float64)], axis=1)
 
 
-def _cg(apply_Q, B: np.ndarray, X0: np.ndarray, diag: np.ndarray, iterations: int, tol: float) -> tuple[np.ndarray, int, float]:
+def _cg(apply_Q, B: np.ndarray, X0: np.ndarray, diag: np.ndarray, iterations: int, tol: float, stop=None) -> tuple[np.ndarray, int, float]:
     """Jacobi-preconditioned conjugate gradients on Q X = B from X0, every column independently
-    (vectorized). The residual is relative to the larger of B and the starting residual. Returns
-    (X, iterations run, largest relative residual)."""
-    X = X0.copy()
+    (vectorized). The residual is relative to the larger of B and the starting residual. ``stop``:
+    a threading.Event that ends the iterations early when set. Returns (X, iterations run, largest
+    relative residual)."""
+    X = np.array(X0, dtype=np.float64, order="C")
     R = B - apply_Q(X)
     Minv = (1.0 / diag)[:, None]
     Z = Minv * R
     P = Z.copy()
+    tmp = np.empty_like(R)
     rz = np.einsum("ij,ij->j", R, Z)
-    bnorm = np.maximum(np.maximum(np.linalg.norm(B, axis=0), np.linalg.norm(R, axis=0)), 1e-30)
-    rel = float(np.max(np.linalg.norm(R, axis=0) / bnorm))
+    bnorm = np.maximum(np.sqrt(np.maximum(np.einsum("ij,ij->j", B, B), np.einsum("ij,ij->j", R, R))), 1e-30)
+    rel = float(np.max(np.sqrt(np.einsum("ij,ij->j", R, R)) / bnorm))
     it = 0
     for it in range(1, iterations + 1):
-        if rel <= tol:
+        if rel <= tol or (stop is not None and stop.is_set()):
             it -= 1
             break
         QP = apply_Q(P)
         pq = np.einsum("ij,ij->j", P, QP)
         alpha = np.where(pq > 0, rz / np.where(pq > 0, pq, 1.0), 0.0)
-        X += alpha * P
-        R -= alpha * QP
-        Z = Minv * R
+        X += np.multiply(P, alpha, out=tmp)
+        R -= np.multiply(QP, alpha, out=tmp)
+        np.multiply(R, Minv, out=Z)
         rz_new = np.einsum("ij,ij->j", R, Z)
         beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
-        P = Z + beta * P
+        P *= beta
+        P += Z
         rz = rz_new
-        rel = float(np.max(np.linalg.norm(R, axis=0) / bnorm))
+        rel = float(np.max(np.sqrt(np.einsum("ij,ij->j", R, R)) / bnorm))
     return X, it, rel
+
+
+PROBE_GROUPS = 2  # the probes are solved in this many column groups (fixed, so results do not depend on the machine)
+
+
+def _parallel() -> bool:
+    """Whether this process may run more than one thread at a time (the probes' groups then run
+    beside the posterior mean's solve: scipy's sparse products release the GIL)."""
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return (os.cpu_count() or 1) > 1
 
 
 def _grids(grid: Grid | Sequence[Grid], n: int) -> list[Grid]:
@@ -417,13 +435,6 @@ def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfi
     diag = Qd.diagonal() + np.asarray(Acw.multiply(Acw).sum(axis=0)).ravel() + lam
     info["measurements"] = {"pixels": int(Ad.shape[0]), "cells": int(Ac.shape[0])}
     B_mean = (Ad.T @ yd) / pixel_std**2 + AcwT @ (wc[:, None] * yc) + lam * u0
-    u, it, rel = _cg(apply_Q, B_mean, u0, diag, cfg.iterations, cfg.tol)
-    # how well the solution explains the cells, in units of their noise (about 1 or less when the
-    # motion model holds; content that moves otherwise than the pixels around it leaves far more)
-    info["cell_misfit"] = float(np.sqrt(np.mean((((Ac @ u) - yc) * wc[:, None]) ** 2))) if Ac.shape[0] else 0.0
-    info["iterations"], info["cg_residual"] = it, rel
-    if info["cell_misfit"] > cfg.max_misfit:  # refused: the probes would be wasted
-        return u, None
     # posterior error samples e = x - E[x | y] for x drawn from the prior and y = A x + noise, i.e.
     # Q e = x / prior^2 - A^T S^-1/2 noise, solved from e = x: where CG has not converged yet a probe
     # keeps the prior's spread, so a loose probe_tol errs towards imagined, never towards recovered
@@ -433,8 +444,30 @@ def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfi
     eps_c = rng.standard_normal((Ac.shape[0], k))
     x = rng.standard_normal((N, k)) * cfg.prior_std
     B_probe = lam * x - (Ad.T @ eps_d) / pixel_std - AcwT @ eps_c
-    probes, it, rel = _cg(apply_Q, B_probe, x, diag, cfg.iterations, cfg.probe_tol)
-    info["iterations"], info["cg_residual"] = max(info["iterations"], it), max(info["cg_residual"], rel)
+    stop = threading.Event()
+
+    def probe_group(cols):
+        return _cg(apply_Q, np.ascontiguousarray(B_probe[:, cols]), x[:, cols], diag, cfg.iterations, cfg.probe_tol, stop)
+
+    groups = np.array_split(np.arange(k), min(PROBE_GROUPS, k))
+    pool = ThreadPoolExecutor(len(groups)) if _parallel() else None
+    try:  # with threads, the probes are solved while the mean is (and dropped if the clip is refused)
+        running = [pool.submit(probe_group, g) for g in groups] if pool is not None else None
+        u, it, rel = _cg(apply_Q, B_mean, u0, diag, cfg.iterations, cfg.tol)
+        # how well the solution explains the cells, in units of their noise (about 1 or less when the
+        # motion model holds; content that moves otherwise than the pixels around it leaves far more)
+        info["cell_misfit"] = float(np.sqrt(np.mean((((Ac @ u) - yc) * wc[:, None]) ** 2))) if Ac.shape[0] else 0.0
+        info["iterations"], info["cg_residual"] = it, rel
+        if info["cell_misfit"] > cfg.max_misfit:  # refused: the probes would be wasted
+            stop.set()
+            return u, None
+        done = [r.result() for r in running] if running is not None else [probe_group(g) for g in groups]
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    probes = np.concatenate([d[0] for d in done], axis=1)
+    info["iterations"] = max([info["iterations"]] + [d[1] for d in done])
+    info["cg_residual"] = max([info["cg_residual"]] + [d[2] for d in done])
     return u, probes
 
 
