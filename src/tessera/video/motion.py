@@ -16,7 +16,9 @@ Coordinates are pixel centres ``(x, y)`` with ``(0, 0)`` the top-left pixel, as 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,6 +79,14 @@ class MotionConfig:
             raise ValueError(f"ring must be >= 2 and guard >= 0, got ring={self.ring}, guard={self.guard}")
         if self.iterations < 1 or self.eps <= 0:
             raise ValueError("iterations must be >= 1 and eps > 0")
+
+
+def available_cpus() -> int:
+    """Processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -186,17 +196,28 @@ def estimate_motion(
 
     # 2. outwards from the reference, every frame aligned to the reference directly (no drift),
     # started from its neighbour's map (small motion between neighbours: ECC converges); a frame
-    # whose alignment fails keeps that start and gets confidence 0
+    # whose alignment fails keeps that start and gets confidence 0. The frames after the reference
+    # and those before it are two independent chains (run side by side: OpenCV releases the GIL)
     to_full = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
     from_full = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
-    local = [np.eye(3) for _ in range(n)]
-    out: list[Motion | None] = [None] * n
-    out[ref] = Motion(np.eye(3), 1.0, 0.0)
-    for t in list(range(ref + 1, n)) + list(range(ref - 1, -1, -1)):
-        start = local[t - 1 if t > ref else t + 1]
-        got = _ecc(grays[t], grays[ref], u8[t], u8[ref], start, config)
-        local[t] = start if got is None else got[1]
-        rho, res = _agreement(grays[t], grays[ref], valids[t], valids[ref], local[t])
-        matrix = to_full @ local[t] @ from_full
-        out[t] = Motion(matrix / matrix[2, 2], 0.0 if got is None else float(np.clip(rho, 0.0, 1.0)), res)
+    out: list[Motion] = [Motion(np.eye(3), 1.0, 0.0)] * n
+
+    def chain(order: list[int]) -> None:
+        local = np.eye(3)
+        for t in order:
+            got = _ecc(grays[t], grays[ref], u8[t], u8[ref], local, config)
+            local = local if got is None else got[1]
+            rho, res = _agreement(grays[t], grays[ref], valids[t], valids[ref], local)
+            matrix = to_full @ local @ from_full
+            out[t] = Motion(matrix / matrix[2, 2], 0.0 if got is None else float(np.clip(rho, 0.0, 1.0)), res)
+
+    after, before = list(range(ref + 1, n)), list(range(ref - 1, -1, -1))
+    if after and before and available_cpus() > 1:
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(chain, before)
+            chain(after)
+            job.result()
+    else:
+        chain(after)
+        chain(before)
     return out

@@ -42,7 +42,6 @@ in one call and falls back to the priors for frames whose motion is not trusted.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +54,7 @@ from tessera.mosaic.lattice import Lattice
 from tessera.mosaic.region import Grid
 from tessera.restore.classical import _keys
 from tessera.restore.consistency import project
-from tessera.video.motion import Motion, MotionConfig, estimate_motion
+from tessera.video.motion import Motion, MotionConfig, available_cpus, estimate_motion
 
 QUANTIZATION_STD = float(np.sqrt(1.0 / 12.0))  # rounding a cell's mean to an integer
 
@@ -214,15 +213,6 @@ def _cg(apply_Q, B: np.ndarray, X0: np.ndarray, diag: np.ndarray, iterations: in
 
 
 PROBE_GROUPS = 2  # the probes are solved in this many column groups (fixed, so results do not depend on the machine)
-
-
-def _parallel() -> bool:
-    """Whether this process may run more than one thread at a time (the probes' groups then run
-    beside the posterior mean's solve: scipy's sparse products release the GIL)."""
-    try:
-        return len(os.sched_getaffinity(0)) > 1
-    except AttributeError:  # pragma: no cover - not Linux
-        return (os.cpu_count() or 1) > 1
 
 
 def _grids(grid: Grid | Sequence[Grid], n: int) -> list[Grid]:
@@ -450,7 +440,7 @@ def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfi
         return _cg(apply_Q, np.ascontiguousarray(B_probe[:, cols]), x[:, cols], diag, cfg.iterations, cfg.probe_tol, stop)
 
     groups = np.array_split(np.arange(k), min(PROBE_GROUPS, k))
-    pool = ThreadPoolExecutor(len(groups)) if _parallel() else None
+    pool = ThreadPoolExecutor(len(groups)) if available_cpus() > 1 else None
     try:  # with threads, the probes are solved while the mean is (and dropped if the clip is refused)
         running = [pool.submit(probe_group, g) for g in groups] if pool is not None else None
         u, it, rel = _cg(apply_Q, B_mean, u0, diag, cfg.iterations, cfg.tol)
