@@ -692,14 +692,16 @@ class MultiframeRestorer:
     def model_calls(self) -> int:
         return int(getattr(self.fallback, "model_calls", 0))
 
-    def recover(self, frames, masks, grid: Grid | None, kind: str = "mosaic", prior=None) -> Recovery | None:
-        """The recovery of one chunk, or None when it falls back to frame by frame."""
+    def recover(self, frames, masks, grid: Grid | None, kind: str = "mosaic", prior=None, motions=None) -> Recovery | None:
+        """The recovery of one chunk, or None when it falls back to frame by frame. ``motions``: the
+        clip's motions when already estimated (``estimate_motion`` with ``self.motion``)."""
         self.last = self.last_recovered = None
         frames, masks = _check_clip(frames, masks)
         if grid is None or kind != "mosaic" or len(frames) < 2 or not any(m.any() for m in masks):
             return None
         grids = _grids(grid, len(frames))
-        motions = estimate_motion(frames, masks, config=self.motion)
+        if motions is None:
+            motions = estimate_motion(frames, masks, config=self.motion)
         trusted = [mo for mo in motions if mo.confidence >= self.config.min_confidence]
         if len(trusted) < 2 or displacement(trusted, masks) < self.min_motion:
             return None
@@ -719,19 +721,21 @@ class MultiframeRestorer:
         return [self.restorer(f, m, grid, kind) for f, m in zip(frames, masks)]
 
     def __call__(self, clip) -> list[np.ndarray]:
-        """A track clip: recover inside a window around the track (full frames are large), paste back."""
+        """A track clip: recover inside a window around the track (full frames are large), paste back.
+        The motion around the track is estimated while ``fallback`` restores the clip (it does not
+        need the priors)."""
         frames = [np.asarray(f) for f in clip.frames]
         masks = [r.full_mask() for r in clip.regions]
         grid, kind = clip.regions[0].grid, clip.regions[0].kind
-        prior = self.fallback(clip) if self.fallback is not None else None
-        base = [np.asarray(p) for p in prior] if prior is not None else None
         self.last = self.last_recovered = None
-        if getattr(clip, "follows_content", False) or grid is None or kind != "mosaic":
-            return base if base is not None else self.restore_clip(frames, masks, grid, kind)
-        H, W = masks[0].shape
         union = np.logical_or.reduce(masks)
-        if not union.any():
-            return base if base is not None else [f.copy() for f in frames]
+        fixed = not getattr(clip, "follows_content", False) and grid is not None and kind == "mosaic"
+        if not fixed or not union.any():
+            prior = self.fallback(clip) if self.fallback is not None else None
+            if prior is not None:
+                return [np.asarray(p) for p in prior]
+            return self.restore_clip(frames, masks, grid, kind) if not fixed else [f.copy() for f in frames]
+        H, W = masks[0].shape
         ys, xs = np.nonzero(union)
         pad = self.motion.ring + self.motion.guard + self.config.margin + 24
         x0, y0 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
@@ -739,9 +743,12 @@ class MultiframeRestorer:
         g = grid.window(x0, y0)
         crop = [f[y0:y1, x0:x1] for f in frames]
         cmasks = [m[y0:y1, x0:x1] for m in masks]
+        moving = (lambda: estimate_motion(crop, cmasks, config=self.motion)) if len(frames) >= 2 else None
+        motions, prior = _beside(moving, lambda: self.fallback(clip) if self.fallback is not None else None)
+        base = [np.asarray(p) for p in prior] if prior is not None else None
         cprior = [np.where(m[..., None], p[y0:y1, x0:x1], f) for p, m, f in zip(base, cmasks, crop)] if base is not None else None
         try:
-            rec = self.recover(crop, cmasks, g, kind, prior=cprior)
+            rec = self.recover(crop, cmasks, g, kind, prior=cprior, motions=motions)
         except TooLarge:  # a region too large to solve for at once: frame by frame
             rec = None
         if rec is None:
@@ -756,3 +763,14 @@ class MultiframeRestorer:
             recovered.append(r)
         self.last_recovered = recovered
         return out
+
+
+def _beside(background, foreground):
+    """(background(), foreground()), the two side by side when this process may use more than one
+    CPU (foreground in this thread); ``background`` None: (None, foreground())."""
+    if background is None or available_cpus() < 2:
+        return (background() if background is not None else None), foreground()
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(background)
+        front = foreground()
+        return job.result(), front
