@@ -212,6 +212,15 @@ def _cg(apply_Q, B: np.ndarray, X0: np.ndarray, diag: np.ndarray, iterations: in
     return X, it, rel
 
 
+def _map(fn, items: list) -> list:
+    """[fn(x) for x in items], on two threads when this process may use more than one CPU (the
+    per-frame work is mostly numpy, scipy and OpenCV, which release the GIL); order kept."""
+    if len(items) < 2 or available_cpus() < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(fn, items))
+
+
 PROBE_GROUPS = 2  # the probes are solved in this many column groups (fixed, so results do not depend on the machine)
 
 
@@ -291,10 +300,10 @@ def recover_clip(
 
     # 3. measurements: unmasked pixels (direct) and mosaic cells, as sparse rows over D
     direct, cells = [], []
-    for t in range(n):
-        if used[t]:
-            direct.append(_direct_rows(frames[t], masks[t], motions[t], D, guard))
-            cells.append(_cell_rows(frames[t], masks[t], grids[t], motions[t], D, pixel_std, cfg.cell_std))
+    for d, c in _map(lambda t: (_direct_rows(frames[t], masks[t], motions[t], D, guard),
+                                _cell_rows(frames[t], masks[t], grids[t], motions[t], D, pixel_std, cfg.cell_std)), [t for t in range(n) if used[t]]):
+        direct.append(d)
+        cells.append(c)
 
     # 4.-6. the prior moved into the reference, then the posterior mean and its spread
     u0 = _prior_in_reference([prior[t] for t in range(n) if used[t]], [motions[t] for t in range(n) if used[t]], D[:2], (D[3], D[2]))
@@ -306,9 +315,10 @@ def recover_clip(
     content = (u.reshape(D[3], D[2], 3), std.reshape(D[3], D[2]), D[:2])
 
     # 7. each used frame: its prior moved towards W_t u where the frames determine the pixels
-    for t in range(n):
-        if used[t]:
-            out_frames[t], std_maps[t] = _frame_output(out_frames[t], frames[t], masks[t], grids[t], prior[t], motions[t], D, u, u0, probes, cfg)
+    todo = [t for t in range(n) if used[t]]
+    done = _map(lambda t: _frame_output(out_frames[t], frames[t], masks[t], grids[t], prior[t], motions[t], D, u, u0, probes, cfg), todo)
+    for t, (img, sd) in zip(todo, done):
+        out_frames[t], std_maps[t] = img, sd
     return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info, content)
 
 
@@ -735,11 +745,7 @@ class MultiframeRestorer:
             if prior is not None:
                 return [np.asarray(p) for p in prior]
             return self.restore_clip(frames, masks, grid, kind) if not fixed else [f.copy() for f in frames]
-        H, W = masks[0].shape
-        ys, xs = np.nonzero(union)
-        pad = self.motion.ring + self.motion.guard + self.config.margin + 24
-        x0, y0 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
-        x1, y1 = min(int(xs.max()) + 1 + pad, W), min(int(ys.max()) + 1 + pad, H)
+        x0, y0, x1, y1 = _grown_box(union, self.motion.ring + self.motion.guard + self.config.margin + 24)
         g = grid.window(x0, y0)
         crop = [f[y0:y1, x0:x1] for f in frames]
         cmasks = [m[y0:y1, x0:x1] for m in masks]
@@ -753,16 +759,30 @@ class MultiframeRestorer:
             rec = None
         if rec is None:
             return base if base is not None else self.restore_clip(frames, masks, grid, kind)
-        out, recovered = [], []
-        for i, f in enumerate(frames):
-            img = (base[i] if base is not None else f).copy()
-            img[y0:y1, x0:x1][cmasks[i]] = rec.frames[i][cmasks[i]]
-            out.append(img)
-            r = np.zeros((H, W), bool)
-            r[y0:y1, x0:x1] = rec.recovered[i]
-            recovered.append(r)
-        self.last_recovered = recovered
+        out, self.last_recovered = _paste(rec, base if base is not None else frames, cmasks, (x0, y0, x1, y1))
         return out
+
+
+def _paste(rec: Recovery, under: list[np.ndarray], cmasks: list[np.ndarray], box) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The recovered crops pasted into (copies of) the full frames ``under`` at ``box`` (x0, y0, x1,
+    y1), and the recovered-pixel masks in full-frame coordinates."""
+    x0, y0, x1, y1 = box
+    out, recovered = [], []
+    for i, f in enumerate(under):
+        img = np.array(f, copy=True)
+        img[y0:y1, x0:x1][cmasks[i]] = rec.frames[i][cmasks[i]]
+        out.append(img)
+        r = np.zeros(img.shape[:2], bool)
+        r[y0:y1, x0:x1] = rec.recovered[i]
+        recovered.append(r)
+    return out, recovered
+
+
+def _grown_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the mask's box grown by ``pad`` pixels, clipped to the image."""
+    H, W = mask.shape
+    ys, xs = np.nonzero(mask)
+    return max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0), min(int(xs.max()) + 1 + pad, W), min(int(ys.max()) + 1 + pad, H)
 
 
 def _beside(background, foreground):
