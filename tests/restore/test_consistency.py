@@ -58,3 +58,18 @@ def test_blend_is_exact_outside_the_mask(rng):
     assert (out[15, 14] == b[15, 14]).all()  # deep inside: fully restored
     alpha = feather_alpha(m, 3)
     assert alpha[5, 14] == pytest.approx(0.25) and alpha[~m].max() == 0
+
+
+@pytest.mark.parametrize("grid", [Grid(10, 10, 4, 7, "mean"), Grid(6, 9, 1, 2, "centre")])
+def test_projection_of_a_region_in_a_large_image_equals_that_of_its_box(rng, grid):
+    # project works on the constrained cells and one cell around them: the same pixels come out
+    # whether the region sits in a small image or in a large one (grid moved with the window)
+    big = rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    degraded, mask = pixelate(big, boxes=[(61, 47, 55, 44)], cell=grid.cell, phase=grid.phase, sampling=grid.sampling)
+    guess = np.clip(0.6 * big + rng.integers(-50, 50, big.shape), 0, 255).astype(np.uint8)
+    y0, x0 = 20, 30  # a window that still holds every cell the mask touches and one around them
+    small = project(guess[y0:, x0:], degraded[y0:, x0:], mask[y0:, x0:], grid.window(x0, y0), tolerance=0.0)
+    whole = project(guess, degraded, mask, grid)
+    assert np.array_equal(whole.image[y0:, x0:], small.image)
+    assert np.array_equal(whole.image[:y0], guess[:y0]) and whole.residual_max == small.residual_max == 0.0
+    assert whole.cells == small.cells > 0

@@ -66,3 +66,21 @@ def test_motion_apply_and_config_errors():
         estimate_motion([np.zeros((8, 8, 3), np.uint8)], [])
     with pytest.raises(ValueError, match="reference"):
         estimate_motion([np.zeros((8, 8, 3), np.uint8)], [np.zeros((8, 8), bool)], reference=3)
+
+
+def test_the_two_chains_on_threads_give_the_same_maps(photo, monkeypatch):
+    import tessera.video.motion as motion
+
+    H, W = 100, 140
+    mask = np.zeros((H, W), bool)
+    mask[30:70, 40:100] = True
+    frames = []
+    for t in range(6):
+        A = np.array([[1, 0, 60 + 0.6 * t], [0, 1, 50 - 0.4 * t], [0, 0, 1.0]])
+        frames.append(cv2.warpPerspective(photo, A, (W, H), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP))
+    masks = [mask] * 6
+    threaded = estimate_motion(frames, masks)
+    monkeypatch.setattr(motion, "available_cpus", lambda: 1)
+    alone = estimate_motion(frames, masks)
+    assert all(np.array_equal(a.matrix, b.matrix) and a.confidence == b.confidence for a, b in zip(threaded, alone))
+    assert abs(threaded[0].shift[0] - (-0.6 * 3)) < 0.1  # frame 0 is 3 frames before the reference

@@ -214,3 +214,17 @@ def test_multiframe_restorer_on_a_track_clip(rng):
     # a grid that follows the content: the fallback's frames as they are
     same = mf(SimpleNamespace(frames=mosaics, regions=regions, follows_content=True))
     assert mf.last is None and all(np.array_equal(a, b) for a, b in zip(same, prior))
+
+
+def test_probes_stopped_early_err_towards_imagined(rng):
+    # the spread is sampled from the prior's: a probe solve that stops at once leaves every pixel
+    # at the prior's spread (imagined), it never marks an undetermined pixel recovered
+    n = 6
+    shifts = [(0.8 * (t - 3), 0.5 * (t - 3)) for t in range(n)]
+    truth, mosaics, masks, motions, U = _clip(rng, shifts, 48, 48, (12, 12, 24, 24), 8)
+    grid = Grid(8, 8)
+    full = recover_clip(mosaics, masks, grid, motions)
+    none = recover_clip(mosaics, masks, grid, motions, config=MultiframeConfig(probe_tol=1.0))
+    assert sum(r.sum() for r in full.recovered) > 0.1 * sum(m.sum() for m in masks)
+    assert not any(r.any() for r in none.recovered)
+    assert float(np.median(np.concatenate([s[m] for s, m in zip(none.std, masks)]))) > 0.5 * MultiframeConfig().prior_std  # (interpolation averages some away)
