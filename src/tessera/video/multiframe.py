@@ -462,7 +462,8 @@ def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfi
             stop.set()
             return u, None
         done = [r.result() for r in running] if running is not None else [probe_group(g) for g in groups]
-    finally:
+    finally:  # done, refused or interrupted: the probe threads stop at their next iteration
+        stop.set()
         if pool is not None:
             pool.shutdown(wait=True)
     probes = np.concatenate([d[0] for d in done], axis=1)
