@@ -31,12 +31,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tessera.train.data import DegradeConfig
-from tessera.train.loop import TrainConfig, fit
+from shipped_run import add_run_flags, degradations, run_config
+from tessera.train.loop import fit
 from tessera.train.recipes import RecipeConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 
 
 def main() -> None:
@@ -44,56 +41,24 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("set", choices=["faces", "scenes"])
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--minutes", type=float, help="stop cleanly (checkpoint) after this many minutes; --resume continues")
-    ap.add_argument("--out", type=Path, required=True)
+    add_run_flags(ap, steps=3000, lr=1e-4, batch=8)
     ap.add_argument("--init", default=None, help="fidelity weights to start from (default: the shipped model of the set)")
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--d-width", type=int, default=32, help="discriminator base channels")
     ap.add_argument("--l1", type=float, default=1.0)
     ap.add_argument("--fm", type=float, default=1.0)
     ap.add_argument("--adv", type=float, default=0.1)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--region", type=int, default=96)
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--eval-every", type=int, default=250)
     args = ap.parse_args()
     init = args.init or args.set
     src = weights.load(init)
-    degrade = DegradeConfig(
-        region=args.region, cell=12, cell_range=(4, 32), centre_prob=0.3,
-        kind_weights=(0.8, 0.15, 0.05), jpeg_prob=0.3, jpeg_quality=(50, 95),
-    )
-    cfg = TrainConfig(
-        data=DATA / args.set / "train",
-        val=DATA / args.set / "val",
-        out=args.out,
-        model=src.name,
-        preset="small",
+    cfg = run_config(
+        args, args.set, degradations(args),
+        model=src.name, preset="small", crop=args.crop,
         model_kwargs={k: (list(v) if isinstance(v, tuple) else v) for k, v in src.kwargs.items()},
-        steps=args.steps,
-        batch=args.batch,
-        crop=args.crop,
-        region=args.region,
-        cell_range=(4, 32),
-        lr=args.lr,
-        decay_from=0.5,
-        degrade=degrade,
-        threads=args.threads,
-        workers=args.workers,
-        device=args.device,
-        eval_every=args.eval_every,
-        sample_every=args.eval_every,
-        ckpt_every=args.ckpt_every,
-        val_count=32,
-        resume=args.resume,
+        eval_every=args.eval_every, sample_every=args.eval_every, ckpt_every=args.ckpt_every, val_count=32,
         init=None if args.resume else Path(weights.resolve(init)),
-        minutes=args.minutes,
         recipe=RecipeConfig(name="gan", d_base=args.d_width, ft_l1=args.l1, ft_fm=args.fm, ft_adv=args.adv),
     )
     summary = fit(cfg)

@@ -37,25 +37,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tessera.train.data import DegradeConfig
-from tessera.train.loop import TrainConfig, fit
+from shipped_run import add_run_flags, degradations, run_config
+from tessera.train.loop import fit
 from tessera.train.recipes import RecipeConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("set", choices=["faces", "scenes"])
-    ap.add_argument("--steps", type=int, default=2400)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--region", type=int, default=96, help="largest side of a hidden region (pixels of the 128-px crop)")
+    add_run_flags(ap, steps=2400, lr=3e-4, batch=16)
     ap.add_argument("--init", type=Path, help="fine-tune from these weights (e.g. src/tessera/weights/restore-faces.safetensors)")
     ap.add_argument("--cell-mode", type=int, default=12, help="mode of the triangular cell-size draw over 4-32 px (the source's 12)")
     ap.add_argument("--centre-prob", type=float, default=0.3, help="share of centre-sampled mosaics")
@@ -63,40 +53,12 @@ def main() -> None:
     ap.add_argument("--loss", choices=["mse", "log_mse"], default="mse", help="log_mse: mean per-sample log MSE (= mean PSNR)")
     ap.add_argument("--zoo-prob", type=float, default=0.0, help="share of mosaics made as other tools make them (the generator zoo, PNG/JPEG 4:2:0/4:4:4)")
     args = ap.parse_args()
-    degrade = DegradeConfig(
-        zoo_prob=args.zoo_prob,
-        region=args.region,
-        cell=args.cell_mode,
-        cell_range=(4, 32),
-        centre_prob=args.centre_prob,
-        kind_weights=(0.8, 0.15, 0.05),
-        jpeg_prob=0.3,
-        jpeg_quality=(50, 95),
-    )
-    cfg = TrainConfig(
-        data=DATA / args.set / "train",
-        val=DATA / args.set / "val",
-        out=args.out,
-        model="unet",
-        preset="small",
+    degrade = degradations(args, cell=args.cell_mode, centre_prob=args.centre_prob, zoo_prob=args.zoo_prob)
+    cfg = run_config(
+        args, args.set, degrade,
+        model="unet", preset="small",
         model_kwargs={"residual": True, "prefill": "smooth", **({"blocks": args.blocks} if args.blocks else {})},
-        steps=args.steps,
-        batch=args.batch,
-        crop=128,
-        region=args.region,
-        cell_range=(4, 32),
-        lr=args.lr,
-        decay_from=0.5,
-        degrade=degrade,
-        threads=args.threads,
-        workers=1,
-        device=args.device,
-        eval_every=400,
-        sample_every=400,
-        ckpt_every=100,
-        resume=args.resume,
-        init=args.init,
-        recipe=RecipeConfig(recon=args.loss),
+        eval_every=400, sample_every=400, ckpt_every=100, init=args.init, recipe=RecipeConfig(recon=args.loss),
     )
     fit(cfg)
 

@@ -28,12 +28,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tessera.train.data import DegradeConfig
-from tessera.train.loop import TrainConfig, fit
+from shipped_run import add_run_flags, degradations, run_config
+from tessera.train.loop import fit
 from tessera.train.recipes import RecipeConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 
 SETUPS = {
     # weights to start from (None: from scratch), degradation mix (mosaic, holes, blur)
@@ -59,51 +56,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", choices=sorted(SETUPS))
     ap.add_argument("--set", choices=["faces", "scenes"], default="scenes")
-    ap.add_argument("--steps", type=int, default=4000)
-    ap.add_argument("--minutes", type=float, help="stop cleanly (checkpoint) after this many minutes; --resume continues")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--region", type=int, default=96)
+    add_run_flags(ap, steps=4000, lr=2e-4, batch=8)
     ap.add_argument("--d-width", type=int, default=32, help="discriminator / critic base channels")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--resume", action="store_true")
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--eval-every", type=int, default=250)
     args = ap.parse_args()
-    kinds = SETUPS[args.model][1]
     preset, kwargs, init = model_setup(args.model)
-    degrade = DegradeConfig(
-        region=args.region, cell=12, cell_range=(4, 32), centre_prob=0.3,
-        kind_weights=kinds, jpeg_prob=0.3, jpeg_quality=(50, 95),
-    )
-    cfg = TrainConfig(
-        data=DATA / args.set / "train",
-        val=DATA / args.set / "val",
-        out=args.out,
-        model=args.model,
-        preset=preset,
-        model_kwargs=kwargs,
-        steps=args.steps,
-        batch=args.batch,
-        crop=128,
-        region=args.region,
-        cell_range=(4, 32),
-        lr=args.lr,
-        decay_from=0.5,
-        degrade=degrade,
-        threads=args.threads,
-        workers=args.workers,
-        device=args.device,
-        eval_every=args.eval_every,
-        sample_every=args.eval_every,
-        ckpt_every=args.ckpt_every,
-        val_count=32,
-        resume=args.resume,
+    cfg = run_config(
+        args, args.set, degradations(args, kinds=SETUPS[args.model][1]),
+        model=args.model, preset=preset, model_kwargs=kwargs,
+        eval_every=args.eval_every, sample_every=args.eval_every, ckpt_every=args.ckpt_every, val_count=32,
         init=None if args.resume else init,
-        minutes=args.minutes,
         recipe=RecipeConfig(d_base=args.d_width, local_size=min(128, args.region)),
     )
     summary = fit(cfg)
