@@ -112,5 +112,10 @@ def test_eval_zoo_cases_are_per_generator_and_format_and_stable():
     assert [c.name.split(":", 1)[1] for c in one] == ["magick:png"] * 2 + ["magick:jpeg"] * 2 + ["mean:png"] * 2 + ["mean:jpeg"] * 2
     two = make_zoo_cases(imgs, 2, seed=3, generators=("mean",), formats=("jpeg",))
     assert all(np.array_equal(a.degraded, b.degraded) for a, b in zip(one[6:], two))
+    # a run on some generators and formats draws the full run's cases (same images, same draws)
+    five = [(k, _texture(np.random.default_rng(20 + i))) for i, k in enumerate("cdefg")]
+    full = {c.name: c for c in make_zoo_cases(five, 1, seed=4, generators=("mean", "rect", "soft"), formats=("png", "h264"))}
+    part = make_zoo_cases(five, 1, seed=4, generators=("soft",), formats=("h264",))
+    assert part[0].name in full and np.array_equal(part[0].degraded, full[part[0].name].degraded)
     s, out = score_case(one[0], "smooth")  # magick: no exact grid, estimated; blockiness on the nominal grid
     assert s.blockiness is not None and np.isfinite(s.psnr) and out.shape == one[0].clean.shape

@@ -82,9 +82,11 @@ def make_zoo_cases(
     if bad:
         raise ValueError(f"unknown zoo generator or format: {', '.join(bad)}")
     cases = []
-    for gi, gen in enumerate(generators):
-        for fi, fmt in enumerate(formats):
-            rng = np.random.default_rng([seed, list(ZOO).index(gen), ZOO_FORMATS.index(fmt)])
+    for gen in generators:
+        for fmt in formats:
+            # the zoo's own order, not the list's: a run on some generators draws the same cases as the full run
+            gi, fi = list(ZOO).index(gen), ZOO_FORMATS.index(fmt)
+            rng = np.random.default_rng([seed, gi, fi])
             got, i = 0, gi * 7 + fi * 3  # start at different images per generator and format
             while got < per and i < gi * 7 + fi * 3 + 20 * per:
                 name, img = images[i % len(images)]
