@@ -339,18 +339,22 @@ def lattice_fit(image: np.ndarray, region: np.ndarray, grid: Grid) -> float:
     leaves steps inside cells; splitting cells further (a divisor) adds cells and no explanation."""
     from tessera.mosaic.lattice import Lattice
 
-    img = (image if image.ndim == 3 else image[..., None]).astype(np.float64)
+    img = image if image.ndim == 3 else image[..., None]  # uint8: one channel at a time in float64 below
     ids = Lattice(region.shape, grid).ids()[region]
-    _, ids = np.unique(ids, return_inverse=True)
+    if ids.size:  # the cells present, numbered in order (np.unique's inverse, without its sort of every pixel)
+        ids = (np.cumsum(np.bincount(ids) > 0) - 1)[ids]
     k, n = int(ids.max()) + 1 if ids.size else 0, int(ids.size)
     if k < 2 or n <= k:
         return 0.0
     cnt = np.bincount(ids, minlength=k).astype(np.float64)
     within, between = 0.0, 0.0
     for c in range(img.shape[2]):
-        v = img[..., c][region]
+        v = img[..., c][region].astype(np.float64)
         mean = np.bincount(ids, weights=v, minlength=k) / cnt
-        within += float(((v - mean[ids]) ** 2).sum())
+        d = mean[ids]
+        d -= v
+        d *= d  # (v - mean)^2 in place: no further pixel-sized temporaries
+        within += float(d.sum())
         between += float((cnt * (mean - v.mean()) ** 2).sum())
     return (between / (k - 1)) / ((within + 0.01 * n) / (n - k))
 
