@@ -227,6 +227,9 @@ FRACTION_GAIN = 1.15
 FRACTION_MIN = 0.03
 #: ... and the region spans at least this many of its cells (a Fourier peak of fewer is too broad)
 FRACTION_LINES = 4
+#: ... and at least this many pixels (over fewer a whole-pixel lattice drifts little, and a few small
+#: fractional cells can look better than two big whole ones: a 2 x 2-cell mosaic of 14 px read as 6.1 px)
+FRACTION_SPAN = 48
 FRACTIONAL = True
 
 
@@ -327,7 +330,8 @@ def _fractional_fit(energy: np.ndarray, count: np.ndarray, min_cell: int, max_ce
     support = np.nonzero(count > 0)[0]
     lines = int(np.ceil((int(support[-1]) + 1 - int(support[0])) / pitch))
     frac = float(np.clip((share - 1.0 / pitch) / (1 - 1.0 / pitch), 0, 1))
-    if abs(pitch - whole) < FRACTION_MIN or lines < FRACTION_LINES or frac <= 0:
+    span = int(support[-1]) + 1 - int(support[0])
+    if abs(pitch - whole) < FRACTION_MIN or lines < FRACTION_LINES or span < FRACTION_SPAN or frac <= 0:
         return None
     return AxisFit(whole, int(np.ceil(origin - 1e-9)) % whole, frac, frac, lines, pitch, origin)
 
