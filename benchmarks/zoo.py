@@ -148,9 +148,17 @@ NOTES = (
     "fractional lattice, so blockiness is measured on its true edges (earlier tables used a whole-pixel lattice that "
     "drifted off them). A fitted feather whose band is at least 90 % flat mosaic is dropped "
     "(`restore.pipeline.BAND_FLAT`: a detected mask a little off a hard-edged mosaic looked feathered once the lattice fit). "
+    "Before fractional lattices (the restoration of f65e78c on the same cases, blockiness on the same exact edges): "
+    "faces/val auto 24.91 dB, detected 23.69, 54 of 56 rows not below identity (magick jpeg 22.88 -> 21.85, "
+    "ffmpeg-nearest jpeg 16.60 -> 15.76), 24 rows at identity + 3.5 dB, blockiness <= 1.2 in 10 rows; scenes/val "
+    "auto 21.29, detected 20.57, 53 of 56 rows (ffmpeg-area h264 23.95 -> 20.05: a 46-px lattice read for 5.08-px "
+    "cells), 31 rows at identity + 1.5 dB, 31 rows detected within 0.3 dB, blockiness <= 1.2 in 17 rows. "
     "Left: OpenCV nearest down-scaling samples each cell's first pixel (sampling neither 'mean' nor 'centre': its "
     "rows restore worse with the exact lattice than with a wrong one); rows below identity with an exact grid given "
-    "(texture the cell mean already predicts better than any interpolation) are a model limit, not a lattice one."
+    "(texture the cell mean already predicts better than any interpolation) are a model limit, not a lattice one; "
+    "faces ffmpeg-nearest jpeg is below identity through one case whose region is 32 x 39 px: its cells are 16 x 13 px "
+    "and the estimate reads 13 x 13 (fractional lattices are tried over regions at least 48 px across, FRACTION_SPAN, "
+    "because smaller ones turned a 2 x 2-cell mosaic into 6-px cells)."
 )
 
 
