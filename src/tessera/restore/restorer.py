@@ -82,6 +82,7 @@ MODEL_TABLE: dict[str, ModelEntry] = {
     "faces": ModelEntry("net", "the same, trained on face crops", "faces"),
     "faces-gan": ModelEntry("net", "the faces model fine-tuned adversarially: sharper, more photo-like detail, lower PSNR", "faces-gan"),
     "scenes-gan": ModelEntry("net", "the scenes model fine-tuned adversarially: more photo-like texture, lower PSNR", "scenes-gan"),
+    "pix2pix": ModelEntry("net", "the source's pix2pix recipe (U-Net + 70x70 PatchGAN, L1 x 100 + GAN) from the scenes weights", "pix2pix"),
     "smooth": ModelEntry("classical", "grid-aware cubic interpolation between cell centres"),
     "telea": ModelEntry("classical", "OpenCV inpainting (Telea); ignores what is under the mask"),
     "ns": ModelEntry("classical", "OpenCV inpainting (Navier-Stokes); ignores what is under the mask"),

@@ -33,6 +33,7 @@ SHIPPED: dict[str, str] = {
     "faces": "restore-faces.safetensors",
     "faces-gan": "restore-faces-gan.safetensors",
     "scenes-gan": "restore-scenes-gan.safetensors",
+    "pix2pix": "restore-pix2pix.safetensors",
     "dcgan": "dcgan-faces64.safetensors",
     "detector": "detector.safetensors",
     "facecam": "facecam.safetensors",
