@@ -322,16 +322,18 @@ def _fractional_fit(energy: np.ndarray, count: np.ndarray, min_cell: int, max_ce
     """A fractional lattice of the profile (:func:`fit_pitch` on :func:`robust_profile`), or None when
     its period is a whole number of pixels or the region spans too few of its cells. Whether it
     replaces the whole-pixel one is judged on the pixels (:func:`lattice_fit`)."""
+    support = np.nonzero(count > 0)[0]
+    span = int(support[-1]) + 1 - int(support[0]) if support.size else 0
+    if span < FRACTION_SPAN:  # too short for a fractional lattice whatever the profile: skip the search
+        return None
     got = fit_pitch(robust_profile(energy, count), count, min_cell=min_cell, max_cell=max_cell)
     if got is None:
         return None
     pitch, origin, share = got
     whole = int(round(pitch))
-    support = np.nonzero(count > 0)[0]
-    lines = int(np.ceil((int(support[-1]) + 1 - int(support[0])) / pitch))
+    lines = int(np.ceil(span / pitch))
     frac = float(np.clip((share - 1.0 / pitch) / (1 - 1.0 / pitch), 0, 1))
-    span = int(support[-1]) + 1 - int(support[0])
-    if abs(pitch - whole) < FRACTION_MIN or lines < FRACTION_LINES or span < FRACTION_SPAN or frac <= 0:
+    if abs(pitch - whole) < FRACTION_MIN or lines < FRACTION_LINES or frac <= 0:
         return None
     return AxisFit(whole, int(np.ceil(origin - 1e-9)) % whole, frac, frac, lines, pitch, origin)
 
