@@ -96,7 +96,7 @@ def run_set(set_name: str, models: list[str], n_cases: int, n_train: int, seed: 
         tr_outs = restore_all(train_cases, model)
         tr_crops = pair_crops(tr_outs, [c.clean for c in train_cases], [c.mask for c in train_cases], seed=seed + 1)
         acc = two_sample_critic(tr_crops[0], tr_crops[1], val_crops[0], val_crops[1], seed=seed)
-        key = "gan" if ":" in label else label if label in ("fidelity", "gan") else model
+        key = label if label in ("fidelity", "gan") else model  # a SET:path row is keyed by its file, never over the gan row
         rows[key] = {
             "model": model,
             "psnr": float(np.mean([min(s.psnr, 100.0) for s in scores])),
