@@ -237,7 +237,6 @@ NOGRID_MIN_NET = 0.9  # ... when blurs are not asked for (a mosaic whose lattice
 FEW_LINES_MIN_SCORE = 0.5  # lattice score needed when an axis shows a single line (sure net, square cells)
 SURE_NOGRID_NET = 0.95  # a region without a lattice this sure is kept even when no smoother than around
 JPEG_LATTICE_MIN_NET = 0.85  # ... and for a region whose lattice is JPEG's own
-FRACTIONAL_GRIDS = True  # a component's lattice may have fractional cells (mosaics other tools scaled)
 PRUNE_ROUGH = True  # drop the covered part of outline cells when it is not flat
 ROUGH_K = 2.5  # ... i.e. when its mean deviation exceeds ROUGH_K x the flatness tolerance
 
@@ -347,7 +346,7 @@ def _grid_in(image: np.ndarray, comp: np.ndarray, min_lines: int = 2, *, box=Non
     y0, x0 = max(y - m, 0), max(x - m, 0)
     y1, x1 = min(y + h + m, comp.shape[0]), min(x + w + m, comp.shape[1])
     est = estimate_grid(image[y0:y1, x0:x1], comp[y0:y1, x0:x1], erode=2, origin=(y0, x0), min_lines=min_lines,
-                        fractional=FRACTIONAL_GRIDS)
+                        fractional=True)
     if est is None:
         return None
     g = est.grid

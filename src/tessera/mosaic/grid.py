@@ -230,7 +230,6 @@ FRACTION_LINES = 4
 #: ... and at least this many pixels (over fewer a whole-pixel lattice drifts little, and a few small
 #: fractional cells can look better than two big whole ones: a 2 x 2-cell mosaic of 14 px read as 6.1 px)
 FRACTION_SPAN = 48
-FRACTIONAL = True
 
 
 def _captured(energy: np.ndarray, lo: int, hi: int, pitch: float, origin: np.ndarray) -> np.ndarray:
@@ -489,7 +488,7 @@ def estimate_grid(
         if fy is None or fy.lines < 3 or fy.score < 0.3:
             fy = _better(fy, fit_runs(dy.T, outer.T, min_cell=min_cell, max_cell=max_cell))
     ok = fx is not None and fy is not None and fx.lines >= min_lines and fy.lines >= min_lines
-    if FRACTIONAL and fractional:
+    if fractional:
         y_frac, x_frac = _fractional_fit(ey, cy, min_cell, max_cell), _fractional_fit(ex, cx, min_cell, max_cell)
         if y_frac is not None or x_frac is not None:
             grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period) if ok else None

@@ -121,10 +121,6 @@ class Restoration:
 # ----------------------------------------------------------------------------- regions
 
 
-#: estimate lattices of fractional cells too (mosaics other tools scaled by non-integer factors)
-FRACTIONAL_GRIDS = True
-
-
 def estimate_grid(image: np.ndarray, region: Region) -> Grid | None:
     """The mosaic lattice under ``region``, or None when the pixels there do not look like a mosaic."""
     from tessera.mosaic.grid import estimate_grid as analyse
@@ -135,7 +131,7 @@ def estimate_grid(image: np.ndarray, region: Region) -> Grid | None:
     # only the region's box (+ a margin) is analysed, so a small region of a big photo costs little
     H, W = image.shape[:2]
     y0, y1, x0, x1 = max(0, y - 2), min(H, y + h + 2), max(0, x - 2), min(W, x + w + 2)
-    est = analyse(image[y0:y1, x0:x1], region.mask_in(x0, y0, x1, y1), origin=(y0, x0), fractional=FRACTIONAL_GRIDS)
+    est = analyse(image[y0:y1, x0:x1], region.mask_in(x0, y0, x1, y1), origin=(y0, x0), fractional=True)
     if est is None:
         return None
     g = est.grid
