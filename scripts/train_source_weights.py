@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--d-width", type=int, default=32, help="discriminator / critic base channels")
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--warmup", type=int, default=0, help="deepfill: steps of L1 alone before the critics join (ESRGAN's pixel stage)")
     args = ap.parse_args()
     preset, kwargs, init = model_setup(args.model)
     cfg = run_config(
@@ -67,7 +68,7 @@ def main() -> None:
         model=args.model, preset=preset, model_kwargs=kwargs,
         eval_every=args.eval_every, sample_every=args.eval_every, ckpt_every=args.ckpt_every, val_count=32,
         init=None if args.resume else init,
-        recipe=RecipeConfig(d_base=args.d_width, local_size=min(128, args.region)),
+        recipe=RecipeConfig(d_base=args.d_width, local_size=min(128, args.region), warmup=args.warmup),
     )
     summary = fit(cfg)
     print({k: v for k, v in summary.items() if k != "recipe"})

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tessera.config import ConfigError
 from tessera.models import build_model, load_model, model_kwargs, save_model
 from tessera.train.data import (
     HOLE_FILL,
@@ -213,6 +214,30 @@ def test_twenty_steps_on_a_fixed_batch_lower_the_loss(name):
         last = recipe.step(x, mask, target)
     assert all(np.isfinite(v) for v in last.values())
     assert last[key] < 0.8 * first[key], (first, last)
+
+
+def test_deepfill_warmup_trains_the_generator_alone_then_the_critics():
+    torch.manual_seed(0)
+    target = torch.from_numpy(np.stack([photo(32, 32, s) for s in range(2)])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    x = torch.cat([target * (1 - mask), mask], 1)
+    recipe = build_recipe("deepfill", model_kwargs("deepfill", "tiny"), RecipeConfig(lr=1e-3, d_base=8, local_size=16, warmup=2))
+
+    def critic_sum() -> float:
+        return float(sum(p.detach().abs().sum() for p in recipe.nets["critic"].parameters()))
+
+    g0, c0 = [p.detach().clone() for p in recipe.generator.parameters()], critic_sum()
+    for step in range(2):  # the warm-up: L1 only, the critics do not move
+        recipe.at_step = step
+        out = recipe.step(x, mask, target)
+        assert set(out) == {"loss", "l1"} and critic_sum() == c0
+    assert any(not torch.equal(a, b) for a, b in zip(g0, recipe.generator.parameters()))
+    recipe.at_step = 2  # then the adversarial stage
+    out = recipe.step(x, mask, target)
+    assert {"g_adv", "d", "gp"} <= set(out) and critic_sum() != c0
+    with pytest.raises(ConfigError):
+        RecipeConfig(warmup=-1)
 
 
 def test_bf16_autocast_and_channels_last_step():

@@ -22,6 +22,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -579,9 +580,12 @@ def _train_step(run: _Run, raw: dict[str, Any]) -> tuple[torch.Tensor, ...]:
     torch.manual_seed(step_seed(cfg.seed, d.rank, run.step))
     batch = _batch(run, raw)
     run.recipe.train()
+    run.recipe.at_step = run.step
     run.losses = run.recipe.step(*batch)
-    for sch in run.schedulers.values():
-        sch.step()
+    with warnings.catch_warnings():  # a network that sat out the step (a warm-up) still follows its schedule
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+        for sch in run.schedulers.values():
+            sch.step()
     if d.world > 1:
         broadcast_state(run.recipe, buffers_only=True)
     run.step += 1

@@ -52,12 +52,15 @@ class RecipeConfig:
     ft_fm: float = 1.0  # ... feature matching on the discriminator's activations (our perceptual loss) ...
     ft_adv: float = 0.1  # ... and the adversarial loss
     ft_betas: tuple[float, float] = (0.9, 0.99)  # Real-ESRGAN's Adam betas for both networks
+    warmup: int = 0  # DeepFill: the first ``warmup`` steps train the generator on its L1 alone, no critic (ESRGAN's pixel stage)
 
     def __post_init__(self) -> None:
         if self.name not in ("", "gan"):  # another recipe than the model's own: only the GAN fine-tuning
             raise ConfigError("name", f"recipe must be one of ['gan'] (or empty for the model's own), got {self.name!r}")
         if min(self.ft_l1, self.ft_fm, self.ft_adv) < 0:
             raise ConfigError("ft_l1", "ft_l1, ft_fm and ft_adv must be >= 0")
+        if self.warmup < 0:
+            raise ConfigError("warmup", f"warmup must be >= 0 steps, got {self.warmup}")
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -75,6 +78,7 @@ class Recipe:
 
     name = "base"
     data = "restore"
+    at_step = 0  # the loop sets the number of the step about to run (recipes with stages read it)
 
     @staticmethod
     def model_state(nets: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -258,6 +262,8 @@ class DeepFillRecipe(Recipe):
         self._add("critic", critics, cfg.betas)
 
     def step(self, x, mask, target):
+        if self.at_step < self.cfg.warmup:
+            return self.pixel_step(x, mask, target)
         C = self.nets["critic"]
         Dg, Dl = C["global"], C["local"]
         size = min(self.cfg.local_size, x.shape[-2], x.shape[-1])
@@ -289,6 +295,17 @@ class DeepFillRecipe(Recipe):
         self.update("generator", loss_g)
         set_requires_grad(C, True)
         return {"loss": loss_g.item(), "l1": l1.item(), "g_adv": adv.item(), "fm": fm.item(), "d": loss_d.item(), "gp": gp.item()}
+
+    def pixel_step(self, x, mask, target):
+        """The warm-up stage: L1 on the coarse and refined outputs only (the critics wait), so the
+        adversarial stage starts from a generator that already fills holes plausibly on average."""
+        with self.autocast():
+            refined, coarse = self.g_forward(x, return_coarse=True)
+        l1 = masked_recon(coarse, target, mask, valid_weight=self.cfg.valid_weight) + masked_recon(
+            refined, target, mask, valid_weight=self.cfg.valid_weight
+        )
+        self.update("generator", self.cfg.deepfill_l1 * l1)
+        return {"loss": (self.cfg.deepfill_l1 * l1).item(), "l1": l1.item()}
 
 
 class GANFineTuneRecipe(Recipe):
