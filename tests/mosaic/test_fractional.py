@@ -96,3 +96,23 @@ def test_blockiness_follows_fractional_edges():
     odd = _resize_mosaic(box[:97, :97], (9, 9), "area", "nearest")  # 11 cells of 8.82 px
     m = np.ones((97, 97), bool)
     assert blockiness(odd, m, Grid.fractional(97 / 11, 97 / 11)) > 2 * blockiness(odd, m, Grid(9, 9))
+
+
+def test_a_small_region_takes_fractional_cells_whose_pairs_the_whole_lattice_read(monkeypatch):
+    # a 32 x 39 px box of ffmpeg-nearest cells of 6.4 x 6.5 px: the whole-pixel fit reads pairs of
+    # 13 px; the region is under FRACTION_SPAN, but 13 is two of the fractional cells
+    import cv2
+
+    import tessera.mosaic.grid as grid_mod
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((80, 90, 3)) * 255).astype(np.uint8), (0, 0), 1.5)
+    region = np.zeros((80, 90), bool)
+    region[20:52, 30:69] = True
+    out, mask, _, nominal, _ = zoo_apply(img, region, rng, "ffmpeg-nearest", cell=(6, 6))
+    assert nominal.pitch == pytest.approx((6.4, 6.5))
+    est = estimate_grid(out, mask, fractional=True)
+    assert est is not None and est.grid.pitch == pytest.approx((6.4, 6.5), abs=0.25)
+    monkeypatch.setattr(grid_mod, "FRACTION_SPAN_MULTIPLE", grid_mod.FRACTION_SPAN)  # the rule off
+    old = estimate_grid(out, mask, fractional=True)
+    assert old is not None and old.grid.cell_w == 13

@@ -218,3 +218,23 @@ def test_weights_are_loaded_once(tmp_path):
     path = save_model(build_model("unet", base=4, depth=2), tmp_path / "w.safetensors", "unet", {"base": 4, "depth": 2})
     a, b = resolve_model(path), resolve_model(str(path))
     assert a.runner is b.runner
+
+
+def test_a_mosaic_a_few_cells_across_gets_a_grid_from_one_line_per_axis():
+    # an ellipse 37 px across over cells of 18.5 px (ffmpeg area scaling): one lattice line inside per
+    # axis, too few for the estimate's two; told it is a mosaic, the pipeline accepts one
+    import cv2
+
+    from tessera.mosaic.grid import estimate_grid
+    from tessera.mosaic.synth import zoo_apply
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((80, 100, 3)) * 255).astype(np.uint8), (0, 0), 3)
+    region = np.zeros((80, 100), np.uint8)
+    cv2.ellipse(region, (48, 38), (18, 18), 0, 0, 360, 1, -1)
+    out, mask, _, nominal, _ = zoo_apply(img, region > 0, rng, "ffmpeg-area", cell=(18, 18))
+    assert estimate_grid(out, mask, fractional=True) is None
+    res = restore_image(out, mask, model="smooth", kind="mosaic")
+    g = res.regions[0].grid
+    assert g is not None and 16 <= g.cell_h <= 19 and 16 <= g.cell_w <= 19
+    assert blockiness(out, mask, nominal) > 4.0 and blockiness(res.image, mask, nominal) < 1.2

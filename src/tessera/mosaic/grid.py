@@ -230,6 +230,10 @@ FRACTION_LINES = 4
 #: ... and at least this many pixels (over fewer a whole-pixel lattice drifts little, and a few small
 #: fractional cells can look better than two big whole ones: a 2 x 2-cell mosaic of 14 px read as 6.1 px)
 FRACTION_SPAN = 48
+#: ... except down to this many pixels when the whole-pixel lattice's period is a whole number of the
+#: fractional cells (cells of 6.5 px read as pairs of 13: the fractional lattice holds the same lines
+#: and those between them; a 32-px ellipse of ffmpeg-nearest cells in the zoo)
+FRACTION_SPAN_MULTIPLE = 20
 
 
 def _captured(energy: np.ndarray, lo: int, hi: int, pitch: float, origin: np.ndarray) -> np.ndarray:
@@ -317,18 +321,22 @@ def robust_profile(energy: np.ndarray, count: np.ndarray, cap: float = 4.0) -> n
     return np.minimum(peak, cap * float(np.median(some)))
 
 
-def _fractional_fit(energy: np.ndarray, count: np.ndarray, min_cell: int, max_cell: int) -> AxisFit | None:
+def _fractional_fit(energy: np.ndarray, count: np.ndarray, min_cell: int, max_cell: int, period: int | None = None) -> AxisFit | None:
     """A fractional lattice of the profile (:func:`fit_pitch` on :func:`robust_profile`), or None when
-    its period is a whole number of pixels or the region spans too few of its cells. Whether it
+    its period is a whole number of pixels or the region spans too few of its cells (FRACTION_SPAN, or
+    FRACTION_SPAN_MULTIPLE when the whole-pixel fit's ``period`` is a multiple of the pitch). Whether it
     replaces the whole-pixel one is judged on the pixels (:func:`lattice_fit`)."""
     support = np.nonzero(count > 0)[0]
     span = int(support[-1]) + 1 - int(support[0]) if support.size else 0
-    if span < FRACTION_SPAN:  # too short for a fractional lattice whatever the profile: skip the search
-        return None
+    if span < (FRACTION_SPAN if period is None else min(FRACTION_SPAN, FRACTION_SPAN_MULTIPLE)):
+        return None  # too short for a fractional lattice whatever the profile: skip the search
     got = fit_pitch(robust_profile(energy, count), count, min_cell=min_cell, max_cell=max_cell)
     if got is None:
         return None
     pitch, origin, share = got
+    k = round(period / pitch) if period is not None else 0
+    if span < FRACTION_SPAN and not (k >= 2 and abs(period - k * pitch) <= 1.0):
+        return None
     whole = int(round(pitch))
     lines = int(np.ceil(span / pitch))
     frac = float(np.clip((share - 1.0 / pitch) / (1 - 1.0 / pitch), 0, 1))
@@ -489,7 +497,8 @@ def estimate_grid(
             fy = _better(fy, fit_runs(dy.T, outer.T, min_cell=min_cell, max_cell=max_cell))
     ok = fx is not None and fy is not None and fx.lines >= min_lines and fy.lines >= min_lines
     if fractional:
-        y_frac, x_frac = _fractional_fit(ey, cy, min_cell, max_cell), _fractional_fit(ex, cx, min_cell, max_cell)
+        y_frac = _fractional_fit(ey, cy, min_cell, max_cell, fy.period if fy is not None else None)
+        x_frac = _fractional_fit(ex, cx, min_cell, max_cell, fx.period if fx is not None else None)
         if y_frac is not None or x_frac is not None:
             grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period) if ok else None
             fy, fx = _with_fractional(image, region, grid, fy if ok else None, fx if ok else None, y_frac or fy, x_frac or fx)

@@ -121,8 +121,10 @@ class Restoration:
 # ----------------------------------------------------------------------------- regions
 
 
-def estimate_grid(image: np.ndarray, region: Region) -> Grid | None:
-    """The mosaic lattice under ``region``, or None when the pixels there do not look like a mosaic."""
+def estimate_grid(image: np.ndarray, region: Region, *, min_lines: int = 2) -> Grid | None:
+    """The mosaic lattice under ``region``, or None when the pixels there do not look like a mosaic.
+    ``min_lines``: lattice lines each axis must show inside the region (1 for a region known to be a
+    mosaic: one only a few cells across has a single line inside on an axis)."""
     from tessera.mosaic.grid import estimate_grid as analyse
 
     x, y, w, h = region.box
@@ -131,7 +133,7 @@ def estimate_grid(image: np.ndarray, region: Region) -> Grid | None:
     # only the region's box (+ a margin) is analysed, so a small region of a big photo costs little
     H, W = image.shape[:2]
     y0, y1, x0, x1 = max(0, y - 2), min(H, y + h + 2), max(0, x - 2), min(W, x + w + 2)
-    est = analyse(image[y0:y1, x0:x1], region.mask_in(x0, y0, x1, y1), origin=(y0, x0), fractional=True)
+    est = analyse(image[y0:y1, x0:x1], region.mask_in(x0, y0, x1, y1), origin=(y0, x0), fractional=True, min_lines=min_lines)
     if est is None:
         return None
     g = est.grid
@@ -153,6 +155,8 @@ def regions_from_mask(image: np.ndarray, mask: np.ndarray, grid: Grid | None, ki
         k = kind
         if k in ("auto", "mosaic") and g is None:
             g = estimate_grid(image, part)
+        if k == "mosaic" and g is None:  # known to be a mosaic: a region a few cells across shows one line
+            g = estimate_grid(image, part, min_lines=1)
         if k == "auto":
             k = "mosaic" if g is not None else "hole"
         regions.append(replace(part, grid=g if k == "mosaic" else None, kind=k))
