@@ -238,3 +238,27 @@ def test_a_mosaic_a_few_cells_across_gets_a_grid_from_one_line_per_axis():
     g = res.regions[0].grid
     assert g is not None and 16 <= g.cell_h <= 19 and 16 <= g.cell_w <= 19
     assert blockiness(out, mask, nominal) > 4.0 and blockiness(res.image, mask, nominal) < 1.2
+
+
+def test_a_detected_blur_that_shows_flat_cells_is_restored_as_a_mosaic_and_a_real_blur_is_not():
+    # the detector leaves a small JPEG'd mosaic without a lattice (kind 'blur'); measured on the region
+    # its cells are flat between the lines, which a blur (no phase) never is
+    import cv2
+
+    from tessera.mosaic.region import Region
+    from tessera.mosaic.synth import encode
+    from tessera.restore.pipeline import LATTICE_CONTRAST, _lattice_of_blur
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((112, 112, 3)) * 255).astype(np.uint8), (0, 0), 2.5)
+    box = np.zeros((112, 112), bool)
+    box[20:90, 24:94] = True
+    mosaic, _ = pixelate(img, box, cell=14, phase=(6, 10))
+    mosaic, info = encode(mosaic, "jpeg", np.random.default_rng(2))
+    assert info["quality"] == 85
+    blurred = np.where(box[..., None], cv2.GaussianBlur(img, (0, 0), 4), img)
+    as_blur = Region.from_mask(box, kind="blur")
+    found = _lattice_of_blur(mosaic, as_blur)
+    assert found.kind == "mosaic" and (found.grid.cell_h, found.grid.cell_w) == (14, 14)
+    assert _lattice_of_blur(blurred, as_blur).kind == "blur"
+    assert LATTICE_CONTRAST == 2.0
