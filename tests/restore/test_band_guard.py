@@ -27,3 +27,23 @@ def test_flat_band_is_mosaic_and_textured_band_is_not():
     assert not _band_is_mosaic(_fit(m.shape), m, photo, g)
     blended = np.where(_fit(m.shape).core[..., None], mosaic, (0.5 * mosaic + 0.5 * photo).astype(np.uint8))
     assert not _band_is_mosaic(_fit(m.shape), m, blended, g)
+
+
+def test_a_band_recovered_into_noise_is_too_rough_and_a_plausible_one_is_not():
+    import cv2
+
+    from tessera.restore.pipeline import BAND_ROUGHNESS, _band_too_rough
+
+    rng = np.random.default_rng(0)
+    photo = cv2.GaussianBlur((rng.random((48, 48, 3)) * 255).astype(np.uint8), (0, 0), 2.0)
+    m = np.zeros((48, 48), bool)
+    m[8:40, 8:40] = True
+    fit = _fit((48, 48))
+    fit.core = fit.core & False
+    fit.core[12:36, 12:36] = True
+    restored = photo.copy()  # the restorer's guess in the band
+    fit.recovered = photo.astype(np.float64)  # the photo itself recovered: as rough as around it
+    assert not _band_too_rough(fit, m, photo, restored)
+    fit.recovered = photo + rng.normal(0, 40, photo.shape)  # a wrong profile: amplified into noise
+    assert _band_too_rough(fit, m, photo, restored)
+    assert BAND_ROUGHNESS == 2.5
