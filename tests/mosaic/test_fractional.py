@@ -3,11 +3,12 @@ non-integer factor, or resized after pixelation): Grid.fractional, Lattice, the 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from tessera.evaluate import blockiness
-from tessera.mosaic.grid import estimate_grid, fit_pitch, lattice_fit
+from tessera.mosaic.grid import _captured, _fourier, _quantile, estimate_grid, fit_pitch, lattice_fit
 from tessera.mosaic.lattice import Lattice, lattice
 from tessera.mosaic.region import Grid
 from tessera.mosaic.synth import _resize_mosaic, zoo_apply
@@ -116,3 +117,48 @@ def test_a_small_region_takes_fractional_cells_whose_pairs_the_whole_lattice_rea
     monkeypatch.setattr(grid_mod, "FRACTION_SPAN_MULTIPLE", grid_mod.FRACTION_SPAN)  # the rule off
     old = estimate_grid(out, mask, fractional=True)
     assert old is not None and old.grid.cell_w == 13
+
+
+def test_fourier_of_the_profile_equals_the_direct_sum():
+    rng = np.random.default_rng(3)
+    for n, lo in ((7, 0), (50, 13), (301, 4)):
+        e = rng.random(n)
+        pitches = 3.0 * 1.01 ** np.arange(120)
+        x = np.arange(lo, lo + n)
+        direct = np.exp(-2j * np.pi * x[None, :] / pitches[:, None]) @ e
+        assert np.allclose(_fourier(e, lo, pitches), direct, rtol=0, atol=1e-9 * e.sum())
+
+
+def test_captured_energy_for_many_pitches_equals_one_pitch_at_a_time():
+    rng = np.random.default_rng(4)
+    energy = rng.random(200)
+    pitches = 7.3 * (1 + 0.01 * np.linspace(-1, 1, 9))
+    origins = (2.2 + np.linspace(-1, 1, 11)[None, :]) % pitches[:, None]
+    many = _captured(energy, 5, 190, pitches, origins)
+    for p, o, row in zip(pitches, origins, many):
+        assert np.allclose(row, _captured(energy, 5, 190, float(p), o), rtol=1e-12, atol=0)
+    # by hand: the lines ceil(origin + k * pitch) inside [5, 190)
+    lines = np.ceil(origins[0, 0] + np.arange(-2, 30) * pitches[0] - 1e-9).astype(int)
+    assert many[0, 0] == pytest.approx(energy[lines[(lines >= 5) & (lines < 190)]].sum())
+
+
+def test_quantile_is_numpys():
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 4, 5, 8, 33, 400):
+        a = rng.standard_normal(n)
+        for q in (0.0, 0.25, 0.5, 0.6, 0.75, 1.0):
+            assert _quantile(a.copy(), q) == float(np.quantile(a, q))
+
+
+def test_min_score_keeps_an_estimate_above_it_and_drops_one_below():
+    out, mask, _, _ = _tool_mosaic()
+    est = estimate_grid(out, mask, fractional=True)
+    same = estimate_grid(out, mask, fractional=True, min_score=est.score - 1e-6)
+    assert same == est
+    assert estimate_grid(out, mask, fractional=True, min_score=est.score + 1e-6) is None
+    # a clean photo's weak lattice: dropped once it falls below the bar, without the fractional search
+    rng = np.random.default_rng(6)
+    photo = cv2.GaussianBlur((rng.random((96, 96, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    weak = estimate_grid(photo, None, fractional=True)
+    bar = 0.05 if weak is None else weak.score + 0.05
+    assert estimate_grid(photo, None, fractional=True, min_score=bar) is None

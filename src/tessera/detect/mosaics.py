@@ -16,6 +16,7 @@ the mosaic. That finds grid-aligned mosaics on clean (PNG) images, not blurs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,7 +247,7 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
     shift = 0.3 * (cfg.sensitivity - 0.5)
     # the image-sized arrays alive below: prob (float32), labels (int32) and comp (bool)
     n, labels, stats, _ = cv2.connectedComponentsWithStats((prob >= thr * HYSTERESIS).astype(np.uint8), connectivity=8)
-    tol = _tolerance(image)
+    tol = functools.cache(lambda: _tolerance(image))  # measured once, when a lattice is found
     regions: list[Region] = []
     comp = np.zeros(prob.shape, bool)
     for k in range(1, n):
@@ -262,19 +263,20 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
         box = (int(x), int(y), int(w), int(h))  # the component's bounding box (no full-image scans below)
         try:
             p_mean = float(prob[y : y + h, x : x + w][core].mean())
-            est = _grid_in(image, comp, min_lines=1, box=box)
+            need_grid = GRID_MIN_SCORE if p_mean < SURE_NET else GRID_MIN_SCORE_SURE
+            # a weaker lattice is rejected below, so it is not measured (None: the region is judged as a blur)
+            est = _grid_in(image, comp, min_lines=1, box=box, min_score=need_grid)
             if est is not None and min(est.y.lines, est.x.lines) < 2:
                 # a single lattice line on an axis (a region a few big cells across): accepted only for a
                 # sure region whose axes agree on a square cell
                 sure = p_mean >= SURE_NET - shift and est.grid.cell_h == est.grid.cell_w and est.score >= FEW_LINES_MIN_SCORE
                 est = est if sure else None
             grid_score = est.score if est is not None else 0.0
-            flat = _flat_fraction(image, comp, est.grid, tol, box=box) if est is not None else 0.0
+            flat = _flat_fraction(image, comp, est.grid, tol(), box=box) if est is not None else 0.0
             need_net = 0.0 if est is None or not jpeg_like(est.grid) else JPEG_LATTICE_MIN_NET - shift
-            need_grid = GRID_MIN_SCORE if p_mean < SURE_NET else GRID_MIN_SCORE_SURE
             info = {"net": round(p_mean, 4), "grid": round(grid_score, 4), "flat": round(flat, 4)}
             if est is not None and grid_score >= need_grid and p_mean >= need_net:
-                crop, mbox = _snap_to_cells(image, comp, est.grid, tol, box=box)
+                crop, mbox = _snap_to_cells(image, comp, est.grid, tol(), box=box)
                 score = float(np.clip(0.6 * p_mean + 0.4 * max(grid_score, 0.5), 0, 1))
                 region = Region(crop, mbox, comp.shape, est.grid, score, "mosaic", info)
             else:
@@ -338,15 +340,16 @@ def jpeg_like(grid: Grid) -> bool:
     return axis(grid.cell_h, grid.phase_y, py) or axis(grid.cell_w, grid.phase_x, px)
 
 
-def _grid_in(image: np.ndarray, comp: np.ndarray, min_lines: int = 2, *, box=None) -> GridEstimate | None:
+def _grid_in(image: np.ndarray, comp: np.ndarray, min_lines: int = 2, *, box=None, min_score: float = 0.0) -> GridEstimate | None:
     """Grid of the mosaic under a component, measured on its bounding box ``box`` (measured when
-    not given; plus a margin), with at least ``min_lines`` lattice lines per axis."""
+    not given; plus a margin), with at least ``min_lines`` lattice lines per axis, scoring at least
+    ``min_score``."""
     x, y, w, h = box if box is not None else mask_box(comp)
     m = 4
     y0, x0 = max(y - m, 0), max(x - m, 0)
     y1, x1 = min(y + h + m, comp.shape[0]), min(x + w + m, comp.shape[1])
     est = estimate_grid(image[y0:y1, x0:x1], comp[y0:y1, x0:x1], erode=2, origin=(y0, x0), min_lines=min_lines,
-                        fractional=True)
+                        fractional=True, min_score=min_score)
     if est is None:
         return None
     g = est.grid
@@ -403,7 +406,7 @@ def _grid_only(image: np.ndarray, cfg: DetectConfig, window: int = 96) -> list[R
             if stats[k, cv2.CC_STAT_AREA] < max(cfg.min_area, 4 * key.cell_h * key.cell_w):
                 continue
             comp = labels == k
-            est = _grid_in(image, comp)
+            est = _grid_in(image, comp, min_score=need)
             if est is None or est.score < need or est.grid.cell != key.cell or est.grid.phase != key.phase:
                 continue
             region = Region(*_snap_to_cells(image, comp, est.grid, tol), (H, W), est.grid, float(est.score), "mosaic", {"grid": round(est.score, 4)})

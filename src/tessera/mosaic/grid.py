@@ -136,7 +136,7 @@ def fit_axis(
         off = per_px[gap & supported]
         if lines.size == 0:
             continue
-        low = float(np.quantile(lines, 0.25))
+        low = _quantile(lines, 0.25)
         off_mean = float(off.mean()) if off.size else 0.0
         # how much stronger the weaker lattice lines are than the mean off-lattice level
         ratio = low / (off_mean + 1e-3 + 0.002 * float(lines.mean()))
@@ -156,6 +156,18 @@ def fit_axis(
     consistency = float(np.clip((ratio - 1.5) / 6.5, 0.0, 1.0))
     frac = float(np.clip((fraction - 1.0 / period) / (1 - 1.0 / period), 0, 1))
     return AxisFit(period, phase, frac, consistency, nlines)
+
+
+def _quantile(a: np.ndarray, q: float) -> float:
+    """``np.quantile(a, q)`` (its default, linear method; the same value) without its overhead: it is
+    called for every candidate period of every profile."""
+    v = (a.size - 1) * q
+    i = int(np.floor(v))
+    j = min(i + 1, a.size - 1)
+    part = np.partition(a, (i, j) if j > i else i)
+    lo, hi = float(part[i]), float(part[j])
+    t = v - i
+    return hi - (hi - lo) * (1 - t) if t >= 0.5 else lo + (hi - lo) * t
 
 
 RATIO_EXTRA, OFF_EXTRA = 0.3, 3.0
@@ -236,13 +248,35 @@ FRACTION_SPAN = 48
 FRACTION_SPAN_MULTIPLE = 20
 
 
-def _captured(energy: np.ndarray, lo: int, hi: int, pitch: float, origin: np.ndarray) -> np.ndarray:
-    """Edge energy on the lines ceil(origin + k * pitch) within [lo, hi), for each origin (1-D array)."""
-    k0 = np.floor((lo - origin.max()) / pitch) - 1
-    k = k0 + np.arange(int(np.ceil((hi - lo) / pitch)) + 3)
-    lines = np.ceil(origin[:, None] + k[None, :] * pitch - 1e-9).astype(np.int64)
+def _captured(energy: np.ndarray, lo: int, hi: int, pitch, origin: np.ndarray) -> np.ndarray:
+    """Edge energy on the lines ceil(origin + k * pitch) within [lo, hi), for each origin (1-D array),
+    or for many pitches at once: ``pitch`` (P,) and ``origin`` (P, O) -> (P, O)."""
+    many = np.ndim(pitch) > 0
+    p = np.asarray(pitch, np.float64).reshape(-1, 1, 1)
+    o = np.asarray(origin, np.float64).reshape(p.shape[0], -1, 1)
+    # one range of k for every pitch: lines outside [lo, hi) count nothing
+    k0 = np.floor((lo - o.max(axis=(1, 2), keepdims=True)) / p) - 1
+    count = np.ceil((hi - lo) / p) + 3
+    k = np.arange(float(k0.min()), float((k0 + count).max()))
+    lines = np.ceil(o + k * p - 1e-9).astype(np.int64)
     ok = (lines >= lo) & (lines < hi)
-    return np.where(ok, energy[np.clip(lines, 0, energy.size - 1)], 0.0).sum(axis=1)
+    cap = np.where(ok, energy[np.clip(lines, 0, energy.size - 1)], 0.0).sum(axis=2)
+    return cap if many else cap[0]
+
+
+def _fourier(e: np.ndarray, lo: int, pitches: np.ndarray) -> np.ndarray:
+    """sum over x of e[x - lo] exp(-2 pi i x / p) for each pitch p (x = lo .. lo + e.size - 1): with
+    x = lo + a B + b (B about sqrt(n)) as two short tables of exponentials per pitch and one matrix
+    product, about 2 sqrt(n) exponentials per pitch instead of n."""
+    n = e.size
+    B = int(np.ceil(np.sqrt(n)))
+    A = -(-n // B)
+    E = np.zeros(A * B)
+    E[:n] = e
+    w = (-2j * np.pi) / pitches[:, None]
+    inner = np.exp(w * np.arange(B)) @ E.reshape(A, B).T.astype(np.complex128)  # (P, A)
+    inner *= np.exp(w * (lo + B * np.arange(A)))
+    return inner.sum(axis=1)
 
 
 def fit_pitch(energy: np.ndarray, count: np.ndarray, *, min_cell: int = 3, max_cell: int = 64,
@@ -262,15 +296,11 @@ def fit_pitch(energy: np.ndarray, count: np.ndarray, *, min_cell: int = 3, max_c
     total = float(energy[lo:hi].sum())
     if top_cell < min_cell or total <= 1e-6:
         return None
-    x = np.arange(lo, hi, dtype=np.float64)
     e = energy[lo:hi].astype(np.float64)
     ratio = 1.0 + drift / span
     pitches = min_cell * ratio ** np.arange(int(np.log(top_cell / min_cell) / np.log(ratio)) + 1)
-    mag = np.empty(pitches.size)
-    arg = np.empty(pitches.size)
-    for i in range(0, pitches.size, 512):  # (pitches x pixels) complex in blocks
-        f = np.exp(-2j * np.pi * x[None, :] / pitches[i : i + 512, None]) @ e
-        mag[i : i + 512], arg[i : i + 512] = np.abs(f), np.angle(f)
+    f = _fourier(e, lo, pitches)
+    mag, arg = np.abs(f), np.angle(f)
     peaks = np.flatnonzero((mag >= np.roll(mag, 1)) & (mag >= np.roll(mag, -1)))
     if peaks.size == 0:
         return None
@@ -280,12 +310,13 @@ def fit_pitch(energy: np.ndarray, count: np.ndarray, *, min_cell: int = 3, max_c
     # lines sit on average half a pixel after their edges (a cell starts at ceil(edge))
     centre = (arg[j] / (-2 * np.pi) * pitch) % pitch - 0.5
     # refine pitch and origin on the captured energy itself
+    ps = pitch * (1.0 + drift / span * np.linspace(-1.0, 1.0, 21))
+    origins = (centre + np.linspace(-1.0, 1.0, 41)[None, :]) % ps[:, None]
+    caps = _captured(energy, lo, hi, ps, origins)  # (pitches, origins)
     fits = []
-    for p in pitch * (1.0 + drift / span * np.linspace(-1.0, 1.0, 21)):
-        origins = (centre + np.linspace(-1.0, 1.0, 41)) % p
-        cap = _captured(energy, lo, hi, p, origins)
+    for p, cap, ori in zip(ps, caps, origins):
         good = np.flatnonzero(cap >= cap.max() - 1e-9)
-        fits.append((float(cap.max()), float(p), float(origins[good[len(good) // 2]])))
+        fits.append((float(cap.max()), float(p), float(ori[good[len(good) // 2]])))
     # the middle of the pitches holding the most (a few lines fit a range of pitches equally well)
     top = max(f[0] for f in fits)
     cap, pitch, origin = [f for f in fits if f[0] >= top - 1e-9 * max(top, 1.0)][sum(f[0] >= top - 1e-9 * max(top, 1.0) for f in fits) // 2]
@@ -433,6 +464,29 @@ def fit_runs(d: np.ndarray, valid: np.ndarray, *, min_cell: int = 3, max_cell: i
     return AxisFit(period, phase, score, score, n_lines)
 
 
+def _score(fit: AxisFit | None) -> float:
+    return fit.score if fit is not None else 0.0
+
+
+def _fractional_axes(image, region, y: tuple, x: tuple, min_cell: int, max_cell: int, min_lines: int,
+                     min_score: float) -> tuple[AxisFit | None, AxisFit | None] | None:
+    """The axis fits (y, x) once fractional lattices are tried (:func:`_fractional_fit` per axis,
+    :func:`_with_fractional` to choose), from each axis' (energy, count, whole-pixel fit); None as
+    soon as an axis can reach no ``min_score`` with either of its fits (the other is then not searched)."""
+    (ey, cy, fy), (ex, cx, fx) = y, x
+    fracs = {}
+    for name, e, c, fit in sorted((("y", ey, cy, fy), ("x", ex, cx, fx)), key=lambda a: _score(a[3])):  # weaker first
+        fracs[name] = _fractional_fit(e, c, min_cell, max_cell, fit.period if fit is not None else None)
+        if max(_score(fit), _score(fracs[name])) < min_score:
+            return None  # the axis keeps one of these two fits: the estimate's score stays below min_score
+    y_frac, x_frac = fracs["y"], fracs["x"]
+    if y_frac is None and x_frac is None:
+        return fy, fx
+    ok = fx is not None and fy is not None and fx.lines >= min_lines and fy.lines >= min_lines
+    grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period) if ok else None
+    return _with_fractional(image, region, grid, fy if ok else None, fx if ok else None, y_frac or fy, x_frac or fx)
+
+
 def _better(fit: AxisFit | None, runs: AxisFit | None) -> AxisFit | None:
     if runs is None or runs.score < 0.3:
         return fit
@@ -452,6 +506,7 @@ def estimate_grid(
     sparse: bool = False,
     origin: tuple[int, int] = (0, 0),
     fractional: bool = False,
+    min_score: float = 0.0,
 ) -> GridEstimate | None:
     """Cell size, phase and sampling of the mosaic in ``image`` (RGB or grey uint8) within ``mask``.
 
@@ -462,6 +517,8 @@ def estimate_grid(
     (on multiples of 8 in the full picture) can be told apart; phases are returned for ``image``.
     ``fractional``: also try lattices whose cells are no whole number of pixels (:func:`fit_pitch`;
     a :meth:`Grid.fractional` when one holds clearly more of the edges).
+    ``min_score``: None also for a lattice scoring below it (for a caller that rejects weaker ones:
+    their fractional search, the choice between fits and the sampling are skipped).
     Returns None when no lattice can be seen on one of the axes (e.g. a flat or too small region).
     """
     image = np.asarray(image)
@@ -495,15 +552,13 @@ def estimate_grid(
             fx = _better(fx, fit_runs(dx, outer, min_cell=min_cell, max_cell=max_cell))
         if fy is None or fy.lines < 3 or fy.score < 0.3:
             fy = _better(fy, fit_runs(dy.T, outer.T, min_cell=min_cell, max_cell=max_cell))
-    ok = fx is not None and fy is not None and fx.lines >= min_lines and fy.lines >= min_lines
     if fractional:
-        y_frac = _fractional_fit(ey, cy, min_cell, max_cell, fy.period if fy is not None else None)
-        x_frac = _fractional_fit(ex, cx, min_cell, max_cell, fx.period if fx is not None else None)
-        if y_frac is not None or x_frac is not None:
-            grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period) if ok else None
-            fy, fx = _with_fractional(image, region, grid, fy if ok else None, fx if ok else None, y_frac or fy, x_frac or fx)
-            ok = fx is not None and fy is not None and fx.lines >= min_lines and fy.lines >= min_lines
-    if not ok:
+        fits = _fractional_axes(image, region, (ey, cy, fy), (ex, cx, fx), min_cell, max_cell, min_lines, min_score)
+        if fits is None:
+            return None
+        fy, fx = fits
+    ok = fx is not None and fy is not None and fx.lines >= min_lines and fy.lines >= min_lines
+    if not ok or min(fx.score, fy.score) < min_score:
         return None
     grid = Grid(fy.period, fx.period, fy.phase % fy.period, fx.phase % fx.period, "mean")
     if fx.pitch is not None or fy.pitch is not None:
