@@ -46,4 +46,4 @@ def test_a_band_recovered_into_noise_is_too_rough_and_a_plausible_one_is_not():
     assert not _band_too_rough(fit, m, photo, restored)
     fit.recovered = photo + rng.normal(0, 40, photo.shape)  # a wrong profile: amplified into noise
     assert _band_too_rough(fit, m, photo, restored)
-    assert BAND_ROUGHNESS == 2.5
+    assert BAND_ROUGHNESS == 2.0

@@ -262,3 +262,24 @@ def test_a_detected_blur_that_shows_flat_cells_is_restored_as_a_mosaic_and_a_rea
     assert found.kind == "mosaic" and (found.grid.cell_h, found.grid.cell_w) == (14, 14)
     assert _lattice_of_blur(blurred, as_blur).kind == "blur"
     assert LATTICE_CONTRAST == 2.0
+
+
+def test_a_detected_mask_that_cuts_the_outline_cells_is_completed_to_them():
+    import cv2
+
+    from tessera.mosaic.region import Region
+    from tessera.restore.pipeline import GROW_TOL, _grow_to_cells
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((80, 80, 3)) * 255).astype(np.uint8), (0, 0), 2.0)
+    box = np.zeros((80, 80), bool)
+    box[20:60, 10:70] = True  # 4 x 6 cells of 10 px
+    mosaic, _ = pixelate(img, box, cell=10)
+    short = np.zeros_like(box)
+    short[23:57, 14:67] = True  # the detector's outline stops 3-4 px short of the mosaic's
+    grid = Grid(10, 10, 0, 0, "mean")
+    grown = _grow_to_cells(mosaic, Region.from_mask(short, grid=grid))
+    assert (grown.full_mask() == box).all() and grown.grid == grid
+    blur = Region.from_mask(short, kind="blur")
+    assert _grow_to_cells(mosaic, blur) is blur  # no lattice: nothing to complete
+    assert GROW_TOL == 6.0
