@@ -119,3 +119,24 @@ def test_eval_zoo_cases_are_per_generator_and_format_and_stable():
     assert part[0].name in full and np.array_equal(part[0].degraded, full[part[0].name].degraded)
     s, out = score_case(one[0], "smooth")  # magick: no exact grid, estimated; blockiness on the nominal grid
     assert s.blockiness is not None and np.isfinite(s.psnr) and out.shape == one[0].clean.shape
+
+
+@pytest.mark.parametrize("generator", ["centre", "centre-up", "ffmpeg-nearest", "opencv-nearest", "mean", "magick"])
+@pytest.mark.parametrize("cell", [6, 7])
+def test_an_exact_zoo_grid_remosaics_the_tool_output_with_its_own_sampling(generator, cell):
+    # a box of whole cells: the tool's lattice is exact, and its sampling (the mean, tessera's centre
+    # pixel, ffmpeg's (start + end) // 2, OpenCV's first pixel) gives back every pixel it made
+    from tessera.mosaic.lattice import Lattice
+    from tessera.mosaic.synth import zoo_apply
+
+    rng = np.random.default_rng(cell)
+    img = (rng.random((60, 64, 3)) * 255).astype(np.uint8)
+    region = np.zeros((60, 64), bool)
+    region[5 : 5 + 6 * cell, 9 : 9 + 7 * cell] = True
+    out, mask, grid, _, _ = zoo_apply(img, region, rng, generator, cell=(cell, cell))
+    assert grid is not None and grid.sampling == {"centre-up": "centre-up", "ffmpeg-nearest": "centre-up",
+                                                   "opencv-nearest": "first", "centre": "centre"}.get(generator, "mean")
+    lat = Lattice(img.shape, grid)
+    values = lat.values(img.astype(np.float64))
+    remosaic = lat.expand(np.floor(values + 0.5) if grid.sampling == "mean" else values)
+    assert np.abs(remosaic[mask] - out[mask].astype(np.float64)).max() <= 1.0

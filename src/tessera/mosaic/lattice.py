@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tessera.mosaic.region import Grid
+from tessera.mosaic.region import POINT_SAMPLINGS, SAMPLINGS, Grid
 
 __all__ = ["lattice", "Lattice"]
 
@@ -40,9 +40,22 @@ def _fractional(n: int, pitch: float, origin: float) -> tuple[np.ndarray, np.nda
     return index.astype(np.int64), starts, ends, centres
 
 
+def point(starts: np.ndarray, ends: np.ndarray, sampling: str) -> np.ndarray:
+    """The pixel a point sampling (:data:`POINT_SAMPLINGS`) takes of each cell [start, end)."""
+    if sampling == "first":
+        return starts.copy()
+    if sampling == "centre-up":
+        return np.minimum((starts + ends) // 2, np.maximum(ends - 1, starts))
+    if sampling == "centre":
+        return (starts + ends - 1) // 2
+    raise ValueError(f"not a point sampling: {sampling!r} (one of {', '.join(POINT_SAMPLINGS)})")
+
+
 class Lattice:
     """The cells of ``grid`` over an (H, W) image. Rows: ``ri`` (cell row of every pixel row), ``rs``,
     ``re``, ``rc`` (each cell row's start, end and centre); columns likewise (``ci``, ``cs``, ``ce``, ``cc``).
+    ``sr``, ``sc``: the pixel row / column each cell's value is taken from when the grid's sampling is a
+    point sampling (its centre, its other centre, or its first pixel; the centre for 'mean').
     ``counts`` (nR, nC): pixels per cell (edge cells are cut by the image border)."""
 
     def __init__(self, shape: tuple[int, int], grid: Grid):
@@ -52,6 +65,17 @@ class Lattice:
         self.ri, self.rs, self.re, self.rc = lattice(H, grid.cell_h, grid.phase_y, py, grid.origin[0])
         self.ci, self.cs, self.ce, self.cc = lattice(W, grid.cell_w, grid.phase_x, px, grid.origin[1])
         self.counts = (self.re - self.rs)[:, None] * (self.ce - self.cs)[None, :]
+        self.sr, self.sc = self.samples(grid.sampling)
+
+    def samples(self, sampling: str) -> tuple[np.ndarray, np.ndarray]:
+        """The pixel rows and columns a point ``sampling`` takes (the centres for 'mean')."""
+        if sampling not in POINT_SAMPLINGS or sampling == "centre":
+            return self.rc, self.cc
+        return point(self.rs, self.re, sampling), point(self.cs, self.ce, sampling)
+
+    def points(self, img: np.ndarray) -> np.ndarray:
+        """Each cell's sampled pixel (nR, nC, ...): :attr:`sr`, :attr:`sc`."""
+        return img[self.sr][:, self.sc]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -100,19 +124,22 @@ class Lattice:
         return img[self.rc][:, self.cc]
 
     def values(self, img: np.ndarray, sampling: str | None = None) -> np.ndarray:
-        """What a mosaic with this lattice shows per cell: float means or centre samples."""
+        """What a mosaic with this lattice shows per cell: float means or point samples."""
         sampling = sampling or self.grid.sampling
-        if sampling == "centre":
-            return self.centres(img).astype(np.float64)
+        if sampling in POINT_SAMPLINGS:
+            rows, cols = self.samples(sampling)
+            return img[rows][:, cols].astype(np.float64)
         if sampling == "mean":
             return self.means(img)
-        raise ValueError(f"sampling must be 'mean' or 'centre', got {sampling!r}")
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
 
     def positions(self, sampling: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Where each cell's value sits, in pixels (float): its centre pixel for 'centre' sampling,
+        """Where each cell's value sits, in pixels (float): its sampled pixel for a point sampling,
         the middle of its extent for 'mean'."""
-        if (sampling or self.grid.sampling) == "centre":
-            return self.rc.astype(np.float64), self.cc.astype(np.float64)
+        sampling = sampling or self.grid.sampling
+        if sampling in POINT_SAMPLINGS:
+            rows, cols = self.samples(sampling)
+            return rows.astype(np.float64), cols.astype(np.float64)
         return (self.rs + self.re - 1) / 2.0, (self.cs + self.ce - 1) / 2.0
 
     def expand(self, per_cell: np.ndarray) -> np.ndarray:

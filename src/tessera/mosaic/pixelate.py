@@ -22,9 +22,9 @@ from collections.abc import Iterable, Sequence
 import cv2
 import numpy as np
 
-from tessera.mosaic.lattice import Lattice, lattice
+from tessera.mosaic.lattice import Lattice, lattice, point
 from tessera.mosaic.masks import Box, region_mask
-from tessera.mosaic.region import Grid
+from tessera.mosaic.region import POINT_SAMPLINGS, SAMPLINGS, Grid
 
 CellArg = int | Sequence[int]
 
@@ -73,12 +73,13 @@ def _lattice(shape: tuple[int, int], cell: tuple[int, int], phase: tuple[int, in
 def cell_image(image: np.ndarray, cell: tuple[int, int], phase: tuple[int, int], sampling: str) -> np.ndarray:
     """The whole image turned into cells (every cell mosaicked)."""
     lat = _lattice(image.shape[:2], cell, phase)
-    if sampling == "centre":
-        values = lat.centres(image)
+    if sampling in POINT_SAMPLINGS:
+        rows, cols = lat.samples(sampling)
+        values = image[rows][:, cols]
     elif sampling == "mean":
         values = lat.rounded_means(image)
     else:
-        raise ValueError(f"sampling must be 'mean' or 'centre', got {sampling!r}")
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
     return lat.expand(values.astype(image.dtype))  # cast per cell, then expand: no (H, W, C) int64
 
 
@@ -240,12 +241,15 @@ def pixelate_torch(
         ch, cw = check_cell(cells[i])
         py, px = as_pair(phases[i], "phase")
         py, px = py % ch, px % cw
-        ri, rs, re, rc = (torch.as_tensor(a, device=device) for a in lattice(H, ch, py))
-        ci, cs, ce, cc = (torch.as_tensor(a, device=device) for a in lattice(W, cw, px))
+        rows, cols = lattice(H, ch, py), lattice(W, cw, px)
+        ri, rs, re, rc = (torch.as_tensor(a, device=device) for a in rows)
+        ci, cs, ce, cc = (torch.as_tensor(a, device=device) for a in cols)
         img = images[i]
         # 1. cell values, (C, nR, nC)
-        if samplings[i] == "centre":
-            values = img[:, rc][:, :, cc]
+        if samplings[i] in POINT_SAMPLINGS:
+            pr = torch.as_tensor(point(rows[1], rows[2], samplings[i]), device=device)
+            pc = torch.as_tensor(point(cols[1], cols[2], samplings[i]), device=device)
+            values = img[:, pr][:, :, pc]
         elif samplings[i] == "mean":
             nR, nC = rs.numel(), cs.numel()
             cell_id = (ri[:, None] * nC + ci[None, :]).reshape(-1)  # (H*W,)
@@ -256,7 +260,7 @@ def pixelate_torch(
             values = (2 * sums + counts) // (2 * counts) if exact else sums / counts
             values = values.reshape(C, nR, nC)
         else:
-            raise ValueError(f"sampling must be 'mean' or 'centre', got {samplings[i]!r}")
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {samplings[i]!r}")
         effect = values[:, ri][:, :, ci]  # (C, H, W)
         # 2. cells whose centre pixel is in the region
         sel = masks[i][rc][:, cc][ri][:, ci]

@@ -7,14 +7,25 @@ from typing import Literal
 
 import numpy as np
 
-Sampling = Literal["mean", "centre"]
+Sampling = Literal["mean", "centre", "centre-up", "first"]
+#: samplings that hold one pixel of each cell: 'centre' the pixel (start + end - 1) // 2 (tessera's),
+#: 'centre-up' (start + end) // 2 (ffmpeg's neighbour scaling), 'first' the cell's first pixel (OpenCV's
+#: INTER_NEAREST down-scaling)
+POINT_SAMPLINGS = ("centre", "centre-up", "first")
+SAMPLINGS = ("mean", *POINT_SAMPLINGS)
+
+
+def is_point(sampling: str) -> bool:
+    """Whether a cell of this sampling holds one of its pixels (else the mean of them all)."""
+    return sampling in POINT_SAMPLINGS
 
 
 @dataclass(frozen=True)
 class Grid:
     """A mosaic lattice: cells of ``cell_h`` x ``cell_w`` pixels whose edges lie on rows
     ``phase_y + k * cell_h`` and columns ``phase_x + k * cell_w`` (``0 <= phase < cell``).
-    ``sampling`` says whether a cell holds its pixels' mean or its centre pixel.
+    ``sampling`` says whether a cell holds its pixels' mean or one of them (its centre pixel, the
+    other centre convention, or its first pixel: :data:`POINT_SAMPLINGS`).
 
     Cells that are not a whole number of pixels (a mosaic another tool scaled up by a non-integer
     factor, or resized after pixelation): ``pitch`` (h, w) is the exact cell size and ``origin``
@@ -40,8 +51,8 @@ class Grid:
                 f"phase ({self.phase_y}, {self.phase_x}) must lie within the cell "
                 f"{self.cell_h}x{self.cell_w} (0 <= phase < cell)"
             )
-        if self.sampling not in ("mean", "centre"):
-            raise ValueError(f"sampling must be 'mean' or 'centre', got {self.sampling!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.pitch is not None and not all(p >= 1 and 0 <= o < p for p, o in zip(self.pitch, self.origin)):
             raise ValueError(f"pitch {self.pitch} must be at least 1 pixel and origin {self.origin} lie within it")
 

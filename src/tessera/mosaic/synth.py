@@ -268,7 +268,9 @@ def random_case(
 # through the output format. Emulations (no external tools): ImageMagick ``-scale`` = box average
 # down (cv2 INTER_AREA) + nearest up; ffmpeg ``flags=neighbor`` = the source pixel under each
 # output pixel's centre; ``flags=area`` = box average; OpenCV = cv2.resize INTER_NEAREST/INTER_AREA
-# down and INTER_NEAREST up (its nearest takes floor(i * scale): a cell's first pixel).
+# down and INTER_NEAREST up (its nearest takes floor(i * scale): a cell's first pixel). Exact lattices
+# carry the tool's own sampling: ffmpeg's neighbour takes pixel (start + end) // 2 of a whole cell
+# ('centre-up', one past tessera's 'centre' in even cells), OpenCV's nearest the first ('first').
 
 ZOO: dict[str, str] = {
     "mean": "mean cells, rounded half up (tessera pixelate)",
@@ -383,7 +385,7 @@ def _cells_rule(image: np.ndarray, grid: Grid, rule: str) -> np.ndarray:
 
     lat = Lattice(image.shape, grid)
     if rule == "centre-up":
-        values = image[np.minimum((lat.rs + lat.re) // 2, lat.re - 1)][:, np.minimum((lat.cs + lat.ce) // 2, lat.ce - 1)]
+        values = lat.points(image)  # the grid's sampling: centre-up
     else:
         sums, counts = lat.sums(image), lat.counts[..., None]
         values = sums // counts if rule == "mean-floor" else np.rint(sums / counts)
@@ -429,10 +431,9 @@ def zoo_apply(
         ch, cw = (y1 - y0) / nh, (x1 - x0) / nw
         # the tool's cells exactly: nearest-up starts cell k at ceil(k * pitch), centre-up at ceil(k * pitch - 0.5)
         shift = 0.5 if up == "centre" else 0.0
-        grid = Grid(int(ch), int(cw), y0 % int(ch), x0 % int(cw), "mean" if down == "area" else "centre") if exact else None
+        sampling = {"area": "mean", "centre": "centre-up", "nearest": "first"}[down]
+        grid = Grid(int(ch), int(cw), y0 % int(ch), x0 % int(cw), sampling) if exact else None
         nominal = replace(grid, sampling="mean") if exact else Grid.fractional(ch, cw, y0 - shift, x0 - shift)
-        if grid is not None and down == "nearest":
-            grid = None  # the first pixel of each cell: no lattice rule of ours (centre or mean) matches
         info["exact"] = exact
         out, mask = _paste(image, effect, region, 0.0)
         return out, mask, grid, nominal, info
@@ -451,13 +452,13 @@ def zoo_apply(
         return out, mask, grid, grid, info
     # mean-floor, mean-even, centre-up: the cells of the region, another value rule
     if generator == "centre-up":
-        grid = replace(grid, sampling="centre")
+        grid = replace(grid, sampling="centre-up")
     effect = _cells_rule(image, grid, generator)
     from tessera.mosaic.pixelate import selected_cells
 
     sel = selected_cells(region, grid.cell, grid.phase)
     out = np.where(sel[..., None], effect, image)
-    return out, sel, (grid if generator != "centre-up" else None), grid, info
+    return out, sel, grid, grid, info
 
 
 def zoo_case(image: np.ndarray, rng: np.random.Generator, generator: str, fmt: str = "png") -> ZooCase:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from tessera.mosaic.lattice import Lattice
-from tessera.mosaic.region import Grid
+from tessera.mosaic.region import Grid, is_point
 
 
 def telea(image: np.ndarray, mask: np.ndarray, grid: Grid | None = None, radius: int = 5) -> np.ndarray:
@@ -89,8 +89,8 @@ def smooth_torch(degraded, mask, cells, phases, samplings):
         lat = Lattice((H, W), grid)
         img = degraded[i].to(torch.float64)
         dev = img.device
-        if grid.sampling == "centre":
-            values = img[:, torch.as_tensor(lat.rc, device=dev)][:, :, torch.as_tensor(lat.cc, device=dev)]
+        if is_point(grid.sampling):
+            values = img[:, torch.as_tensor(lat.sr, device=dev)][:, :, torch.as_tensor(lat.sc, device=dev)]
         else:
             nR, nC = lat.shape
             My = torch.zeros(nR, H, dtype=torch.float64, device=dev)

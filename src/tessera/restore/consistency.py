@@ -1,7 +1,7 @@
 """Make a restored image agree with the mosaic it came from.
 
 For a mean mosaic every cell of the restoration must average to the observed cell value, per
-channel; for a centre-sampled mosaic every cell's centre pixel must equal it. We correct with a
+channel; for a point-sampled mosaic (centre, other centre or first pixel) that pixel must equal it. We correct with a
 smooth field first (iterative back-projection: the per-cell residual is interpolated bilinearly
 through the cell centres and added, so no new cell edges appear), then remove what is left with an
 exact per-cell step that respects clipping to [0, 255] and rounding to integers.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tessera.mosaic.lattice import Lattice
-from tessera.mosaic.region import Grid
+from tessera.mosaic.region import Grid, is_point
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,8 @@ def _project(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray, grid:
         return Consistency(restored.copy(), 0.0, 0.0, 0)
     tol = np.broadcast_to(tol if tol.ndim < 2 else tol.reshape(tol.shape[:2]), active.shape)[..., None]
     loose = bool((tol[active] > 0).any())
-    centre = grid.sampling == "centre"
-    measure = cells.centres if centre else cells.means
+    centre = is_point(grid.sampling)
+    measure = cells.points if centre else cells.means
     act = active[..., None].astype(np.float64)
     region = cells.expand(active)  # (H, W) pixels of constrained cells
     out = restored.astype(np.float64)
@@ -158,7 +158,7 @@ def _project(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray, grid:
 
     # 2. exact per-cell step: put the residual on the pixels that are not clipped in its direction
     if centre:
-        out[cells.rc[:, None], cells.cc[None, :]] = np.where(active[..., None], target, out[cells.rc[:, None], cells.cc[None, :]])
+        out[cells.sr[:, None], cells.sc[None, :]] = np.where(active[..., None], target, out[cells.sr[:, None], cells.sc[None, :]])
     else:
         for _ in range(4):
             r = (target - measure(out)) * act  # (nR, nC, 3)
@@ -181,9 +181,9 @@ def _project(restored: np.ndarray, observed: np.ndarray, mask: np.ndarray, grid:
 
 def _remosaic_errors(image: np.ndarray, target: np.ndarray, active: np.ndarray, cells: _Cells, centre: bool) -> np.ndarray:
     """|re-mosaicked value - observed value| per constrained cell and channel (re-mosaic = pixelate's rule:
-    the centre pixel, or the cell mean rounded half up)."""
+    the sampled pixel, or the cell mean rounded half up)."""
     img = image.astype(np.float64)
-    values = cells.centres(img) if centre else np.floor(cells.means(img) + 0.5)
+    values = cells.points(img) if centre else np.floor(cells.means(img) + 0.5)
     return np.abs(values - target)[active]
 
 
@@ -243,4 +243,4 @@ def remosaic_residual(restored: np.ndarray, observed: np.ndarray, mask: np.ndarr
     target, active = observed_cells(observed, mask, grid)
     if not active.any():
         return 0.0
-    return float(_remosaic_errors(restored, target, active, cells, grid.sampling == "centre").mean())
+    return float(_remosaic_errors(restored, target, active, cells, is_point(grid.sampling)).mean())

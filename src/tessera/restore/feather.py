@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from tessera.mosaic.lattice import Lattice
-from tessera.mosaic.region import Grid
+from tessera.mosaic.region import Grid, is_point
 
 LINEAR = tuple(range(1, 11))  # linear feathers of 1..10 px (weight (N + 1 - d) / (N + 1) at Chebyshev distance d)
 GAUSSIAN = (1.0, 1.5, 2.0, 3.0, 4.0)  # sigmas of Gaussian-blurred paste edges
@@ -120,8 +120,8 @@ def _recover(obs: np.ndarray, w: np.ndarray, grid: Grid, cells: _Lattice) -> np.
     band = (w > 0) & (w < 1)
     wc = np.where(band, w, 0.0)[..., None]
     inv = 1.0 / (1.0 - np.minimum(wc, 0.98))
-    if grid.sampling == "centre":
-        c = obs[cells.rc][:, cells.cc]
+    if is_point(grid.sampling):
+        c = cells.points(obs)
     else:
         c = cells.sums(obs * inv) / np.maximum(cells.sums(np.broadcast_to(inv, obs.shape).copy()), 1e-9)
     cell = cells.expand(c)

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tessera.mosaic.lattice import lattice
-from tessera.mosaic.region import Grid
+from tessera.mosaic.lattice import lattice, point
+from tessera.mosaic.region import Grid, is_point
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,11 @@ class MosaicTarget:
 
 def _axis_operator(n: int, cell: int, phase: int, sampling: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     _, starts, ends, centres = lattice(n, cell, phase)
+    if is_point(sampling):
+        centres = point(starts, ends, sampling)
     op = np.zeros((len(starts), n), np.float32)
     for i, (s, e, c) in enumerate(zip(starts, ends, centres)):
-        if sampling == "centre":
+        if is_point(sampling):
             op[i, c] = 1.0
         else:
             op[i, s:e] = 1.0 / max(e - s, 1)

@@ -21,7 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from tessera.mosaic.region import Grid, Region
+from tessera.mosaic.region import SAMPLINGS, Grid, Region
 from tessera.restore.blend import blend
 from tessera.restore.consistency import cell_tolerance, project
 from tessera.restore.restorer import DEFAULT_MODEL, MODEL_TABLE, Restorer, model_names, resolve_model
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 Kind = Literal["auto", "mosaic", "blur", "hole"]
-Sampling = Literal["auto", "mean", "centre"]
+Sampling = Literal["auto", "mean", "centre", "centre-up", "first"]
 Progress = Callable[[int, int], None]  # (regions done, regions in all)
 
 # Shipped learned restorers (names in restore/restorer.py's MODEL_TABLE with weights).
@@ -79,8 +79,8 @@ class RestoreConfig:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(model_names())} or a .safetensors file")
         if self.kind not in ("auto", "mosaic", "blur", "hole"):
             raise ValueError(f"kind must be auto, mosaic, blur or hole, got {self.kind!r}")
-        if self.sampling not in (None, "auto", "mean", "centre"):
-            raise ValueError(f"sampling must be 'auto', 'mean' or 'centre', got {self.sampling!r}")
+        if self.sampling not in (None, "auto", *SAMPLINGS):
+            raise ValueError(f"sampling must be 'auto' or one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if not 0 <= self.context <= 4096 or not 0 <= self.feather <= 256:
             raise ValueError(f"context must be within 0..4096 and feather within 0..256, got {self.context}, {self.feather}")
         if self.refine not in (None, "patch"):

@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 
 from tessera.mosaic.lattice import Lattice
-from tessera.mosaic.region import Grid
+from tessera.mosaic.region import Grid, is_point
 from tessera.restore.classical import _keys
 from tessera.restore.consistency import project
 from tessera.video.motion import Motion, MotionConfig, available_cpus, estimate_motion
@@ -391,8 +391,8 @@ def _cell_rows(f: np.ndarray, m: np.ndarray, g: Grid, mo: Motion, D, pixel_std: 
         return None
     values = lat.values(f)
     ai, aj = np.nonzero(active)
-    if g.sampling == "centre":
-        pr, pc, owner, weight = lat.rc[ai], lat.cc[aj], np.arange(len(ai)), np.ones(len(ai))
+    if is_point(g.sampling):
+        pr, pc, owner, weight = lat.sr[ai], lat.sc[aj], np.arange(len(ai)), np.ones(len(ai))
     else:
         number = np.full(active.size, -1)
         number[np.flatnonzero(active)] = np.arange(len(ai))  # active cell -> its row
