@@ -64,3 +64,23 @@ def test_auto_is_the_default_and_names_the_models_it_used():
     assert res.model == "scenes"
     r._detect = lambda im: [(0, 0, 64, 64)]
     assert restore_image(img, mask, restorer=r, kind="hole").model == "faces"
+
+
+def test_a_network_restorer_reuses_the_routing_smooth_prefill(monkeypatch):
+    import tessera.restore.restorer as R
+    from tessera.mosaic.pixelate import pixelate
+
+    rng = np.random.default_rng(0)
+    img = pixelate((rng.random((64, 64, 3)) * 255).astype(np.uint8), boxes=[(8, 8, 48, 40)], cell=8)[0]
+    mask = np.zeros((64, 64), bool)
+    mask[8:48, 8:56] = True
+    grid = Grid(8, 8, 0, 0, "mean")
+    scenes = resolve_model("scenes", quality="fast")
+    assert scenes.runner.info.get("prefill") == "smooth"
+    alone = scenes(img, mask, grid, "mosaic")
+    calls = []
+    smooth = R.CLASSICAL["smooth"]
+    monkeypatch.setitem(R.CLASSICAL, "smooth", lambda *a: calls.append(1) or smooth(*a))
+    r = RoutingRestorer(Fill("faces", 200), scenes, detect=lambda im: [])
+    out = r(img, mask, grid, "mosaic")
+    assert np.array_equal(out, alone) and r.routes == ["scenes"] and len(calls) == 1

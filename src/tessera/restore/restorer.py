@@ -146,11 +146,14 @@ class NetRestorer:
             self._runner = net if hasattr(net, "backend") else TorchRunner(net)
         return self._runner
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str) -> np.ndarray:
+    def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str, *,
+                 prefilled: np.ndarray | None = None) -> np.ndarray:
+        """``prefilled``: ``smooth(image, mask, grid)`` when the caller has it already (not computed again)."""
         from tessera.restore.backend import run_tiled
 
         if self.runner.info.get("prefill", "none") == "smooth" and kind == "mosaic" and grid is not None:
-            image = CLASSICAL["smooth"](image, mask, grid)  # the input the model was trained on
+            # the input the model was trained on
+            image = prefilled if prefilled is not None else CLASSICAL["smooth"](image, mask, grid)
         x = np.empty((4, *mask.shape), np.float32)  # RGB in [-1, 1] and the mask
         x[:3] = image.transpose(2, 0, 1)
         x[:3] /= 127.5
@@ -205,14 +208,21 @@ class RoutingRestorer:
         self.routes.append(route)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, grid: Grid | None, kind: str) -> np.ndarray:
-        first = CLASSICAL["smooth"](image, mask, grid) if kind == "mosaic" and grid is not None else image
+        smoothed = kind == "mosaic" and grid is not None
+        first = CLASSICAL["smooth"](image, mask, grid) if smoothed else image
+
+        def run(restorer: Restorer) -> np.ndarray:  # a network restorer reuses the smooth pre-fill made here
+            if smoothed and isinstance(restorer, NetRestorer):
+                return restorer(image, mask, grid, kind, prefilled=first)
+            return restorer(image, mask, grid, kind)
+
         if self._is_face(first, mask):
             self._route("faces")
-            return self.faces(image, mask, grid, kind)
-        out = self.scenes(image, mask, grid, kind)
+            return run(self.faces)
+        out = run(self.scenes)
         if self._is_face(out, mask):
             self._route("faces")
-            return self.faces(image, mask, grid, kind)
+            return run(self.faces)
         self._route("scenes")
         return out
 
