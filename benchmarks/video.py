@@ -162,6 +162,43 @@ def quality(cases, rcfg: RestoreConfig, alphas: list[float]) -> list[str]:
     return rows
 
 
+def pair_flicker(outs, truth, masks) -> np.ndarray:
+    """Per consecutive pair (t-1, t): mean |(R_t - R_t-1) - (T_t - T_t-1)| over pixels hidden in both."""
+    errs = []
+    for t in range(1, len(outs)):
+        both = masks[t] & masks[t - 1]
+        d = (outs[t].astype(np.int16) - outs[t - 1]) - (truth[t].astype(np.int16) - truth[t - 1])
+        errs.append(float(np.abs(d)[both].mean()))
+    return np.array(errs)
+
+
+def boundary(rcfg: RestoreConfig, n: int = 64) -> list[str]:
+    """Where multi-frame clips meet: two photos panned behind a fixed mosaic (320x240, cell 10),
+    ``n`` frames through the pipeline's own chunking; the temporal-difference error of each pair of
+    consecutive frames, at the pairs where one clip's solve hands over to the next against within."""
+    photos = sorted((DATA / "scenes" / "val").iterdir())
+    clip = VideoConfig().multiframe_clip
+    rows = ["| case | mode | pairs | mean within clips | at the hand-over (pair) | largest (pair) |", "|---|---|---|---|---|---|"]
+    for photo_i in (2, 5):
+        truth = pan_frames(load(photos[photo_i]), n, (320, 240), speed=(0.7, 0.3))
+        mos, masks = [], []
+        for f in truth:
+            out, m = pixelate(f, boxes=[(110, 70, 100, 90)], cell=10)
+            mos.append(out)
+            masks.append(m)
+        for label in ("frame-by-frame", "multi-frame"):
+            tcfg, mf = MODES[label]
+            outs, _, _ = run_mode(mos, masks, rcfg, tcfg, mf)
+            e = pair_flicker(outs, truth, masks)
+            hand = [k - 1 for k in range(clip, n, clip)]  # pair index of (k-1, k): k the next clip's first frame
+            inside = np.delete(e, hand)
+            worst = int(np.argmax(e))
+            rows.append(f"| photo {photo_i}, mosaic fixed | {label} | {len(e)} | {inside.mean():.2f} | "
+                        + ", ".join(f"{e[h]:.2f} ({h}-{h + 1})" for h in hand) + f" | {e[worst]:.2f} ({worst}-{worst + 1}) |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def detail_floor(truth, masks, cell: int) -> float:
     """Flicker of the truth blurred to the cell scale (Gaussian, sigma cell / 2.5) inside the masks."""
     import cv2
@@ -296,7 +333,7 @@ def main() -> None:
     ap.add_argument("--quality", default="fast", help="restore quality preset (fast: one model pass per crop)")
     ap.add_argument("--backend", default="onnx")
     ap.add_argument("--alphas", default="0.6", help="comma list of temporal blend weights to compare (0.6 is the default)")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: quality,speed,memory")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: quality,speed,memory,boundary")
     args = ap.parse_args()
     import torch
 
@@ -315,6 +352,8 @@ def main() -> None:
         "speed": lambda tmp: ["### End to end (decode, detect every 4 frames and around tracks between, track, restore, encode, streams copied)", "",
                               *speed(args.model, args.speed_frames, tmp, args.quality, args.backend, args.repeats)],
         "memory": lambda tmp: ["### Memory and streams", "", *memory_and_streams(tmp, args.long_frames)],
+        "boundary": lambda tmp: ["### Where multi-frame clips meet (temporal-difference error per pair of frames, grey levels)", "",
+                                 *boundary(rcfg)],
     }
     for name, run in parts.items():
         if name in skip:

@@ -78,7 +78,9 @@ class MultiframeConfig:
     edges); None: 0 when the mosaic's cells are flat (no lossy compression), else 2. max_misfit:
     the solution must explain the observed cells to within this many times their noise (RMS);
     otherwise the content did not move as the pixels around it did (a moving object, a face, parallax)
-    and the clip is left to the prior (``Recovery.info['rejected']``)."""
+    and the clip is left to the prior (``Recovery.info['rejected']``). min_recovered: so is a clip in
+    which less than this fraction of the region's pixels would be recovered (the frames do not
+    determine the content; their correction to the prior would be mostly motion-model error)."""
 
     prior_std: float = 20.0
     pixel_std: float | None = None
@@ -94,6 +96,7 @@ class MultiframeConfig:
     max_unknowns: int = 400_000
     guard: int | None = None
     max_misfit: float = 4.0
+    min_recovered: float = 0.002
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -111,6 +114,8 @@ class MultiframeConfig:
             raise ValueError(f"guard must be >= 0 (or None), got {self.guard}")
         if self.max_misfit <= 0:
             raise ValueError(f"max_misfit must be > 0, got {self.max_misfit}")
+        if not 0 <= self.min_recovered < 1:
+            raise ValueError(f"min_recovered must lie in [0, 1), got {self.min_recovered}")
         if self.probes < 2 or self.iterations < 1 or self.tol <= 0 or self.margin < 3 or self.max_unknowns < 1:
             raise ValueError("need probes >= 2, iterations >= 1, tol > 0, margin >= 3, max_unknowns >= 1")
 
@@ -255,6 +260,65 @@ def _check_clip(frames, masks) -> tuple[list[np.ndarray], list[np.ndarray]]:
 # ----------------------------------------------------------------------------- recovery
 
 
+@dataclass
+class Prepared:
+    """What a clip's frames, masks, grids and motions alone give (no prior needed), from
+    :func:`prepare`: the unknown rectangle ``D`` (x, y, w, h in the reference), which frames are used,
+    the noise levels, the normal equations (``system``) and, when asked for, the posterior error
+    samples (``probes``, (N, k)). :func:`recover_clip` takes it as ``prepared=`` so that this part can
+    run while the priors are being made (the video pipeline does)."""
+
+    used: list[bool]
+    D: tuple[int, int, int, int] | None = None
+    system: "_System | None" = None
+    probes: np.ndarray | None = None
+    spreads: dict[int, np.ndarray] | None = None  # used frame -> _frame_spread
+    info: dict = field(default_factory=dict)
+
+
+def prepare(frames, masks, grid, motions, *, config: MultiframeConfig = MultiframeConfig(), probes: bool = True, stop=None) -> Prepared:
+    """The measurements of a clip over the unknown rectangle, their normal equations and (``probes``)
+    the posterior error samples; raises :class:`TooLarge`. ``stop``: a threading.Event that ends the
+    probe solves early (what they have then errs towards imagined)."""
+    frames, masks = _check_clip(frames, masks)
+    n = len(frames)
+    grids = _grids(grid, n)
+    if len(motions) != n:
+        raise ValueError(f"{n} frames but {len(motions)} motions")
+    cfg = config
+    used = [bool(m.any()) and mo.confidence >= cfg.min_confidence for m, mo in zip(masks, motions)]
+    info: dict = {"unknowns": 0, "iterations": 0, "cg_residual": 0.0}
+    if not any(used):
+        return Prepared(used, info=info)
+    # 1. the unknown rectangle D (reference coordinates): every used frame's region, plus a margin
+    D = _domain(masks, motions, used, cfg.margin)
+    N = D[2] * D[3]
+    if N > cfg.max_unknowns:
+        raise TooLarge(f"multi-frame recovery would solve for {N} pixels (> max_unknowns {cfg.max_unknowns}): split the clip or the region")
+    info["unknowns"] = N
+    # 2. noise levels
+    pixel_std, guard = _noise(frames, masks, grids, motions, used, cfg)
+    info["pixel_std"], info["guard"] = pixel_std, guard
+    # 3. measurements: unmasked pixels (direct) and mosaic cells, as sparse rows over D
+    direct, cells = [], []
+    for d, c in _map(lambda t: (_direct_rows(frames[t], masks[t], motions[t], D, guard),
+                                _cell_rows(frames[t], masks[t], grids[t], motions[t], D, pixel_std, cfg.cell_std)), [t for t in range(n) if used[t]]):
+        direct.append(d)
+        cells.append(c)
+    system = _System([d for d in direct if d is not None], [c for c in cells if c is not None], N, pixel_std, cfg)
+    info["measurements"] = system.measurements
+    out = Prepared(used, D, system, info=info)
+    if probes:
+        out.probes = system.probes(cfg, stop, info)
+        out.spreads = _spreads(out.probes, D, masks, grids, motions, used, cfg)
+    return out
+
+
+def _spreads(probes, D, masks, grids, motions, used, cfg: MultiframeConfig) -> dict[int, np.ndarray]:
+    todo = [t for t in range(len(masks)) if used[t]]
+    return dict(zip(todo, _map(lambda t: _frame_spread(masks[t], grids[t], motions[t], D, probes, cfg), todo)))
+
+
 def recover_clip(
     frames: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
@@ -263,6 +327,7 @@ def recover_clip(
     prior: Sequence[np.ndarray] | None = None,
     *,
     config: MultiframeConfig = MultiframeConfig(),
+    prepared: Prepared | None = None,
 ) -> Recovery:
     """Reconstruct what the mosaic hides from all frames of a clip (see the module docstring).
 
@@ -271,55 +336,60 @@ def recover_clip(
     motions: per frame, its map into the reference frame (:func:`tessera.video.motion.estimate_motion`).
     prior: per frame, a restoration of it to start from and to fall back on (e.g. the learned
     restorer's output, already consistent with the mosaic); None = the classical ``smooth``
-    interpolation. Pixels outside the masks are returned unchanged.
+    interpolation. Pixels outside the masks are returned unchanged. ``prepared``: :func:`prepare`'s
+    result for these frames and motions with this config (else computed here).
+
+    A clip is left to the prior (``info['rejected']``, every output its prior) when the solution
+    does not explain the cells (see ``max_misfit``) or when less than ``min_recovered`` of the
+    region's pixels would be recovered: there the frames do not determine the content, and the
+    correction they would make to the prior is mostly the motion model's error.
     """
     frames, masks = _check_clip(frames, masks)
     n = len(frames)
     grids = _grids(grid, n)
-    if len(motions) != n:
-        raise ValueError(f"{n} frames but {len(motions)} motions")
     prior = _check_prior(prior, frames, masks, grids)
     cfg = config
-    used = [bool(m.any()) and mo.confidence >= cfg.min_confidence for m, mo in zip(masks, motions)]
+    if prepared is None:
+        prepared = prepare(frames, masks, grids, motions, config=cfg, probes=False)
+    used, D, info = prepared.used, prepared.D, dict(prepared.info)
     out_frames = [np.where(m[..., None], p, f) for f, m, p in zip(frames, masks, prior)]
     std_maps = [np.where(m, np.float32(cfg.prior_std), np.float32(0)).astype(np.float32) for m in masks]
-    info: dict = {"unknowns": 0, "iterations": 0, "cg_residual": 0.0}
     if not any(used):
         return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info)
+    todo = [t for t in range(n) if used[t]]
+    probes, spreads = prepared.probes, prepared.spreads
+    if spreads is not None and _nothing_recovered(spreads, cfg, info):  # the mean is not needed
+        return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info)
 
-    # 1. the unknown rectangle D (reference coordinates): every used frame's region, plus a margin
-    D = _domain(masks, motions, used, cfg.margin)
-    N = D[2] * D[3]
-    if N > cfg.max_unknowns:
-        raise TooLarge(f"multi-frame recovery would solve for {N} pixels (> max_unknowns {cfg.max_unknowns}): split the clip or the region")
-    info["unknowns"] = N
-
-    # 2. noise levels
-    pixel_std, guard = _noise(frames, masks, grids, motions, used, cfg)
-    info["pixel_std"], info["guard"] = pixel_std, guard
-
-    # 3. measurements: unmasked pixels (direct) and mosaic cells, as sparse rows over D
-    direct, cells = [], []
-    for d, c in _map(lambda t: (_direct_rows(frames[t], masks[t], motions[t], D, guard),
-                                _cell_rows(frames[t], masks[t], grids[t], motions[t], D, pixel_std, cfg.cell_std)), [t for t in range(n) if used[t]]):
-        direct.append(d)
-        cells.append(c)
-
-    # 4.-6. the prior moved into the reference, then the posterior mean and its spread
-    u0 = _prior_in_reference([prior[t] for t in range(n) if used[t]], [motions[t] for t in range(n) if used[t]], D[:2], (D[3], D[2]))
-    u, probes = _solve([d for d in direct if d is not None], [c for c in cells if c is not None], u0, pixel_std, cfg, info)
+    # 4.-6. the prior moved into the reference, then the posterior mean (and its spread)
+    u0 = _prior_in_reference([prior[t] for t in todo], [motions[t] for t in todo], D[:2], (D[3], D[2]))
+    u, probes = _solve(prepared.system, u0, cfg, info, probes)
     if info["cell_misfit"] > cfg.max_misfit:  # the motion model does not hold: nothing is recovered
         info["rejected"] = f"cell misfit {info['cell_misfit']:.1f} > {cfg.max_misfit}"
         return _finish(out_frames, std_maps, frames, masks, grids, [False] * n, cfg, info)
+    if spreads is None:
+        spreads = _spreads(probes, D, masks, grids, motions, used, cfg)
+        if _nothing_recovered(spreads, cfg, info):
+            return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info)
     std = np.minimum(np.sqrt(np.mean(probes**2, axis=1)), cfg.prior_std)  # (N,) posterior spread
     content = (u.reshape(D[3], D[2], 3), std.reshape(D[3], D[2]), D[:2])
 
     # 7. each used frame: its prior moved towards W_t u where the frames determine the pixels
-    todo = [t for t in range(n) if used[t]]
-    done = _map(lambda t: _frame_output(out_frames[t], frames[t], masks[t], grids[t], prior[t], motions[t], D, u, u0, probes, cfg), todo)
+    done = _map(lambda t: _frame_output(out_frames[t], frames[t], masks[t], grids[t], prior[t], motions[t], D, u, u0, spreads[t], cfg), todo)
     for t, (img, sd) in zip(todo, done):
         out_frames[t], std_maps[t] = img, sd
     return _finish(out_frames, std_maps, frames, masks, grids, used, cfg, info, content)
+
+
+def _nothing_recovered(spreads: dict[int, np.ndarray], cfg: MultiframeConfig, info: dict) -> bool:
+    """Whether less than ``min_recovered`` of the used frames' region pixels have a posterior spread
+    of at most ``recovered_std``; if so the clip is marked rejected in ``info``."""
+    hit = sum(int(np.count_nonzero(s <= cfg.recovered_std)) for s in spreads.values())
+    info["recoverable"] = hit / max(sum(s.size for s in spreads.values()), 1)
+    if info["recoverable"] >= cfg.min_recovered:
+        return False
+    info["rejected"] = f"{100 * info['recoverable']:.2f} % recoverable < {100 * cfg.min_recovered:g} %"
+    return True
 
 
 def _noise(frames, masks, grids, motions, used, cfg: MultiframeConfig) -> tuple[float, int]:
@@ -412,78 +482,130 @@ def _cell_rows(f: np.ndarray, m: np.ndarray, g: Grid, mo: Motion, D, pixel_std: 
     return (C @ M)[cell_ok], values[ai, aj][cell_ok], 1.0 / sd[cell_ok]
 
 
-def _solve(direct, cells, u0: np.ndarray, pixel_std: float, cfg: MultiframeConfig, info: dict) -> tuple[np.ndarray, np.ndarray | None]:
-    """Posterior mean (N, 3), then (unless its cell misfit refuses the clip: None) ``probes``
-    posterior samples of its error (N, k), by block CG on the normal equations, kept factored:
-    Q = Ad^T Ad / s^2 + Ac^T diag(wc^2) Ac + I / prior^2."""
-    import scipy.sparse as sp
+class _System:
+    """The normal equations of a clip's measurements, kept factored:
+    Q = Ad^T Ad / s^2 + Ac^T diag(wc^2) Ac + I / prior^2, and the data term A^T S^-1 y."""
 
-    N = u0.shape[0]
-    Ad = sp.vstack([d[0] for d in direct]).tocsr() if direct else sp.csr_matrix((0, N))
-    yd = np.concatenate([d[1] for d in direct]) if direct else np.zeros((0, 3))
-    Ac = sp.vstack([c[0] for c in cells]).tocsr() if cells else sp.csr_matrix((0, N))
-    yc = np.concatenate([c[1] for c in cells]) if cells else np.zeros((0, 3))
-    wc = np.concatenate([c[2] for c in cells]) if cells else np.zeros(0)
-    Acw = sp.diags(wc) @ Ac  # whitened cell rows
-    Qd = ((Ad.T @ Ad) / pixel_std**2).tocsr()
-    AcwT = Acw.T.tocsr()
-    lam = 1.0 / cfg.prior_std**2
+    def __init__(self, direct, cells, N: int, pixel_std: float, cfg: MultiframeConfig):
+        import scipy.sparse as sp
 
-    def apply_Q(X):
-        return Qd @ X + AcwT @ (Acw @ X) + lam * X
+        Ad = sp.vstack([d[0] for d in direct]).tocsr() if direct else sp.csr_matrix((0, N))
+        yd = np.concatenate([d[1] for d in direct]) if direct else np.zeros((0, 3))
+        self.Ac = sp.vstack([c[0] for c in cells]).tocsr() if cells else sp.csr_matrix((0, N))
+        self.yc = np.concatenate([c[1] for c in cells]) if cells else np.zeros((0, 3))
+        self.wc = np.concatenate([c[2] for c in cells]) if cells else np.zeros(0)
+        self.Acw = sp.diags(self.wc) @ self.Ac  # whitened cell rows
+        self.Qd = ((Ad.T @ Ad) / pixel_std**2).tocsr()
+        self.AcwT = self.Acw.T.tocsr()
+        self.lam = 1.0 / cfg.prior_std**2
+        self.diag = self.Qd.diagonal() + np.asarray(self.Acw.multiply(self.Acw).sum(axis=0)).ravel() + self.lam
+        self.data = (Ad.T @ yd) / pixel_std**2 + self.AcwT @ (self.wc[:, None] * self.yc)
+        self.measurements = {"pixels": int(Ad.shape[0]), "cells": int(self.Ac.shape[0])}
+        # posterior error samples e = x - E[x | y] for x drawn from the prior and y = A x + noise, i.e.
+        # Q e = x / prior^2 - A^T S^-1/2 noise, solved from e = x: where CG has not converged yet a probe
+        # keeps the prior's spread, so a loose probe_tol errs towards imagined, never towards recovered
+        rng = np.random.default_rng(cfg.seed)
+        k = cfg.probes
+        eps_d = rng.standard_normal((Ad.shape[0], k))
+        eps_c = rng.standard_normal((self.Ac.shape[0], k))
+        self.x = rng.standard_normal((N, k)) * cfg.prior_std
+        self.B_probe = self.lam * self.x - (Ad.T @ eps_d) / pixel_std - self.AcwT @ eps_c
+        self._32 = tuple(A.astype(np.float32) for A in (self.Qd, self.Acw, self.AcwT))
 
-    diag = Qd.diagonal() + np.asarray(Acw.multiply(Acw).sum(axis=0)).ravel() + lam
-    info["measurements"] = {"pixels": int(Ad.shape[0]), "cells": int(Ac.shape[0])}
-    B_mean = (Ad.T @ yd) / pixel_std**2 + AcwT @ (wc[:, None] * yc) + lam * u0
-    # posterior error samples e = x - E[x | y] for x drawn from the prior and y = A x + noise, i.e.
-    # Q e = x / prior^2 - A^T S^-1/2 noise, solved from e = x: where CG has not converged yet a probe
-    # keeps the prior's spread, so a loose probe_tol errs towards imagined, never towards recovered
-    rng = np.random.default_rng(cfg.seed)
-    k = cfg.probes
-    eps_d = rng.standard_normal((Ad.shape[0], k))
-    eps_c = rng.standard_normal((Ac.shape[0], k))
-    x = rng.standard_normal((N, k)) * cfg.prior_std
-    B_probe = lam * x - (Ad.T @ eps_d) / pixel_std - AcwT @ eps_c
+    def apply_Q(self, X: np.ndarray) -> np.ndarray:
+        return self.Qd @ X + self.AcwT @ (self.Acw @ X) + self.lam * X
+
+    def mean(self, u0: np.ndarray, cfg: MultiframeConfig) -> tuple[np.ndarray, int, float]:
+        return _cg(self.apply_Q, self.data + self.lam * u0, u0, self.diag, cfg.iterations, cfg.tol)
+
+    def misfit(self, u: np.ndarray) -> float:
+        """How well ``u`` explains the cells, in units of their noise (about 1 or less when the motion
+        model holds; content that moves otherwise than the pixels around it leaves far more)."""
+        return float(np.sqrt(np.mean((((self.Ac @ u) - self.yc) * self.wc[:, None]) ** 2))) if self.Ac.shape[0] else 0.0
+
+    def _apply_Q32(self, X: np.ndarray) -> np.ndarray:
+        """Q X with the operators in single precision (the probes only estimate a spread; 30 % faster)."""
+        Qd, Acw, AcwT = self._32
+        X32 = X.astype(np.float32)
+        return Qd @ X32 + AcwT @ (Acw @ X32) + self.lam * X
+
+    def _probe_group(self, cols, cfg: MultiframeConfig, stop):
+        return _cg(self._apply_Q32, np.ascontiguousarray(self.B_probe[:, cols]), self.x[:, cols], self.diag, cfg.iterations, cfg.probe_tol, stop)
+
+    def start_probes(self, cfg: MultiframeConfig, stop: threading.Event):
+        """The probe solves in PROBE_GROUPS column groups, on threads when this process may use more
+        than one CPU: -> a function that waits for them and returns (probes, iterations, residual)."""
+        groups = np.array_split(np.arange(cfg.probes), min(PROBE_GROUPS, cfg.probes))
+        if available_cpus() < 2:
+            return lambda: _joined([self._probe_group(g, cfg, stop) for g in groups])
+        pool = ThreadPoolExecutor(len(groups))
+        running = [pool.submit(self._probe_group, g, cfg, stop) for g in groups]
+
+        def wait():
+            try:
+                return _joined([r.result() for r in running])
+            finally:  # done or interrupted: the probe threads stop at their next iteration
+                stop.set()
+                pool.shutdown(wait=True)
+
+        return wait
+
+    def probes(self, cfg: MultiframeConfig, stop: threading.Event | None, info: dict) -> np.ndarray:
+        probes, it, rel = self.start_probes(cfg, stop if stop is not None else threading.Event())()
+        info["iterations"], info["cg_residual"] = max(info.get("iterations", 0), it), max(info.get("cg_residual", 0.0), rel)
+        return probes
+
+
+def _joined(done) -> tuple[np.ndarray, int, float]:
+    return np.concatenate([d[0] for d in done], axis=1), max(d[1] for d in done), max(d[2] for d in done)
+
+
+def _solve(system: _System, u0: np.ndarray, cfg: MultiframeConfig, info: dict, probes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior mean (N, 3), then (unless ``probes`` are given, or its cell misfit refuses the clip:
+    None) ``probes`` posterior samples of its error (N, k), solved while the mean is."""
     stop = threading.Event()
-
-    def probe_group(cols):
-        return _cg(apply_Q, np.ascontiguousarray(B_probe[:, cols]), x[:, cols], diag, cfg.iterations, cfg.probe_tol, stop)
-
-    groups = np.array_split(np.arange(k), min(PROBE_GROUPS, k))
-    pool = ThreadPoolExecutor(len(groups)) if available_cpus() > 1 else None
-    try:  # with threads, the probes are solved while the mean is (and dropped if the clip is refused)
-        running = [pool.submit(probe_group, g) for g in groups] if pool is not None else None
-        u, it, rel = _cg(apply_Q, B_mean, u0, diag, cfg.iterations, cfg.tol)
-        # how well the solution explains the cells, in units of their noise (about 1 or less when the
-        # motion model holds; content that moves otherwise than the pixels around it leaves far more)
-        info["cell_misfit"] = float(np.sqrt(np.mean((((Ac @ u) - yc) * wc[:, None]) ** 2))) if Ac.shape[0] else 0.0
-        info["iterations"], info["cg_residual"] = it, rel
-        if info["cell_misfit"] > cfg.max_misfit:  # refused: the probes would be wasted
-            stop.set()
-            return u, None
-        done = [r.result() for r in running] if running is not None else [probe_group(g) for g in groups]
-    finally:  # done, refused or interrupted: the probe threads stop at their next iteration
+    wait = system.start_probes(cfg, stop) if probes is None else None
+    try:
+        u, it, rel = system.mean(u0, cfg)
+    except BaseException:  # interrupted: the probe threads stop at their next iteration
         stop.set()
-        if pool is not None:
-            pool.shutdown(wait=True)
-    probes = np.concatenate([d[0] for d in done], axis=1)
-    info["iterations"] = max([info["iterations"]] + [d[1] for d in done])
-    info["cg_residual"] = max([info["cg_residual"]] + [d[2] for d in done])
+        if wait is not None:
+            wait()
+        raise
+    info["cell_misfit"] = system.misfit(u)
+    info["iterations"], info["cg_residual"] = max(info.get("iterations", 0), it), max(info.get("cg_residual", 0.0), rel)
+    if wait is None:
+        return u, probes
+    if info["cell_misfit"] > cfg.max_misfit:  # refused: the probes would be wasted
+        stop.set()
+        wait()
+        return u, None
+    probes, pit, prel = wait()
+    info["iterations"], info["cg_residual"] = max(info["iterations"], pit), max(info["cg_residual"], prel)
     return u, probes
 
 
-def _frame_output(out: np.ndarray, f, m, g: Grid, prior_t, mo: Motion, D, u, u0, probes, cfg: MultiframeConfig):
-    """One used frame: W_t u where recovered; elsewhere its own prior plus the correction the frames
-    made to the (averaged) prior, moved into this frame; then fitted to its cells. -> (image, spread).
-    Worked on the whole cells around the mask only (the rest of the frame is not touched)."""
-    ox, oy, dw, dh = D
+def _frame_spread(m, g: Grid, mo: Motion, D, probes, cfg: MultiframeConfig) -> np.ndarray:
+    """One used frame's posterior spread of W_t u at its mask pixels (``np.nonzero(m)`` order): the
+    probes moved into the frame; ``prior_std`` where the kernel leaves D."""
+    y0, y1, x0, x1 = _cell_box(m, g)
+    rr, cc = np.nonzero(m[y0:y1, x0:x1])
+    M, ok = _sample_matrix(mo.apply(_pixel_coords(rr + y0, cc + x0)), D[:2], (D[3], D[2]))
+    s = np.sqrt(np.mean((M @ probes) ** 2, axis=1))
+    return np.where(ok, np.minimum(s, cfg.prior_std), cfg.prior_std).astype(np.float32)
+
+
+def _frame_output(out: np.ndarray, f, m, g: Grid, prior_t, mo: Motion, D, u, u0, s, cfg: MultiframeConfig):
+    """One used frame: W_t u where recovered (spread ``s``, from :func:`_frame_spread`); elsewhere its
+    own prior plus the correction the frames made to the (averaged) prior, moved into this frame;
+    then fitted to its cells. -> (image, spread map). Worked on the whole cells around the mask only
+    (the rest of the frame is not touched)."""
     y0, y1, x0, x1 = _cell_box(m, g)
     box = (slice(y0, y1), slice(x0, x1))
     rr, cc = np.nonzero(m[box])
-    M, ok = _sample_matrix(mo.apply(_pixel_coords(rr + y0, cc + x0)), (ox, oy), (dh, dw))
-    moved = M @ np.concatenate([u, u0, probes], axis=1)  # W_t u, W_t u0 and W_t of every probe
-    s = np.sqrt(np.mean(moved[:, 6:] ** 2, axis=1))  # spread of W_t u itself
-    s = np.where(ok, np.minimum(s, cfg.prior_std), cfg.prior_std)
+    M, _ = _sample_matrix(mo.apply(_pixel_coords(rr + y0, cc + x0)), D[:2], (D[3], D[2]))
+    moved = M @ np.concatenate([u, u0], axis=1)  # W_t u and W_t u0
+    s = s.astype(np.float64)
     wgt = np.clip((cfg.blend_std - s) / (cfg.blend_std - cfg.recovered_std), 0.0, 1.0)[:, None]
     img = out[box].astype(np.float64)
     img[rr, cc] = moved[:, :3] + (1.0 - wgt) * (prior_t[box][rr, cc].astype(np.float64) - moved[:, 3:6])
@@ -703,9 +825,10 @@ class MultiframeRestorer:
     def model_calls(self) -> int:
         return int(getattr(self.fallback, "model_calls", 0))
 
-    def recover(self, frames, masks, grid: Grid | None, kind: str = "mosaic", prior=None, motions=None) -> Recovery | None:
+    def recover(self, frames, masks, grid: Grid | None, kind: str = "mosaic", prior=None, motions=None, prepared=None) -> Recovery | None:
         """The recovery of one chunk, or None when it falls back to frame by frame. ``motions``: the
-        clip's motions when already estimated (``estimate_motion`` with ``self.motion``)."""
+        clip's motions when already estimated (``estimate_motion`` with ``self.motion``);
+        ``prepared``: :meth:`prepare`'s result for them."""
         self.last = self.last_recovered = None
         frames, masks = _check_clip(frames, masks)
         if grid is None or kind != "mosaic" or len(frames) < 2 or not any(m.any() for m in masks):
@@ -713,17 +836,31 @@ class MultiframeRestorer:
         grids = _grids(grid, len(frames))
         if motions is None:
             motions = estimate_motion(frames, masks, config=self.motion)
-        trusted = [mo for mo in motions if mo.confidence >= self.config.min_confidence]
-        if len(trusted) < 2 or displacement(trusted, masks) < self.min_motion:
+        if not self._moves(motions, masks):
             return None
         if prior is None:
             prior = _frame_priors(frames, masks, grids, self.restorer)
-        rec = recover_clip(frames, masks, grids, motions, prior, config=self.config)
+        rec = recover_clip(frames, masks, grids, motions, prior, config=self.config, prepared=prepared)
         rec.info["motions"] = motions
         if "rejected" in rec.info:
             return None
         self.last, self.last_recovered = rec, rec.recovered
         return rec
+
+    def _moves(self, motions, masks) -> bool:
+        trusted = [mo for mo in motions if mo.confidence >= self.config.min_confidence]
+        return len(trusted) >= 2 and displacement(trusted, masks) >= self.min_motion
+
+    def prepare(self, frames, masks, grid: Grid, stop=None) -> tuple[list[Motion], Prepared | None]:
+        """What needs no prior (run while the fallback makes the priors): the motions and, when the
+        content moves, :func:`prepare` with the probes. Prepared None: not moving or too large."""
+        motions = estimate_motion(frames, masks, config=self.motion)
+        if not self._moves(motions, masks):
+            return motions, None
+        try:
+            return motions, prepare(frames, masks, grid, motions, config=self.config, probes=True, stop=stop)
+        except TooLarge:  # a region too large to solve for at once: frame by frame
+            return motions, None
 
     def restore_clip(self, frames, masks, grid: Grid | None, kind: str) -> list[np.ndarray]:
         rec = self.recover(frames, masks, grid, kind)
@@ -750,12 +887,14 @@ class MultiframeRestorer:
         g = grid.window(x0, y0)
         crop = [f[y0:y1, x0:x1] for f in frames]
         cmasks = [m[y0:y1, x0:x1] for m in masks]
-        moving = (lambda: estimate_motion(crop, cmasks, config=self.motion)) if len(frames) >= 2 else None
-        motions, prior = _beside(moving, lambda: self.fallback(clip) if self.fallback is not None else None)
+        stop = threading.Event()
+        moving = (lambda: self.prepare(crop, cmasks, g, stop)) if len(frames) >= 2 else None
+        ahead, prior = _beside(moving, lambda: self.fallback(clip) if self.fallback is not None else None, stop)
         base = [np.asarray(p) for p in prior] if prior is not None else None
         cprior = [np.where(m[..., None], p[y0:y1, x0:x1], f) for p, m, f in zip(base, cmasks, crop)] if base is not None else None
+        motions, prepared = ahead if ahead is not None else (None, None)
         try:
-            rec = self.recover(crop, cmasks, g, kind, prior=cprior, motions=motions)
+            rec = self.recover(crop, cmasks, g, kind, prior=cprior, motions=motions, prepared=prepared) if prepared is not None else None
         except TooLarge:  # a region too large to solve for at once: frame by frame
             rec = None
         if rec is None:
@@ -786,12 +925,18 @@ def _grown_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int]:
     return max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0), min(int(xs.max()) + 1 + pad, W), min(int(ys.max()) + 1 + pad, H)
 
 
-def _beside(background, foreground):
+def _beside(background, foreground, stop: threading.Event | None = None):
     """(background(), foreground()), the two side by side when this process may use more than one
-    CPU (foreground in this thread); ``background`` None: (None, foreground())."""
+    CPU (foreground in this thread); ``background`` None: (None, foreground()). ``stop`` is set when
+    the foreground fails (an interrupt included), so that the background can end early."""
     if background is None or available_cpus() < 2:
         return (background() if background is not None else None), foreground()
     with ThreadPoolExecutor(1) as pool:
         job = pool.submit(background)
-        front = foreground()
+        try:
+            front = foreground()
+        except BaseException:
+            if stop is not None:
+                stop.set()
+            raise
         return job.result(), front
