@@ -228,3 +228,22 @@ def test_probes_stopped_early_err_towards_imagined(rng):
     assert sum(r.sum() for r in full.recovered) > 0.1 * sum(m.sum() for m in masks)
     assert not any(r.any() for r in none.recovered)
     assert float(np.median(np.concatenate([s[m] for s, m in zip(none.std, masks)]))) > 0.5 * MultiframeConfig().prior_std  # (interpolation averages some away)
+
+
+def test_nothing_recoverable_is_left_to_the_prior(rng):
+    # a twentieth of a pixel of motion determines nothing: the clip is refused (its correction to the
+    # prior would be mostly noise), unless min_recovered is 0; the probes alone decide it (prepare)
+    from tessera.video.multiframe import prepare
+
+    truth, mosaics, masks, motions, U = _clip(rng, [(0.0, 0.0), (0.05, 0.0), (0.1, 0.0)], 40, 40, (8, 8, 24, 24), 8)
+    grid = Grid(8, 8)
+    prior = [restore_image(f, model="smooth", regions=[Region.from_mask(m, grid)]).image for f, m in zip(mosaics, masks)]
+    rec = recover_clip(mosaics, masks, grid, motions, prior)
+    assert "recoverable" in rec.info["rejected"] and rec.info["recoverable"] < 0.002
+    assert all(np.array_equal(a, b) for a, b in zip(rec.frames, prior)) and not any(r.any() for r in rec.recovered)
+    kept = recover_clip(mosaics, masks, grid, motions, prior, config=MultiframeConfig(min_recovered=0.0))
+    assert "rejected" not in kept.info and any(not np.array_equal(a, b) for a, b in zip(kept.frames, prior))
+    ready = prepare(mosaics, masks, grid, motions)
+    assert ready.probes is not None and sorted(ready.spreads) == [0, 1, 2]
+    again = recover_clip(mosaics, masks, grid, motions, prior, prepared=ready)
+    assert again.info["recoverable"] == rec.info["recoverable"] and "cell_misfit" not in again.info  # no mean solved

@@ -45,7 +45,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -814,8 +814,10 @@ class MultiframeRestorer:
     motion: MotionConfig = MotionConfig()
     min_motion: float = 0.25
     fallback: object | None = None  # a callable clip -> frames, for the clip form
+    overlap: int = 0  # > 0: the pipeline hands over clips that repeat frames of the track's previous clip
     last: Recovery | None = field(default=None, init=False)
     last_recovered: list[np.ndarray] | None = field(default=None, init=False)
+    _held: dict = field(default_factory=dict, init=False, repr=False)  # track -> {frame index: fallback output}
 
     @property
     def name(self) -> str:
@@ -879,7 +881,7 @@ class MultiframeRestorer:
         union = np.logical_or.reduce(masks)
         fixed = not getattr(clip, "follows_content", False) and grid is not None and kind == "mosaic"
         if not fixed or not union.any():
-            prior = self.fallback(clip) if self.fallback is not None else None
+            prior = self._fallback(clip)
             if prior is not None:
                 return [np.asarray(p) for p in prior]
             return self.restore_clip(frames, masks, grid, kind) if not fixed else [f.copy() for f in frames]
@@ -889,7 +891,7 @@ class MultiframeRestorer:
         cmasks = [m[y0:y1, x0:x1] for m in masks]
         stop = threading.Event()
         moving = (lambda: self.prepare(crop, cmasks, g, stop)) if len(frames) >= 2 else None
-        ahead, prior = _beside(moving, lambda: self.fallback(clip) if self.fallback is not None else None, stop)
+        ahead, prior = _beside(moving, lambda: self._fallback(clip), stop)
         base = [np.asarray(p) for p in prior] if prior is not None else None
         cprior = [np.where(m[..., None], p[y0:y1, x0:x1], f) for p, m, f in zip(base, cmasks, crop)] if base is not None else None
         motions, prepared = ahead if ahead is not None else (None, None)
@@ -901,6 +903,29 @@ class MultiframeRestorer:
             return base if base is not None else self.restore_clip(frames, masks, grid, kind)
         out, self.last_recovered = _paste(rec, base if base is not None else frames, cmasks, (x0, y0, x1, y1))
         return out
+
+
+    def _fallback(self, clip) -> list[np.ndarray] | None:
+        """``fallback(clip)``; the frames a clip repeats from the track's previous one (``overlap`` > 0)
+        are not restored again: their outputs are kept from then (the fallback's own temporal state
+        continues from the frame after them)."""
+        if self.fallback is None:
+            return None
+        idx, tid = list(getattr(clip, "indices", None) or []), getattr(clip, "track_id", None)
+        held = self._held.pop(tid, {}) if self.overlap and idx else {}
+        k = 0
+        while k < len(idx) and idx[k] in held:
+            k += 1
+        if k == 0:
+            outs = [np.asarray(p) for p in self.fallback(clip)]
+        else:
+            rest = self.fallback(replace(clip, indices=idx[k:], frames=clip.frames[k:], regions=clip.regions[k:], first=False)) if k < len(idx) else []
+            outs = [held[i] for i in idx[:k]] + [np.asarray(p) for p in rest]
+        if self.overlap and idx:
+            for t in [t for t, h in self._held.items() if max(h) < idx[0] - 64]:  # tracks that ended
+                del self._held[t]
+            self._held[tid] = dict(zip(idx, outs))
+        return outs
 
 
 def _paste(rec: Recovery, under: list[np.ndarray], cmasks: list[np.ndarray], box) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -46,7 +46,10 @@ class VideoConfig:
     multiframe: 'auto' wraps the default restorer in
     :class:`tessera.video.multiframe.MultiframeRestorer` (content moving under a mosaic fixed in the
     picture is recovered from all frames of a clip of ``multiframe_clip`` frames; elsewhere the
-    frame-by-frame restoration with temporal smoothing is kept as it is); 'off': never."""
+    frame-by-frame restoration with temporal smoothing is kept as it is); 'off': never.
+    multiframe_overlap: consecutive multi-frame clips share this many frames, whose outputs cross-fade
+    from the earlier clip's solve to the later one's (without it the two solves meet with a jump: at a
+    clip's last frames the content about to come out from under the mosaic has not been seen yet)."""
 
     detect_every: int = 4
     clip_length: int = 8
@@ -54,8 +57,11 @@ class VideoConfig:
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     multiframe: str = "auto"
     multiframe_clip: int = 32
+    multiframe_overlap: int = 4
 
     def __post_init__(self) -> None:
+        if not 0 <= self.multiframe_overlap <= self.multiframe_clip // 2:
+            raise ValueError(f"multiframe_overlap must lie in [0, multiframe_clip / 2], got {self.multiframe_overlap}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.clip_length < 1 or self.multiframe_clip < 2:
@@ -474,22 +480,62 @@ def _clip_restorer(restorer, rcfg, cfg: VideoConfig):
             return base
         from tessera.video.multiframe import MultiframeRestorer
 
-        return MultiframeRestorer(base.restorer, fallback=base)
+        return MultiframeRestorer(base.restorer, fallback=base, overlap=cfg.multiframe_overlap)
     if hasattr(restorer, "restore_clip"):
         return CropClipAdapter(restorer, rcfg.context)
     return restorer
 
 
 def _run(frames: Iterable[Frame], plan: _Plan, tracker: Tracker) -> Iterator[FrameResult]:
+    """Chunks of frames restored in order. With multi-frame recovery, consecutive chunks share
+    ``multiframe_overlap`` frames: those are held back until the next chunk is restored and their
+    outputs cross-fade from the earlier chunk's to the later one's (:func:`_cross_fade`); a last
+    chunk shorter than the others is solved together with frames of the one before (whose outputs,
+    already written, are not changed)."""
     started: set[int] = set()
     chunk: list = []
+    held: list[FrameResult] = []
+    before: list = []  # the chunk restored last
+    overlap = plan.config.multiframe_overlap if plan.multiframe else 0
+    size = 0
     for item in track_regions_with(tracker, frames, plan.detector, plan.config):
         chunk.append(item)
-        if len(chunk) >= plan.chunk(item[0].image.shape):
-            yield from _restore_chunk(chunk, plan.restorer, started, tracker)
-            chunk = []
-    if chunk:
-        yield from _restore_chunk(chunk, plan.restorer, started, tracker)
+        size = plan.chunk(item[0].image.shape)
+        if len(chunk) >= size:
+            out = _cross_fade(held, list(_restore_chunk(chunk, plan.restorer, started, tracker)))
+            keep = min(overlap, size // 2)
+            yield from out[: len(out) - keep]
+            held, before, chunk = out[len(out) - keep :], chunk, chunk[len(chunk) - keep :]
+    if len(chunk) > len(held):
+        back = max(min(size - len(chunk), len(before) - len(held)), 0) if overlap else 0
+        extra = before[len(before) - len(held) - back : len(before) - len(held)]
+        yield from _cross_fade(held, list(_restore_chunk(extra + chunk, plan.restorer, started, tracker))[len(extra) :])
+    else:
+        yield from held
+
+
+def _cross_fade(held: list[FrameResult], results: list[FrameResult]) -> list[FrameResult]:
+    """``results`` with its first ``len(held)`` frames (restored before, as ``held``) blended from the
+    held output to the new one, the new one's weight rising linearly (1 / (n + 1) ... n / (n + 1));
+    each blended region projected onto its cells again (re-mosaicking gives the mosaic back); a pixel
+    stays marked recovered where both outputs recovered it."""
+    from tessera.restore.consistency import project
+
+    n = len(held)
+    out = list(results)
+    for j, (old, new) in enumerate(zip(held, results)):
+        if old.frame.index != new.frame.index:  # pragma: no cover - the chunks are cut in order
+            raise RuntimeError("cross-fade: held frames out of step")
+        if np.array_equal(old.image, new.image):
+            continue
+        w = (j + 1) / (n + 1)
+        img = np.rint((1.0 - w) * old.image.astype(np.float32) + w * new.image.astype(np.float32)).astype(np.uint8)
+        for _, r in new.regions:
+            if r.grid is not None and r.kind == "mosaic":  # (project works on the region's cells only)
+                img = project(img, new.frame.image, r.full_mask(), r.grid).image
+        rec = old.recovered & new.recovered if old.recovered is not None and new.recovered is not None else None
+        out[j] = FrameResult(new.frame, img, new.regions, rec)
+    return out
 
 
 def restore_frames(
