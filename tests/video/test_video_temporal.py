@@ -107,3 +107,37 @@ def test_temporal_config_checks():
         TemporalConfig(mode="median")
     with pytest.raises(ValueError, match="alpha"):
         TemporalConfig(alpha=1.0)
+
+
+def test_a_long_move_is_carried_only_when_the_surround_follows_it(photo, rng):
+    """A carried result moved more than a quarter of a cell must be confirmed by the real pixels
+    around the region: a fast pan (4 px per frame, 6-px cells) is carried between model calls when
+    the frames are clean, restored every frame when each frame has its own noise (sigma 6: the
+    surround then misses the move by about 6.7 grey levels)."""
+    from tessera.video.temporal import surround_error
+
+    box = (30, 18, 36, 30)
+    truth = pan_frames(photo, 6, (96, 64), speed=(4.0, 0.0))
+
+    def smooth_restore(img, r):
+        from tessera.restore.classical import smooth
+        from tessera.restore.consistency import project
+
+        m = r.full_mask()
+        return project(smooth(img, m, r.grid), img, m, r.grid).image
+
+    def restored(frames, **kw):
+        sm = TemporalSmoother(TemporalConfig(agree=None, **kw))
+        for f in frames:
+            mos, changed = pixelate(f, boxes=[box], cell=6)
+            sm.step(mos, Region.from_mask(changed, Grid(6, 6), 1.0, "mosaic", box=box), smooth_restore)
+        return sm.restored
+
+    noisy = [np.clip(f + rng.normal(0, 6.0, f.shape), 0, 255).astype(np.uint8) for f in truth]
+    mask = np.zeros((64, 96), bool)
+    mask[18:48, 30:66] = True
+    assert surround_error(truth[0], truth[1], mask, -4.0, 0.0) < 1.0 and surround_error(noisy[0], noisy[1], mask, -4.0, 0.0) > 5.0
+    assert restored(truth) == 2 and restored(noisy) == 6
+    assert restored(noisy, carry_error=float("inf")) == 2  # the check off: carried as before
+    with pytest.raises(ValueError, match="carry_error"):
+        TemporalConfig(carry_error=-1.0)

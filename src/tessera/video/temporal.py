@@ -71,17 +71,23 @@ class TemporalConfig:
     this frame's cells (no model call) while it agrees with them (98 % of the region's pixels in
     cells of agreement >= 0.5, see agree). agree: per cell, the previous result's weight is alpha x
     exp(-(d / agree)^2), d the mean difference (grey levels) between the moved previous result
-    mosaicked with this frame's grid and this frame's cells (None: alpha everywhere)."""
+    mosaicked with this frame's grid and this frame's cells (None: alpha everywhere). carry_error:
+    a result carried more than a quarter of a cell must see the real pixels around the region follow
+    the same move to within this many grey levels (mean |difference|), else the frame is restored
+    anew (a fast pan with motion blur: carried frames lost 0.3 dB against frame by frame)."""
 
     mode: str = "blend"
     alpha: float = 0.6
     reuse: float = 1.0
     refresh: int = 4
     agree: float | None = 6.0
+    carry_error: float = 2.0
 
     def __post_init__(self) -> None:
         if self.refresh < 1:
             raise ValueError(f"refresh must be >= 1, got {self.refresh}")
+        if self.carry_error < 0:
+            raise ValueError(f"carry_error must be >= 0, got {self.carry_error}")
         if self.agree is not None and self.agree <= 0:
             raise ValueError(f"agree must be > 0 (or None), got {self.agree}")
         if self.mode not in ("blend", "off"):
@@ -113,6 +119,18 @@ def surround_shift(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> tuple
         return float(-warp[0, 2]), float(-warp[1, 2])
     except cv2.error:
         return (float(dx), float(dy)) if response >= 0.1 else (0.0, 0.0)
+
+
+def surround_error(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray, dx: float, dy: float) -> float:
+    """Mean |difference| (grey levels) between ``prev`` moved by (dx, dy) and ``cur`` on the pixels
+    outside ``mask`` (3 px away from it, and away from the crop's edges the move fills in): how well
+    the motion predicts the real pixels around a region. inf when too few are left."""
+    keep = ~cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    b = int(np.ceil(max(abs(dx), abs(dy)))) + 1
+    keep[:b], keep[-b:], keep[:, :b], keep[:, -b:] = False, False, False, False
+    if keep.sum() < 0.1 * mask.size:
+        return float("inf")
+    return float(np.abs(shift_image(prev, dx, dy).astype(np.int16) - cur)[keep].mean())
 
 
 def shift_image(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -189,7 +207,8 @@ class TemporalSmoother:
         mc = mask[y0:y1, x0:x1]
         both = mc & prev_mask
         g = crop_grid(region.grid, x0, y0) if region.kind == "mosaic" else None
-        if self.since < cfg.refresh - 1 and (self._agreement(prev_crop, frame[y0:y1, x0:x1], g)[mc] >= 0.5).mean() >= 0.98:
+        if (self.since < cfg.refresh - 1 and (self._agreement(prev_crop, frame[y0:y1, x0:x1], g)[mc] >= 0.5).mean() >= 0.98
+                and self._motion_confirmed(s.frame[y0:y1, x0:x1], frame[y0:y1, x0:x1], (mask | s.mask)[y0:y1, x0:x1], dx, dy, g)):
             # 3'. carried (real pixels that moved in included), no model call
             self.since += 1
             out = self._carried(frame, region, prev_crop, (x0, y0, x1, y1))
@@ -222,6 +241,16 @@ class TemporalSmoother:
         lat = Lattice(observed.shape[:2], g)
         r = np.abs(lat.means(prev_crop.astype(np.float64)) - lat.values(observed)).mean(axis=2)
         return lat.expand(np.exp(-((r / self.config.agree) ** 2))).astype(np.float32)
+
+    def _motion_confirmed(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray, dx: float, dy: float, g: Grid | None) -> bool:
+        """Whether a result carried by (dx, dy) can be trusted beyond its cells: a move of less than a
+        quarter of a cell leaves the previous result about where it was (the cell check sees it all);
+        a longer one transports sub-cell detail the cells cannot check, so the real pixels around the
+        region must follow the same move to within ``carry_error`` grey levels (a fast pan with motion
+        blur does not: restoring anew is better there). A region that follows content is not checked."""
+        if self.moving or g is None or np.hypot(dx, dy) < 0.25 * max(g.cell_h, g.cell_w):
+            return True
+        return surround_error(prev, cur, mask, dx, dy) <= self.config.carry_error
 
     def _carried(self, frame: np.ndarray, region, prev_crop: np.ndarray, box) -> np.ndarray:
         """The previous result moved with the content, projected onto this frame's cells."""
