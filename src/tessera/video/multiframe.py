@@ -37,7 +37,9 @@ Seam for the video pipeline (``tessera.video.pipeline``): a clip restorer is cal
 region track with ``frames`` (RGB uint8, full frames or crops around the track), the track's
 ``masks`` (bool per frame) and the track's ``grid`` (one Grid, or one per frame), and returns
 :class:`Recovery`; :func:`restore_clip` does motion estimation, frame-by-frame priors and recovery
-in one call and falls back to the priors for frames whose motion is not trusted.
+in one call and falls back to the priors for frames whose motion is not trusted. Everything but the
+posterior mean and the output frames needs no prior (:func:`prepare`: motion, measurements, normal
+equations, probes), so :class:`MultiframeRestorer` computes it while its fallback makes the priors.
 """
 
 from __future__ import annotations
