@@ -288,22 +288,23 @@ class DeepFillRecipe(Recipe):
             s_l = Dl(fake_l)
         adv = -(s_g.float().mean() + s_l.float().mean())
         fm = feature_matching(f_real, f_fake)
-        l1 = masked_recon(coarse, target, mask, valid_weight=self.cfg.valid_weight) + masked_recon(
-            refined, target, mask, valid_weight=self.cfg.valid_weight
-        )
+        l1 = self.l1(refined, coarse, target, mask)
         loss_g = self.cfg.deepfill_l1 * l1 + self.cfg.gan_weight * adv + self.cfg.fm_weight * fm
         self.update("generator", loss_g)
         set_requires_grad(C, True)
         return {"loss": loss_g.item(), "l1": l1.item(), "g_adv": adv.item(), "fm": fm.item(), "d": loss_d.item(), "gp": gp.item()}
+
+    def l1(self, refined, coarse, target, mask):
+        """The reconstruction term: L1 on the coarse and the refined output."""
+        w = self.cfg.valid_weight
+        return masked_recon(coarse, target, mask, valid_weight=w) + masked_recon(refined, target, mask, valid_weight=w)
 
     def pixel_step(self, x, mask, target):
         """The warm-up stage: L1 on the coarse and refined outputs only (the critics wait), so the
         adversarial stage starts from a generator that already fills holes plausibly on average."""
         with self.autocast():
             refined, coarse = self.g_forward(x, return_coarse=True)
-        l1 = masked_recon(coarse, target, mask, valid_weight=self.cfg.valid_weight) + masked_recon(
-            refined, target, mask, valid_weight=self.cfg.valid_weight
-        )
+        l1 = self.l1(refined, coarse, target, mask)
         self.update("generator", self.cfg.deepfill_l1 * l1)
         return {"loss": (self.cfg.deepfill_l1 * l1).item(), "l1": l1.item()}
 
