@@ -247,7 +247,8 @@ def test_a_detected_blur_that_shows_flat_cells_is_restored_as_a_mosaic_and_a_rea
 
     from tessera.mosaic.region import Region
     from tessera.mosaic.synth import encode
-    from tessera.restore.pipeline import LATTICE_CONTRAST, _lattice_of_blur
+    from tessera.mosaic.grid import LATTICE_CONTRAST
+    from tessera.restore.pipeline import _lattice_of_blur
 
     rng = np.random.default_rng(0)
     img = cv2.GaussianBlur((rng.random((112, 112, 3)) * 255).astype(np.uint8), (0, 0), 2.5)

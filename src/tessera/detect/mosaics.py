@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tessera.mosaic.grid import GridEstimate, estimate_grid
+from tessera.mosaic.grid import LATTICE_CONTRAST, GridEstimate, estimate_grid, lattice_contrast
 from tessera.mosaic.lattice import Lattice
 from tessera.mosaic.region import Grid, Region, mask_box
 
@@ -267,13 +267,7 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
         try:
             p_mean = float(prob[y : y + h, x : x + w][core].mean())
             need_grid = GRID_MIN_SCORE if p_mean < SURE_NET else GRID_MIN_SCORE_SURE
-            # a weaker lattice is rejected below, so it is not measured (None: the region is judged as a blur)
-            est = _grid_in(image, comp, min_lines=1, box=box, min_score=need_grid)
-            if est is not None and min(est.y.lines, est.x.lines) < 2:
-                # a single lattice line on an axis (a region a few big cells across): accepted only for a
-                # sure region whose axes agree on a square cell
-                sure = p_mean >= SURE_NET - shift and est.grid.cell_h == est.grid.cell_w and est.score >= FEW_LINES_MIN_SCORE
-                est = est if sure else None
+            est = _lattice_of(image, comp, box, need_grid, sure=p_mean >= SURE_NET - shift)
             grid_score = est.score if est is not None else 0.0
             flat = _flat_fraction(image, comp, est.grid, tol(), box=box) if est is not None else 0.0
             need_net = 0.0 if est is None or not jpeg_like(est.grid) else JPEG_LATTICE_MIN_NET - shift
@@ -296,6 +290,31 @@ def _regions_from_probability(image: np.ndarray, prob: np.ndarray, cfg: DetectCo
         finally:
             comp[y : y + h, x : x + w] = False
     return regions
+
+
+def _lattice_of(image: np.ndarray, comp: np.ndarray, box, need_grid: float, *, sure: bool) -> GridEstimate | None:
+    """The lattice of a component the net proposes (its bounding box ``box``), or None (it is then
+    judged as a blur). ``sure``: the net is sure of it. A weaker lattice than ``need_grid`` is not
+    measured. A single lattice line on an axis (a region a few big cells across) is accepted only for
+    a sure region whose axes agree on a square cell. Fractional cells only for a sure region whose
+    cells they make flat (:func:`_flat_between_lines`), else the whole-pixel lattice: smooth photo
+    areas the net half-believes in (defocused backgrounds, gradients, a shaded sphere) fit some
+    fractional pitch."""
+    # a weaker lattice is rejected below, so it is not measured (None: the region is judged as a blur)
+    est = _grid_in(image, comp, min_lines=1, box=box, min_score=need_grid)
+    if est is not None and est.grid.pitch is not None and not (sure and _flat_between_lines(image, comp, box, est.grid)):
+        est = _grid_in(image, comp, min_lines=1, box=box, min_score=need_grid, fractional=False)
+    if est is not None and min(est.y.lines, est.x.lines) < 2:
+        est = est if sure and est.grid.cell_h == est.grid.cell_w and est.score >= FEW_LINES_MIN_SCORE else None
+    return est
+
+
+def _flat_between_lines(image: np.ndarray, comp: np.ndarray, box, grid: Grid) -> bool:
+    """``grid`` explains the component's pixels :data:`~tessera.mosaic.grid.LATTICE_CONTRAST` times
+    better than itself half a cell off (a mosaic's cells are flat between its lines; lattices read into
+    clean photos scored 1.3-1.8, fractional zoo mosaics 5.5-215)."""
+    x, y, w, h = box
+    return lattice_contrast(image[y : y + h, x : x + w], comp[y : y + h, x : x + w], grid.window(x, y)) >= LATTICE_CONTRAST
 
 
 def _smoother_than_around(image: np.ndarray, comp: np.ndarray, ratio: float = 2.0, *, box=None) -> bool:
@@ -343,16 +362,17 @@ def jpeg_like(grid: Grid) -> bool:
     return axis(grid.cell_h, grid.phase_y, py) or axis(grid.cell_w, grid.phase_x, px)
 
 
-def _grid_in(image: np.ndarray, comp: np.ndarray, min_lines: int = 2, *, box=None, min_score: float = 0.0) -> GridEstimate | None:
+def _grid_in(image: np.ndarray, comp: np.ndarray, min_lines: int = 2, *, box=None, min_score: float = 0.0,
+             fractional: bool = True) -> GridEstimate | None:
     """Grid of the mosaic under a component, measured on its bounding box ``box`` (measured when
     not given; plus a margin), with at least ``min_lines`` lattice lines per axis, scoring at least
-    ``min_score``."""
+    ``min_score``; ``fractional``: fractional cells may be chosen."""
     x, y, w, h = box if box is not None else mask_box(comp)
     m = 4
     y0, x0 = max(y - m, 0), max(x - m, 0)
     y1, x1 = min(y + h + m, comp.shape[0]), min(x + w + m, comp.shape[1])
     est = estimate_grid(image[y0:y1, x0:x1], comp[y0:y1, x0:x1], erode=2, origin=(y0, x0), min_lines=min_lines,
-                        fractional=True, min_score=min_score)
+                        fractional=fractional, min_score=min_score)
     if est is None:
         return None
     g = est.grid
