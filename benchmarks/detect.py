@@ -15,6 +15,7 @@ ms per 512x512 image. Writes its section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import statistics
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    load0 = os.getloadavg()[0]
     weights = "" if args.no_net else args.weights
     model = load_detector(weights, threads=args.threads)
     cfg = DetectConfig(weights="" if model is None else weights, sensitivity=args.sensitivity)
@@ -165,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     lines.append(f"Detector: {label}; sensitivity {args.sensitivity}; {i} mosaic cases from {len(images)} val images "
                  f"(seed {args.seed}), {sum(v[1] for v in fp.values())} clean images.")
     lines.append(f"Machine: 2-core CPU (no GPU), torch {torch.__version__} CPU ({platform.processor() or platform.machine()}), "
-                 f"net backend {getattr(model, 'backend', '-')}, {args.threads} thread(s), shared with other jobs while measured.")
+                 f"net backend {getattr(model, 'backend', '-')}, {args.threads} thread(s), shared with other jobs while measured "
+                 f"(load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: the speed line is a quality run's, not a timing).")
     lines.append("")
     lines.append("| metric | PNG | JPEG q70-95 | JPEG q50-69 | target |")
     lines.append("|---|---|---|---|---|")
