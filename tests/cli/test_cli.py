@@ -76,6 +76,30 @@ def test_pixelate_folder_mirrors_names_and_options(folder, tmp_path):
     assert "2 of 2 done" in r.stderr
 
 
+@pytest.mark.parametrize("sampling", ["centre-up", "first"])
+def test_pixelate_takes_other_tools_samplings(folder, tmp_path, sampling):
+    # ffmpeg's neighbour scaling (centre-up) and OpenCV's INTER_NEAREST (first): the pixel each cell holds
+    out = tmp_path / "a.png"
+    r = run("pixelate", folder / "a.png", "-o", out, "--cell", "6", "--sampling", sampling.upper())
+    assert r.returncode == 0, r.stderr
+    a = np.asarray(Image.open(folder / "a.png"))
+    got = np.asarray(Image.open(out))
+    assert (got == pixelate(a, cell=(6, 6), sampling=sampling)[0]).all()
+    assert not (got == pixelate(a, cell=(6, 6), sampling="centre")[0]).all()
+    # whole cells (64 x 80 px: 10 x 13 of them) hold their first pixel (0, 6, 12, ...) or, centre-up, the one at 3, 9, ...
+    k = 0 if sampling == "first" else 3
+    assert (got[0:60:6, 0:78:6] == a[k:60:6, k:78:6]).all()
+
+
+def test_sampling_help_names_the_tools():
+    r = run("pixelate", "--help")
+    text = " ".join(r.stdout.split())
+    for word in ("centre-up", "first", "ffmpeg", "INTER_NEAREST", "ImageMagick"):
+        assert word in text, word
+    r = run("restore", "--help")
+    assert "centre-up" in r.stdout and "INTER_NEAREST" in " ".join(r.stdout.split())
+
+
 def test_existing_output_is_kept_without_overwrite(folder, tmp_path):
     out = tmp_path / "o.png"
     out.write_bytes(b"keep me")
@@ -186,6 +210,26 @@ def test_restore_with_mask_saves_and_names_the_synthesized_mask(tmp_path):
     assert (syn == changed).all()
     got = np.asarray(out.convert("RGB"))
     assert (got[~changed] == mos[~changed]).all() and (got[changed] != mos[changed]).any()
+
+
+def test_restore_with_a_known_cell_takes_the_tools_sampling(tmp_path):
+    # an OpenCV INTER_NEAREST mosaic (each cell its first pixel) restored with --sampling first
+    from tessera.mosaic.region import Grid
+    from tessera.restore.pipeline import restore_image
+
+    img = np.asarray(Image.open(BOAT).convert("RGB"))[:96, :96]
+    mos, changed = pixelate(img, boxes=[(24, 24, 48, 48)], cell=12, sampling="first")
+    Image.fromarray(mos).save(tmp_path / "m.png")
+    Image.fromarray(changed.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    r = run("restore", tmp_path / "m.png", "--mask", tmp_path / "mask.png", "--cell", "12", "--model", "smooth",
+            "--sampling", "first", "-o", tmp_path / "r.png")
+    assert r.returncode == 0, r.stderr
+    want = restore_image(mos, changed, model="smooth", grid=Grid(12, 12, 0, 0, "first"), sampling="first").image
+    assert (np.asarray(Image.open(tmp_path / "r.png").convert("RGB")) == want).all()
+    other = restore_image(mos, changed, model="smooth", grid=Grid(12, 12, 0, 0, "mean"), sampling="mean").image
+    assert not (want == other).all()  # the sampling matters
+    bad = run("restore", tmp_path / "m.png", "--sampling", "median", "-o", tmp_path / "x.png")
+    assert bad.returncode == 2 and "centre-up" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_restore_rejects_unknown_model(tmp_path):

@@ -152,6 +152,33 @@ def test_pixelate_matches_the_library(api, scene, method):
         np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("sampling", ["centre-up", "first"])
+def test_other_tools_samplings_pixelate_and_restore_as_the_library(api, scene, sampling):
+    # ffmpeg's neighbour scaling (centre-up) and OpenCV's INTER_NEAREST (first)
+    from tessera.mosaic.pixelate import pixelate
+    from tessera.mosaic.region import Grid
+    from tessera.restore.pipeline import restore_image
+
+    crop, _, _ = scene
+    data = {"method": "mosaic", "boxes": ",".join(map(str, BOX)), "cell": str(CELL), "sampling": sampling}
+    r = api.post("/api/pixelate", files={"image": ("c.png", png(crop), "image/png")}, data=data)
+    assert r.status_code == 200, r.text
+    mosaic, _ = decode(r.content)
+    expected, changed = pixelate(crop, boxes=[BOX], cell=CELL, sampling=sampling)
+    np.testing.assert_array_equal(mosaic, expected)
+    assert not np.array_equal(mosaic, pixelate(crop, boxes=[BOX], cell=CELL, sampling="centre")[0])
+    r = api.post("/api/restore", files={"image": ("m.png", png(mosaic), "image/png"),
+                                        "mask": ("k.png", png(changed.astype(np.uint8) * 255), "image/png")},
+                 data={"model": "smooth", "cell": str(CELL), "sampling": sampling})
+    assert r.status_code == 200, r.text
+    want = restore_image(mosaic, changed, model="smooth", grid=Grid(CELL, CELL, 0, 0, sampling), sampling=sampling)
+    np.testing.assert_array_equal(decode(r.content)[0], want.image)
+    info = api.get("/api/info").json()["samplings"]
+    assert list(info) == ["mean", "centre", "centre-up", "first"] and "INTER_NEAREST" in info["first"]
+    r = api.post("/api/pixelate", files={"image": ("c.png", png(crop), "image/png")}, data={**data, "sampling": "median"})
+    assert r.status_code == 400 and "first" in r.json()["error"]
+
+
 def test_anonymize_is_a_clear_501_where_the_library_lacks_it(api, monkeypatch, scene):
     from tessera.web import tasks
 

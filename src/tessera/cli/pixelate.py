@@ -10,6 +10,7 @@ import typer
 
 from tessera.cli.app import app
 from tessera.cli.common import Job, check_number, companion, parse_cell, parse_ints
+from tessera.mosaic.region import parse_sampling, sampling_help
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def pixelate(
     mask: Optional[Path] = typer.Option(None, "--mask", help="Mask image (white = pixelate), same size as every input."),
     cell: str = typer.Option("12", "--cell", help="Cell size N or HxW in pixels, e.g. 12 or 12x18."),
     phase: str = typer.Option("0,0", "--phase", help="Grid phase y,x: where cell edges fall."),
-    sampling: str = typer.Option("mean", "--sampling", help="Cell colour: 'mean' of its pixels or its 'centre' pixel."),
+    sampling: str = typer.Option("mean", "--sampling", help=f"What a cell holds: {sampling_help()}."),
     feather: int = typer.Option(0, "--feather", min=0, max=MAX_FEATHER, help="Blend the mosaic edge into the image over N pixels."),
     blur: Optional[float] = typer.Option(None, "--blur", help="Gaussian blur with this sigma instead of cells."),
     jpeg_quality: int = typer.Option(95, "--jpeg-quality", min=1, max=100, help="JPEG/WebP quality of the output (as on restore; PNG keeps every pixel exact)."),
@@ -92,8 +93,10 @@ def pixelate(
     end: Optional[float] = typer.Option(None, "--end", help="Videos: second to stop at."),
 ) -> None:
     """Add a mosaic (or a blur) to regions of images. Without --box/--ellipse/--mask/--faces the whole image."""
-    if sampling not in ("mean", "centre", "center"):
-        raise typer.BadParameter("must be 'mean' or 'centre'", param_hint="--sampling")
+    try:
+        sampling = parse_sampling(sampling)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sampling") from None
     check_number(blur, "--blur", 0.0, MAX_BLUR, open_lo=True)
     if mask is not None and not mask.is_file():
         raise typer.BadParameter(f"mask {mask} is not a file", param_hint="--mask")
@@ -103,7 +106,7 @@ def pixelate(
         mask=mask,
         cell=parse_cell(cell),
         phase=parse_ints(phase, 2, "--phase"),  # type: ignore[arg-type]
-        sampling="centre" if sampling == "center" else sampling,
+        sampling=sampling,
         feather=feather,
         blur=blur,
         overwrite=overwrite,

@@ -12,6 +12,7 @@ from tessera.restore.marking import MASK_SUFFIX, NOTICE
 from tessera.restore.pipeline import RestoreConfig
 from tessera.cli.app import app, console
 from tessera.cli.common import Job, check_number, companion, mask_dir_files, parse_cell, parse_ints
+from tessera.mosaic.region import Grid, parse_sampling, sampling_help
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,17 @@ MAX_FEATHER = 4096  # pixels
 MAX_ITERS = 100_000
 
 
+def given_grid(cfg: RestoreFiles):
+    """The lattice the user gave (--cell, --phase, --sampling; 'auto' sampling starts from 'mean'), else None."""
+    if cfg.cell is None:
+        return None
+    ch, cw = cfg.cell
+    sampling = "mean" if cfg.restore.sampling in (None, "auto") else cfg.restore.sampling
+    return Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, sampling)  # type: ignore[arg-type]
+
+
 def restore_file(job: Job, cfg: RestoreFiles) -> None:
     from tessera.io.image import read_image, read_mask
-    from tessera.mosaic.region import Grid
     from tessera.restore.marking import write_restoration
     from tessera.restore.pipeline import restore_image
 
@@ -72,11 +81,7 @@ def restore_file(job: Job, cfg: RestoreFiles) -> None:
     if mask is not None and mask.all():
         console.print(f"[yellow]warning:[/] {mask_path}: the mask is white everywhere, so the whole of {job.source.name} is synthesized",
                       highlight=False, soft_wrap=True)
-    grid = None
-    if cfg.cell is not None:
-        ch, cw = cfg.cell
-        sampling = cfg.restore.sampling if cfg.restore.sampling in ("mean", "centre") else "mean"
-        grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, sampling)  # type: ignore[arg-type]
+    grid = given_grid(cfg)
     result = restore_image(rgb, mask, config=cfg.restore, grid=grid)  # run_jobs checked the outputs before this work
     del rgb, mask
     write_restoration(  # the mask first, naming its image; both checked before either is written
@@ -95,7 +100,8 @@ def restore(
     cell: Optional[str] = typer.Option(None, "--cell", help="Known mosaic cell size N or HxW (else estimated)."),
     phase: str = typer.Option("0,0", "--phase", help="Known grid phase y,x (with --cell)."),
     sampling: str = typer.Option(
-        "auto", "--sampling", help="Cell colour: 'mean' of its pixels, its 'centre' pixel, or 'auto' (project the restoration under both, keep the one it agrees with)."
+        "auto", "--sampling", help="What a mosaic cell holds: 'auto' (project the restoration under 'mean' and 'centre', keep the one "
+        f"it agrees with), or the tool's own when known: {sampling_help()}."
     ),
     kind: str = typer.Option("auto", "--kind", help="What hides the pixels: auto, mosaic, blur or hole."),
     feather: int = typer.Option(0, "--feather", min=0, max=MAX_FEATHER, help="Blend the restoration in over N pixels inside the mask."),
@@ -136,7 +142,7 @@ def restore(
         raise typer.BadParameter("must be off or auto", param_hint="--multiframe")
     try:
         restore_cfg = RestoreConfig(
-            model=model, kind=kind, sampling="centre" if sampling == "center" else sampling,  # type: ignore[arg-type]
+            model=model, kind=kind, sampling=parse_sampling(sampling, ("auto",)),  # type: ignore[arg-type]
             feather=feather, refine=refine, iters=iters, lam=lam, quality=quality, backend=backend, unfeather=unfeather,
         )
     except ValueError as exc:

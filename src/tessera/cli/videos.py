@@ -167,19 +167,15 @@ def check_times(start: float | None, end: float | None) -> None:
 def restore_video_job(job: Job, cfg, encode, start, end, progress) -> str | None:
     """`tessera restore` on one video (cfg: cli.restore.RestoreFiles)."""
     from tessera.io.image import read_mask
+    from tessera.cli.restore import given_grid
     from tessera.io.video import probe_video
-    from tessera.mosaic.region import Grid
     from tessera.video.pipeline import VideoConfig, restore_video
 
     if cfg.mask_dir is not None:
         raise ValueError("--mask-dir is for images; give videos one --mask (or none)")
     info = probe_video(job.source)
     mask = read_mask(cfg.mask, shape=(info.height, info.width)) if cfg.mask else None
-    grid = None
-    if cfg.cell is not None:
-        ch, cw = cfg.cell
-        sampling = cfg.restore.sampling if cfg.restore.sampling in ("mean", "centre") else "mean"
-        grid = Grid(ch, cw, cfg.phase[0] % ch, cfg.phase[1] % cw, sampling)
+    grid = given_grid(cfg)
     marks = job.target.with_name(job.target.stem + ".synthesized") if cfg.save_mask else None
     rep = restore_video(job.source, job.target, restore_config=cfg.restore, mask=mask, grid=grid, encode=encode,
                         config=VideoConfig(multiframe=cfg.multiframe), start=start, end=end, overwrite=cfg.overwrite,

@@ -13,6 +13,27 @@ Sampling = Literal["mean", "centre", "centre-up", "first"]
 #: INTER_NEAREST down-scaling)
 POINT_SAMPLINGS = ("centre", "centre-up", "first")
 SAMPLINGS = ("mean", *POINT_SAMPLINGS)
+#: what each sampling takes of a cell and which tools make it (for help texts: CLI, web API and page)
+SAMPLING_HELP = {
+    "mean": "the mean of its pixels (tessera's default; ImageMagick -scale, ffmpeg scale flags=area, OpenCV INTER_AREA)",
+    "centre": "its centre pixel (start + end - 1) // 2 (tessera --sampling centre)",
+    "centre-up": "the pixel (start + end) // 2, one past the centre in even cells (ffmpeg scale flags=neighbor)",
+    "first": "its first pixel (OpenCV cv2.resize INTER_NEAREST)",
+}
+
+
+def sampling_help() -> str:
+    """One line naming every sampling with what it takes of a cell and the tools that make it."""
+    return "; ".join(f"'{name}': {SAMPLING_HELP[name]}" for name in SAMPLINGS)
+
+
+def parse_sampling(text: str, extra: tuple[str, ...] = ()) -> str:
+    """A sampling name from a user (the spelling 'center' allowed), or one of ``extra`` (e.g. 'auto');
+    raises ValueError naming the choices."""
+    name = text.strip().lower().replace("center", "centre")
+    if name not in (*extra, *SAMPLINGS):
+        raise ValueError(f"sampling must be one of {', '.join((*extra, *SAMPLINGS))}, got {text!r}")
+    return name
 
 
 def is_point(sampling: str) -> bool:

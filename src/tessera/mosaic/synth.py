@@ -288,6 +288,28 @@ ZOO: dict[str, str] = {
     "soft": "mean cells pasted through a Gaussian-blurred edge (sigma 1-4 px)",
     "rescaled": "mean cells, then the whole image resized by 0.6-0.9 or 1.1-1.5 (non-integer cells)",
 }
+#: the zoo's tool generators: (how the tool scales the region down, how it scales the cells back up)
+ZOO_TOOLS: dict[str, tuple[str, str]] = {
+    "magick": ("area", "nearest"),
+    "ffmpeg-nearest": ("centre", "centre"),
+    "ffmpeg-area": ("area", "centre"),
+    "opencv-nearest": ("nearest", "nearest"),
+    "opencv-area": ("area", "nearest"),
+}
+
+
+def zoo_sampling(generator: str) -> str:
+    """What a cell of ``generator``'s mosaic holds (the tool's own sampling, a name of
+    :data:`tessera.mosaic.region.SAMPLINGS`): the mean for area scaling and the mean rules, the pixel
+    (start + end) // 2 for ffmpeg's neighbour scaling ('centre-up'), the first pixel for OpenCV's
+    INTER_NEAREST ('first'), tessera's centre pixel for 'centre'."""
+    if generator not in ZOO:
+        raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(ZOO)}")
+    if generator in ZOO_TOOLS:
+        return {"area": "mean", "centre": "centre-up", "nearest": "first"}[ZOO_TOOLS[generator][0]]
+    return generator if generator in ("centre", "centre-up") else "mean"
+
+
 #: output formats: lossless, JPEG 4:2:0, JPEG 4:4:4 (quality 30-95), one H.264 frame (PyAV, CRF 18-35)
 ZOO_FORMATS: tuple[str, ...] = ("png", "jpeg", "jpeg444", "h264")
 
@@ -415,15 +437,8 @@ def zoo_apply(
     info: dict = {"generator": generator, "cell": cell}
     grid: Grid | None = Grid(cell[0], cell[1], y0 % cell[0], x0 % cell[1], "mean")
     nominal = grid
-    tools = {
-        "magick": ("area", "nearest"),
-        "ffmpeg-nearest": ("centre", "centre"),
-        "ffmpeg-area": ("area", "centre"),
-        "opencv-nearest": ("nearest", "nearest"),
-        "opencv-area": ("area", "nearest"),
-    }
-    if generator in tools:
-        down, up = tools[generator]
+    if generator in ZOO_TOOLS:
+        down, up = ZOO_TOOLS[generator]
         effect = image.copy()
         effect[y0:y1, x0:x1] = _resize_mosaic(image[y0:y1, x0:x1], cell, down, up)
         nh, nw = _levels(y1 - y0, cell[0]), _levels(x1 - x0, cell[1])
@@ -431,15 +446,13 @@ def zoo_apply(
         ch, cw = (y1 - y0) / nh, (x1 - x0) / nw
         # the tool's cells exactly: nearest-up starts cell k at ceil(k * pitch), centre-up at ceil(k * pitch - 0.5)
         shift = 0.5 if up == "centre" else 0.0
-        sampling = {"area": "mean", "centre": "centre-up", "nearest": "first"}[down]
-        grid = Grid(int(ch), int(cw), y0 % int(ch), x0 % int(cw), sampling) if exact else None
+        grid = Grid(int(ch), int(cw), y0 % int(ch), x0 % int(cw), zoo_sampling(generator)) if exact else None
         nominal = replace(grid, sampling="mean") if exact else Grid.fractional(ch, cw, y0 - shift, x0 - shift)
         info["exact"] = exact
         out, mask = _paste(image, effect, region, 0.0)
         return out, mask, grid, nominal, info
     if generator in ("mean", "rect", "centre", "feather", "rescaled"):
-        samp = "centre" if generator == "centre" else "mean"
-        grid = replace(grid, sampling=samp)
+        grid = replace(grid, sampling=zoo_sampling(generator))
         f = int(rng.integers(2, 9)) if generator == "feather" else 0
         info["feather"] = f
         out, mask = _mosaic(image, region, grid, feather=f)
@@ -451,8 +464,7 @@ def zoo_apply(
         out, mask = _paste(image, effect, region, s)
         return out, mask, grid, grid, info
     # mean-floor, mean-even, centre-up: the cells of the region, another value rule
-    if generator == "centre-up":
-        grid = replace(grid, sampling="centre-up")
+    grid = replace(grid, sampling=zoo_sampling(generator))
     effect = _cells_rule(image, grid, generator)
     from tessera.mosaic.pixelate import selected_cells
 

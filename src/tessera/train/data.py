@@ -30,11 +30,11 @@ import numpy as np
 
 from tessera.mosaic.masks import random_shape
 from tessera.mosaic.pixelate import pixelate
-from tessera.mosaic.synth import HOLE_FILL
+from tessera.mosaic.region import SAMPLINGS  # plans' samplings travel through the batches as indices into it
+from tessera.mosaic.synth import HOLE_FILL, zoo_sampling
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 KINDS = ("mosaic", "hole", "blur")
-SAMPLINGS = ("mean", "centre")
 
 
 class DataError(ValueError):
@@ -170,7 +170,7 @@ def sample_plan(shape: tuple[int, int], rng: np.random.Generator, config: Degrad
         fmt = cfg.zoo_formats[int(rng.integers(len(cfg.zoo_formats)))]
         ys, xs = np.nonzero(region)
         phase = (int(ys.min()) % ch, int(xs.min()) % cw) if ys.size else phase  # tools tile from the box corner
-        sampling = "centre" if gen in ("centre", "centre-up", "ffmpeg-nearest", "opencv-nearest") else "mean"
+        sampling = zoo_sampling(gen)  # the tool's own: OpenCV's nearest holds the first pixel, ffmpeg's centre-up
         extra = {"zoo": gen, "format": fmt, "seed": int(rng.integers(2**31))}
         quality = 0  # the zoo's format replaces the plain JPEG step
     return DegradePlan(kind, region, box, (ch, cw), phase, sampling, feather, sigma, quality, extra)

@@ -32,6 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 import tessera
+from tessera.mosaic.region import SAMPLING_HELP, sampling_help
 from tessera.web import tasks
 from tessera.web.config import WebConfig
 from tessera.web.work import Busy, Cancelled, Job, JobStore, WorkQueue
@@ -326,6 +327,7 @@ def create_app(config: WebConfig) -> FastAPI:
         return {
             "version": tessera.__version__,
             "models": model_names(),
+            "samplings": dict(SAMPLING_HELP),
             "default_model": "default",
             "default_is": DEFAULT_MODEL,
             "actions": {"detect": True, "restore": True, "pixelate": True, "blur": True, "solid": True,
@@ -362,7 +364,8 @@ def create_app(config: WebConfig) -> FastAPI:
         image: UploadFile = File(..., description="The image to restore."),
         mask: UploadFile | None = File(None, description="Optional mask image (white = restore), same size; else mosaics are detected."),
         model: str = Form("default", description="A model name from GET /api/info."),
-        sampling: str = Form("auto", description="auto, mean or centre: how each mosaic cell took its colour."),
+        sampling: str = Form("auto", description="What each mosaic cell holds: 'auto' (projected under mean and centre, the one the "
+                             f"restoration agrees with kept), or the tool's own when known: {sampling_help()}."),
         kind: str = Form("auto", description="What hides the pixels: auto, mosaic, blur or hole."),
         cell: str | None = Form(None, description="Known mosaic cell size N or HxW (else estimated)."),
         phase: str | None = Form(None, description="Known grid phase YxX (with cell)."),
@@ -386,7 +389,7 @@ def create_app(config: WebConfig) -> FastAPI:
         method: str = Form("mosaic", description="mosaic, blur or solid."),
         cell: str = Form("12", description="Mosaic cell size N or HxW."),
         phase: str | None = Form(None, description="Grid phase YxX."),
-        sampling: str = Form("mean", description="Cell colour: mean or centre."),
+        sampling: str = Form("mean", description=f"What each cell holds: {sampling_help()}."),
         feather: int = Form(0, description="Blend the edge over N pixels."),
         sigma: float = Form(8.0, description="Blur sigma (method blur)."),
         with_mask: bool = Form(False, description="Answer JSON with the result and the changed-pixel mask as data URLs."),
@@ -426,7 +429,7 @@ def create_app(config: WebConfig) -> FastAPI:
         video: UploadFile | None = File(None, description="The video (any format FFmpeg reads), instead of image."),
         mask: UploadFile | None = File(None, description="Optional mask image (white = selected), the frame's size; for a video it holds in every frame."),
         model: str = Form("default"),
-        sampling: str | None = Form(None),
+        sampling: str | None = Form(None, description="restore (default auto) and pixelate (default mean): as on /api/restore and /api/pixelate."),
         kind: str = Form("auto"),
         cell: str | None = Form(None),
         phase: str | None = Form(None),

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tessera.mosaic.region import SAMPLINGS, parse_sampling
+
 Progress = Callable[[float, str], None]
 
 IMAGE = "image"  # the uploaded image's file name inside a work folder
@@ -81,8 +83,8 @@ class RestoreParams:
         names = model_names()
         if self.model not in names:  # never a path: a client string must not name a file here
             raise BadInput(f"unknown model {self.model!r}; choose one of {', '.join(names)}")
-        if self.sampling not in ("auto", "mean", "centre"):
-            raise BadInput(f"sampling must be auto, mean or centre, got {self.sampling!r}")
+        if self.sampling not in ("auto", *SAMPLINGS):
+            raise BadInput(f"sampling must be one of auto, {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.kind not in ("auto", "mosaic", "blur", "hole"):
             raise BadInput(f"kind must be auto, mosaic, blur or hole, got {self.kind!r}")
         if self.cell is not None and min(self.cell) < 1:
@@ -94,7 +96,7 @@ class RestoreParams:
     def from_form(cls, *, model: str, sampling: str | None, kind: str, cell: str | None, phase: str | None,
                   feather: int, name: str, with_mask: bool = False) -> "RestoreParams":
         """From a request's form fields (strings as sent)."""
-        return cls(model=model, sampling=sampling or "auto", kind=kind, cell=parse_pair(cell, "cell"),
+        return cls(model=model, sampling=form_sampling(sampling, "auto"), kind=kind, cell=parse_pair(cell, "cell"),
                    phase=parse_pair(phase, "phase") or (0, 0), feather=feather, with_mask=with_mask, name=name)
 
     def grid(self):
@@ -129,8 +131,8 @@ class PixelateParams:
             raise BadInput(f"method must be mosaic, blur or solid, got {self.method!r}")
         if min(self.cell) < 1 or max(self.cell) > 4096:
             raise BadInput(f"cell must be within 1..4096 pixels, got {self.cell}")
-        if self.sampling not in ("mean", "centre"):
-            raise BadInput(f"sampling must be mean or centre, got {self.sampling!r}")
+        if self.sampling not in SAMPLINGS:
+            raise BadInput(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if not 0 <= self.feather <= 256:
             raise BadInput(f"feather must be within 0..256 pixels, got {self.feather}")
         if not 0 < self.sigma <= 512:
@@ -141,8 +143,16 @@ class PixelateParams:
                   sigma: float, boxes: str | None, name: str, with_mask: bool = False) -> "PixelateParams":
         """From a request's form fields (strings as sent)."""
         return cls(method=method, cell=parse_pair(cell, "cell") or (12, 12), phase=parse_pair(phase, "phase") or (0, 0),
-                   sampling=sampling or "mean", feather=feather, sigma=sigma, boxes=parse_boxes(boxes),
+                   sampling=form_sampling(sampling, "mean"), feather=feather, sigma=sigma, boxes=parse_boxes(boxes),
                    with_mask=with_mask, name=name)
+
+
+def form_sampling(text: str | None, default: str) -> str:
+    """A form's sampling (``default`` when not sent; 'center' spelt either way; 'auto' where it is the default)."""
+    try:
+        return parse_sampling(text or default, ("auto",) if default == "auto" else ())
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def parse_boxes(text: str | None) -> tuple[tuple[int, int, int, int], ...]:

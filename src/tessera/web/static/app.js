@@ -15,6 +15,7 @@ const state = {
   busy: false,
   urls: [],            // object URLs to revoke when replaced
   notice: "",
+  samplings: {},       // sampling name -> what it takes of a cell and which tools make it (GET /api/info)
 };
 const MASK_RGBA = [230, 40, 40, 255];
 const UNDO_LIMIT = 30;
@@ -66,10 +67,28 @@ async function loadInfo() {
     opt.textContent = name === "default" ? `default (${info.default_is})` : name;
     select.appendChild(opt);
   }
+  state.samplings = info.samplings || {};
+  fillSamplings();
   const anon = document.querySelector('input[value="anonymize"]');
   anon.disabled = !info.actions.anonymize;
   $("anonymize-label").title = info.actions.anonymize ? "find faces and text and hide them" : "not available in this installation";
   $("anonymize-label").classList.toggle("off", !info.actions.anonymize);
+}
+
+// the sampling choices of the action: restore may leave it to the server (auto), pixelate names one
+function fillSamplings() {
+  const act = action();
+  const select = $("sampling");
+  const names = (act === "restore" ? ["auto"] : []).concat(Object.keys(state.samplings || {}));
+  select.innerHTML = "";
+  for (const name of names) {
+    const opt = document.createElement("option");
+    opt.value = name;
+    opt.textContent = name;
+    opt.title = name === "auto" ? "try mean and centre, keep the one the restoration agrees with" : state.samplings[name];
+    select.appendChild(opt);
+  }
+  $("sampling-row").hidden = (act !== "restore" && act !== "mosaic") || names.length === 0;
 }
 
 // ------------------------------------------------------------------ loading an image or a video
@@ -293,6 +312,7 @@ async function run() {
     form.append("task", "restore");
     form.append("model", $("model").value);
     if (cell) form.append("cell", cell);
+    if ($("sampling").value) form.append("sampling", $("sampling").value);
   } else if (act === "anonymize") {
     form.delete("mask");  // the finders decide what to hide
     form.append("task", "anonymize");
@@ -305,6 +325,7 @@ async function run() {
     form.append("method", act);
     form.append("cell", cell || "12");
     form.append("sigma", $("sigma").value);
+    if (act === "mosaic" && $("sampling").value) form.append("sampling", $("sampling").value);
   }
   state.busy = true;
   $("run").disabled = true;
@@ -465,6 +486,7 @@ for (const radio of document.querySelectorAll('input[name="action"]')) {
     $("sigma-row").hidden = act !== "blur";
     $("cell-row").hidden = act === "blur" || act === "solid";
     $("cell").placeholder = act === "restore" || act === "anonymize" ? "auto" : "12";
+    fillSamplings();
   });
 }
 document.addEventListener("keydown", (ev) => {
