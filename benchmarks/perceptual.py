@@ -125,7 +125,11 @@ def run_set(set_name: str, models: list[str], n_cases: int, n_train: int, seed: 
     return "\n".join(lines), {"niqe_original": niqe_orig, "rows": rows}
 
 
-def main() -> None:
+#: each set's latest table (not committed), for a later --write-only
+CACHE = ROOT / "runs" / "benchmarks" / "perceptual"
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit-niqe", action="store_true", help="refit the NIQE pristine model and stop")
     ap.add_argument("--sets", default="faces,scenes")
@@ -134,21 +138,26 @@ def main() -> None:
     ap.add_argument("--train-cases", type=int, default=40, help="train cases the two-sample critic learns from")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-write", action="store_true", help="print the tables; leave RESULTS.md alone")
+    ap.add_argument("--no-write", action="store_true", help="print the tables; leave RESULTS.md and the stored tables alone")
     ap.add_argument("--write-only", action="store_true", help="rewrite the RESULTS.md section from the sets' last tables")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.no_write and args.write_only:
+        ap.error("--no-write and --write-only contradict each other")
     import torch
 
     torch.set_num_threads(args.threads)
     if args.fit_niqe:
         fit_pristine()
         return
-    cache = ROOT / "runs" / "benchmarks" / "perceptual"  # each set's latest table (not committed)
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = CACHE
     for s in [] if args.write_only else args.sets.split(","):
         table, _ = run_set(s, args.models.split(","), args.cases, args.train_cases, args.seed)
-        (cache / f"{s}.md").write_text(table)
         print(table, flush=True)
+        if not args.no_write:  # a trial run (other cases, models or weights) must not reach a later --write-only
+            cache.mkdir(parents=True, exist_ok=True)
+            (cache / f"{s}.md").write_text(table)
+    if args.no_write:
+        return
     # the section holds every set's latest table (a set not rerun keeps its last one)
     parts = [(cache / f"{s}.md").read_text() for s in ("faces", "scenes") if (cache / f"{s}.md").exists()]
     if args.write_only:
@@ -163,7 +172,7 @@ def main() -> None:
         "scored on the val cases' crops (50 % = indistinguishable; the same crop positions for real and restored).\n\n"
         + "\n\n".join(parts)
     )
-    if not args.no_write and parts:
+    if parts:
         from benchmarks._results import write_section
 
         write_section(text, "<!-- perceptual -->", "<!-- /perceptual -->")
